@@ -1,0 +1,372 @@
+//! Request decoding by `Content-Type` and response encoding by `Accept`.
+//!
+//! The Python toolkit matches both headers as exact, case-sensitive strings, so
+//! `application/json; charset=utf-8` or `Application/JSON` fail there. We parse them as media
+//! types (RFC 9110): case-insensitive type, parameters allowed, `Accept` lists with q-values.
+//! Decoding yields the JSON document the toolkit would have built (`{"inputs": ...}` for CSV).
+
+use serde_json::{Map, Value};
+
+use crate::error::ToolkitError;
+
+/// A request body format we decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFormat {
+    /// `application/json`.
+    Json,
+    /// `text/csv` with a header row.
+    Csv,
+}
+
+/// A response format we produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// `application/json`.
+    Json,
+    /// `text/csv` (only for a list of flat objects).
+    Csv,
+    /// `application/x-npy` (only for numeric arrays).
+    Npy,
+}
+
+impl ResponseFormat {
+    /// The `Content-Type` of a response in this format. The toolkit echoes the Accept value; we
+    /// send the canonical type (with the charset for text).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ResponseFormat::Json => "application/json",
+            ResponseFormat::Csv => "text/csv; charset=utf-8",
+            ResponseFormat::Npy => "application/x-npy",
+        }
+    }
+}
+
+const SUPPORTED_REQUEST: &str = "application/json, text/csv";
+const SUPPORTED_ACCEPT: &str = "application/json, text/csv, application/x-npy";
+
+/// Splits a media type into its lower-cased essence and its parameters.
+fn parse_media_type(value: &str) -> (String, Vec<(String, String)>) {
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let params = parts
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned()))
+        })
+        .collect();
+    (essence, params)
+}
+
+/// Which decoder a `Content-Type` header selects.
+pub fn request_format(content_type: Option<&str>) -> Result<RequestFormat, ToolkitError> {
+    let unsupported = |ct: &str| ToolkitError::UnsupportedContentType {
+        content_type: ct.to_owned(),
+        supported: SUPPORTED_REQUEST.to_owned(),
+    };
+    let Some(raw) = content_type else {
+        return Err(unsupported("None (no Content-Type header)"));
+    };
+    let (essence, params) = parse_media_type(raw);
+    if let Some((_, charset)) = params.iter().find(|(k, _)| k == "charset") {
+        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+            return Err(ToolkitError::UnsupportedContentType {
+                content_type: raw.to_owned(),
+                supported: format!("{SUPPORTED_REQUEST} (charset utf-8 only)"),
+            });
+        }
+    }
+    match essence.as_str() {
+        "application/json" => Ok(RequestFormat::Json),
+        "text/csv" => Ok(RequestFormat::Csv),
+        _ => Err(unsupported(raw)),
+    }
+}
+
+/// Which encoder an `Accept` header selects: the highest-q media range we can produce; a missing
+/// header, `*/*` or `application/*` mean JSON.
+pub fn response_format(accept: Option<&str>) -> Result<ResponseFormat, ToolkitError> {
+    let Some(raw) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(ResponseFormat::Json);
+    };
+    let mut best: Option<(f32, usize, ResponseFormat)> = None;
+    for (pos, range) in raw.split(',').enumerate() {
+        let (essence, params) = parse_media_type(range);
+        let q = params
+            .iter()
+            .find(|(k, _)| k == "q")
+            .and_then(|(_, v)| v.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if q <= 0.0 {
+            continue;
+        }
+        let format = match essence.as_str() {
+            "application/json" | "*/*" | "application/*" => ResponseFormat::Json,
+            "text/csv" | "text/*" => ResponseFormat::Csv,
+            "application/x-npy" => ResponseFormat::Npy,
+            _ => continue,
+        };
+        // highest q wins; on a tie the first listed
+        if best.is_none_or(|(bq, _, _)| q > bq) {
+            best = Some((q, pos, format));
+        }
+    }
+    best.map(|(_, _, f)| f).ok_or_else(|| ToolkitError::UnsupportedAccept {
+        accept: raw.to_owned(),
+        reason: String::new(),
+        supported: SUPPORTED_ACCEPT.to_owned(),
+    })
+}
+
+/// Decodes a request body into the JSON document the pipeline reads.
+pub fn decode(format: RequestFormat, body: &[u8]) -> Result<Value, ToolkitError> {
+    match format {
+        RequestFormat::Json => decode_json(body),
+        RequestFormat::Csv => decode_csv(body),
+    }
+}
+
+fn decode_json(body: &[u8]) -> Result<Value, ToolkitError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ToolkitError::Validation(
+            "the request body is empty; send a JSON object such as {\"inputs\": \"...\"}".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ToolkitError::Validation(format!(
+            "the request body is not valid JSON ({e}); send a JSON object such as {{\"inputs\": \"...\"}}"
+        ))
+    })
+}
+
+/// The toolkit's CSV rule (`decoder_encoder.decode_csv`): the first line must be a header naming
+/// `inputs`, `question` or `context`; an `inputs` column becomes `{"inputs": [values]}`, otherwise
+/// every row becomes an object: `{"inputs": [{column: value}, ...]}`.
+fn decode_csv(body: &[u8]) -> Result<Value, ToolkitError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ToolkitError::Validation(format!("the CSV body is not valid UTF-8: {e}")))?;
+    let first = text.lines().next().unwrap_or("").to_ascii_lowercase();
+    if !["question", "context", "inputs"].iter().any(|h| first.contains(h)) {
+        return Err(ToolkitError::Validation(
+            "You need to provide the correct CSV with Header columns to use it with the inference toolkit default handler: the first line must be a header naming an `inputs` column (or `question` and `context`)".into(),
+        ));
+    }
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|e| ToolkitError::Validation(format!("invalid CSV header: {e}")))?
+        .clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| ToolkitError::Validation(format!("invalid CSV: {e}")))?;
+        rows.push(record);
+    }
+    if let Some(col) = headers.iter().position(|h| h == "inputs") {
+        let values =
+            rows.iter().map(|r| Value::String(r.get(col).unwrap_or("").to_owned())).collect();
+        return Ok(Value::Object(Map::from_iter([("inputs".to_owned(), Value::Array(values))])));
+    }
+    let objects = rows
+        .iter()
+        .map(|r| {
+            Value::Object(
+                headers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (h.to_owned(), Value::String(r.get(i).unwrap_or("").to_owned())))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(Value::Object(Map::from_iter([("inputs".to_owned(), Value::Array(objects))])))
+}
+
+/// Encodes a list of flat JSON objects as CSV the way the toolkit does (`csv.DictWriter` with the
+/// first row's keys as header, CRLF line ends, Python `str()` of each value).
+pub fn encode_csv(value: &Value) -> Result<Vec<u8>, ToolkitError> {
+    let not_tabular = || ToolkitError::UnsupportedAccept {
+        accept: "text/csv".into(),
+        reason: " for this response: CSV needs a list of flat objects".into(),
+        supported: "application/json".into(),
+    };
+    let rows: Vec<&Map<String, Value>> = match value {
+        Value::Array(items) if !items.is_empty() => {
+            items.iter().map(Value::as_object).collect::<Option<_>>().ok_or_else(not_tabular)?
+        }
+        Value::Object(obj) => vec![obj],
+        _ => return Err(not_tabular()),
+    };
+    let header: Vec<&String> = rows[0].keys().collect();
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(vec![]);
+    let csv_err = |e: csv::Error| ToolkitError::Internal(format!("CSV encoding failed: {e}"));
+    writer.write_record(header.iter().map(|h| h.as_bytes())).map_err(csv_err)?;
+    for row in rows {
+        let mut cells = Vec::with_capacity(header.len());
+        for key in &header {
+            cells.push(match row.get(*key) {
+                None | Some(Value::Null) => String::new(),
+                Some(v) => py_str(v).ok_or_else(not_tabular)?,
+            });
+        }
+        writer.write_record(&cells).map_err(csv_err)?;
+    }
+    writer.into_inner().map_err(|e| ToolkitError::Internal(format!("CSV encoding failed: {e}")))
+}
+
+/// Python's `str()` of a scalar JSON value; `None` for nested values.
+fn py_str(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => {
+                let mut b = Vec::new();
+                crate::json::write_py_float(&mut b, f);
+                String::from_utf8(b).unwrap_or_default()
+            }
+            _ => n.to_string(),
+        },
+        Value::Null => "None".to_owned(),
+        Value::Array(_) | Value::Object(_) => return None,
+    })
+}
+
+/// Encodes a nested numeric array as a NumPy `.npy` file (format 1.0, little-endian float64, C
+/// order), which is what `np.save(np.array(result))` writes for the toolkit's float lists.
+pub fn encode_npy(value: &Value) -> Result<Vec<u8>, ToolkitError> {
+    let not_numeric = || ToolkitError::UnsupportedAccept {
+        accept: "application/x-npy".into(),
+        reason: " for this response: NumPy output needs a rectangular numeric array".into(),
+        supported: "application/json".into(),
+    };
+    // shape from the first element at each depth
+    let mut shape = Vec::new();
+    let mut cur = value;
+    while let Value::Array(items) = cur {
+        shape.push(items.len());
+        match items.first() {
+            Some(first) => cur = first,
+            None => break,
+        }
+    }
+    let count: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(count * 8);
+    fn walk(v: &Value, depth: usize, shape: &[usize], data: &mut Vec<u8>) -> bool {
+        match v {
+            Value::Array(items) => {
+                depth < shape.len()
+                    && items.len() == shape[depth]
+                    && items.iter().all(|i| walk(i, depth + 1, shape, data))
+            }
+            Value::Number(n) if depth == shape.len() => match n.as_f64() {
+                Some(f) => {
+                    data.extend_from_slice(&f.to_le_bytes());
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+    if !walk(value, 0, &shape, &mut data) {
+        return Err(not_numeric());
+    }
+    let shape_str = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header =
+        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_str}, }}");
+    // magic(6) + version(2) + header-len(2) + header + '\n' is a multiple of 64
+    let total = 10 + header.len() + 1;
+    header.extend(std::iter::repeat_n(' ', (64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&u16::try_from(header.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_type_is_parsed_as_a_media_type() {
+        assert_eq!(request_format(Some("application/json")).unwrap(), RequestFormat::Json);
+        assert_eq!(request_format(Some("Application/JSON")).unwrap(), RequestFormat::Json);
+        assert_eq!(
+            request_format(Some("application/json; charset=UTF-8")).unwrap(),
+            RequestFormat::Json
+        );
+        assert_eq!(request_format(Some("text/csv")).unwrap(), RequestFormat::Csv);
+        for bad in ["text/plain", "application/octet-stream", "application/json; charset=latin-1"] {
+            let e = request_format(Some(bad)).unwrap_err();
+            assert_eq!(e.status(), 415, "{bad}");
+            assert!(e.to_string().contains("application/json"), "{e}");
+        }
+        assert_eq!(request_format(None).unwrap_err().status(), 415);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(response_format(None).unwrap(), ResponseFormat::Json);
+        assert_eq!(response_format(Some("*/*")).unwrap(), ResponseFormat::Json);
+        assert_eq!(response_format(Some("text/csv")).unwrap(), ResponseFormat::Csv);
+        assert_eq!(response_format(Some("application/x-npy")).unwrap(), ResponseFormat::Npy);
+        assert_eq!(
+            response_format(Some("application/json, text/plain;q=0.9")).unwrap(),
+            ResponseFormat::Json
+        );
+        assert_eq!(
+            response_format(Some("text/csv;q=0.5, application/json")).unwrap(),
+            ResponseFormat::Json
+        );
+        assert_eq!(response_format(Some("application/xml")).unwrap_err().status(), 406);
+        assert_eq!(response_format(Some("application/json;q=0")).unwrap_err().status(), 406);
+    }
+
+    #[test]
+    fn csv_with_inputs_column() {
+        let v = decode(RequestFormat::Csv, b"inputs\nI love this\nI hate this\n").unwrap();
+        assert_eq!(v, json!({"inputs": ["I love this", "I hate this"]}));
+        let v = decode(RequestFormat::Csv, b"question,context\nwho?,me\n").unwrap();
+        assert_eq!(v, json!({"inputs": [{"question": "who?", "context": "me"}]}));
+        let e = decode(RequestFormat::Csv, b"I love this\nI hate this\n").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("Header"), "{e}");
+    }
+
+    #[test]
+    fn json_errors_are_400_with_a_hint() {
+        let e = decode(RequestFormat::Json, b"{\"inputs\": \"unterminated").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("not valid JSON"));
+        assert_eq!(decode(RequestFormat::Json, b"  ").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn csv_output_like_dictwriter() {
+        let v = json!([{"label": "a,b", "score": 0.5}, {"label": "c", "score": 1e-05}]);
+        let out = String::from_utf8(encode_csv(&v).unwrap()).unwrap();
+        assert_eq!(out, "label,score\r\n\"a,b\",0.5\r\nc,1e-05\r\n");
+        assert_eq!(encode_csv(&json!([[1.0]])).unwrap_err().status(), 406);
+        assert_eq!(encode_csv(&json!([])).unwrap_err().status(), 406);
+    }
+
+    #[test]
+    fn npy_header_and_data() {
+        let out = encode_npy(&json!([[1.0, 2.0], [3.0, 4.5]])).unwrap();
+        assert_eq!(&out[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([out[8], out[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let header = std::str::from_utf8(&out[10..10 + hlen]).unwrap();
+        assert!(header.contains("'shape': (2, 2)"), "{header}");
+        assert_eq!(&out[10 + hlen..10 + hlen + 8], &1.0f64.to_le_bytes());
+        assert_eq!(out.len(), 10 + hlen + 32);
+        assert_eq!(encode_npy(&json!([[1.0], [2.0, 3.0]])).unwrap_err().status(), 406);
+        assert_eq!(encode_npy(&json!([{"a": 1}])).unwrap_err().status(), 406);
+    }
+}

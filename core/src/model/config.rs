@@ -1,0 +1,223 @@
+//! `config.json`: the fields every model shares, and the architecture dispatched by `model_type`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::ToolkitError;
+
+/// The `model_type`s this build can run.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
+
+/// An activation function named in `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Exact GELU (`erf`), transformers' `"gelu"`.
+    Gelu,
+    /// Tanh approximation of GELU.
+    #[serde(alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    GeluNew,
+    /// ReLU.
+    Relu,
+}
+
+fn default_gelu() -> Activation {
+    Activation::Gelu
+}
+fn default_ln_eps() -> f64 {
+    1e-12
+}
+fn default_absolute() -> String {
+    "absolute".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+
+/// BERT, RoBERTa, XLM-RoBERTa and CamemBERT share this configuration (`BertConfig`,
+/// `RobertaConfig`, `XLMRobertaConfig`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Number of layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads.
+    pub num_attention_heads: usize,
+    /// Feed-forward size.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    #[serde(default = "default_gelu")]
+    pub hidden_act: Activation,
+    /// Size of the position embedding table.
+    pub max_position_embeddings: usize,
+    /// Number of segment types.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// Layer-norm epsilon.
+    #[serde(default = "default_ln_eps")]
+    pub layer_norm_eps: f64,
+    /// Only `absolute` is supported.
+    #[serde(default = "default_absolute")]
+    pub position_embedding_type: String,
+}
+
+/// `DistilBertConfig`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DistilBertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub dim: usize,
+    /// Number of layers.
+    pub n_layers: usize,
+    /// Number of attention heads.
+    pub n_heads: usize,
+    /// Feed-forward size.
+    pub hidden_dim: usize,
+    /// Feed-forward activation.
+    #[serde(default = "default_gelu")]
+    pub activation: Activation,
+    /// Size of the position embedding table.
+    pub max_position_embeddings: usize,
+}
+
+/// The architecture, by `model_type`.
+#[derive(Debug, Clone)]
+pub enum ArchConfig {
+    /// `bert`, `roberta`, `xlm-roberta`, `camembert`.
+    Bert(BertConfig),
+    /// `distilbert`.
+    DistilBert(DistilBertConfig),
+}
+
+#[derive(Debug, Deserialize)]
+struct Common {
+    model_type: Option<String>,
+    #[serde(default)]
+    architectures: Vec<String>,
+    #[serde(default)]
+    id2label: BTreeMap<String, String>,
+    problem_type: Option<String>,
+    num_labels: Option<usize>,
+    pad_token_id: Option<u32>,
+}
+
+/// What we read from `config.json`.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// `model_type`.
+    pub model_type: String,
+    /// `architectures` (used to infer the task).
+    pub architectures: Vec<String>,
+    /// Labels by class index (`id2label`), `LABEL_i` where missing.
+    pub labels: Vec<String>,
+    /// `problem_type`, e.g. `multi_label_classification`.
+    pub problem_type: Option<String>,
+    /// The padding token id.
+    pub pad_token_id: u32,
+    /// The architecture's own fields.
+    pub arch: ArchConfig,
+}
+
+impl ModelConfig {
+    /// Whether position ids start after the padding index (RoBERTa family).
+    pub fn roberta_positions(&self) -> bool {
+        matches!(self.model_type.as_str(), "roberta" | "xlm-roberta" | "camembert")
+    }
+
+    /// Reads and parses `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self, ToolkitError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ToolkitError::model_load_with(format!("cannot read {}", path.display()), e)
+        })?;
+        Self::from_json(&text)
+            .map_err(|e| ToolkitError::model_load(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses the text of `config.json`.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        let common: Common =
+            serde_json::from_value(value.clone()).map_err(|e| format!("invalid config: {e}"))?;
+        let model_type = common.model_type.ok_or("`model_type` is missing")?;
+        let arch = match model_type.as_str() {
+            "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+                let c: BertConfig = serde_json::from_value(value)
+                    .map_err(|e| format!("invalid {model_type} config: {e}"))?;
+                if c.position_embedding_type != "absolute" {
+                    return Err(format!(
+                        "position_embedding_type {:?} is not supported (only \"absolute\")",
+                        c.position_embedding_type
+                    ));
+                }
+                if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+                    return Err("hidden_size must be a multiple of num_attention_heads".into());
+                }
+                ArchConfig::Bert(c)
+            }
+            "distilbert" => {
+                let c: DistilBertConfig = serde_json::from_value(value)
+                    .map_err(|e| format!("invalid distilbert config: {e}"))?;
+                if c.n_heads == 0 || c.dim % c.n_heads != 0 {
+                    return Err("dim must be a multiple of n_heads".into());
+                }
+                ArchConfig::DistilBert(c)
+            }
+            other => {
+                return Err(format!(
+                    "model_type {other:?} is not supported yet; supported: {}",
+                    SUPPORTED_MODEL_TYPES.join(", ")
+                ))
+            }
+        };
+        let n = common
+            .num_labels
+            .unwrap_or(0)
+            .max(common.id2label.keys().filter_map(|k| k.parse::<usize>().ok()).map(|k| k + 1).max().unwrap_or(0));
+        let labels = (0..n)
+            .map(|i| common.id2label.get(&i.to_string()).cloned().unwrap_or(format!("LABEL_{i}")))
+            .collect();
+        let default_pad = if model_type == "bert" || model_type == "distilbert" { 0 } else { 1 };
+        Ok(ModelConfig {
+            pad_token_id: common.pad_token_id.unwrap_or(default_pad),
+            model_type,
+            architectures: common.architectures,
+            labels,
+            problem_type: common.problem_type,
+            arch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bert_with_labels() {
+        let c = ModelConfig::from_json(
+            r#"{"model_type":"bert","architectures":["BertForSequenceClassification"],
+                "vocab_size":10,"hidden_size":4,"num_hidden_layers":1,"num_attention_heads":2,
+                "intermediate_size":8,"max_position_embeddings":16,
+                "id2label":{"0":"neg","1":"pos"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.labels, ["neg", "pos"]);
+        assert!(matches!(c.arch, ArchConfig::Bert(ref b) if b.hidden_act == Activation::Gelu));
+        assert!(!c.roberta_positions());
+    }
+
+    #[test]
+    fn clear_errors() {
+        let e = ModelConfig::from_json(r#"{"model_type":"gpt2"}"#).unwrap_err();
+        assert!(e.contains("gpt2") && e.contains("distilbert"), "{e}");
+        assert!(ModelConfig::from_json("{").unwrap_err().contains("JSON"));
+        assert!(ModelConfig::from_json(r#"{"model_type":"bert"}"#).unwrap_err().contains("vocab_size"));
+    }
+}

@@ -1,0 +1,285 @@
+//! Pipelines: pre-processing, the model call and post-processing of each task, with transformers'
+//! semantics. Tasks are a closed set, dispatched through [`AnyPipeline`].
+
+pub mod feature_extraction;
+pub mod text_classification;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::codec::{self, ResponseFormat};
+use crate::error::ToolkitError;
+use crate::model::{self, HeadKind, Matrix, ModelConfig, ModelSource, TextModel, TokenSequence};
+use crate::schema;
+use crate::task::{Task, TaskSpec};
+use crate::tokenize::TextTokenizer;
+pub use feature_extraction::FeatureExtractionPipeline;
+pub use text_classification::TextClassificationPipeline;
+
+/// How to load a pipeline.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where the model is.
+    pub source: ModelSource,
+    /// The task (`HF_TASK`); `None` infers it from `config.json`.
+    pub task: Option<TaskSpec>,
+    /// The most tokens one request may carry (all inputs together), bounding memory and time.
+    pub max_request_tokens: usize,
+    /// The most sequences run through the model in one forward pass.
+    pub max_batch_size: usize,
+}
+
+impl LoadOptions {
+    /// Options for a local model directory with default limits.
+    pub fn local(dir: impl Into<PathBuf>, task: Option<TaskSpec>) -> Self {
+        Self { source: ModelSource::LocalDir(dir.into()), task, max_request_tokens: 16_384, max_batch_size: 32 }
+    }
+}
+
+/// The result of a pipeline, before encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineOutput {
+    /// Token embeddings, one `[tokens × hidden]` matrix per input; `batched` when the request
+    /// held a list (the toolkit then nests one level deeper).
+    Embeddings {
+        /// Whether `inputs` was a list.
+        batched: bool,
+        /// One matrix per input.
+        items: Vec<Matrix>,
+    },
+    /// Any other JSON result.
+    Json(Value),
+}
+
+impl PipelineOutput {
+    /// The output as a JSON value (floats widened from f32, as the toolkit prints them).
+    pub fn to_value(&self) -> Value {
+        match self {
+            PipelineOutput::Json(v) => v.clone(),
+            PipelineOutput::Embeddings { batched, items } => {
+                let one = |m: &Matrix| {
+                    Value::Array(vec![Value::Array(
+                        (0..m.rows)
+                            .map(|r| {
+                                Value::Array(
+                                    m.row(r).iter().map(|&x| Value::from(f64::from(x))).collect(),
+                                )
+                            })
+                            .collect(),
+                    )])
+                };
+                if *batched {
+                    Value::Array(items.iter().map(one).collect())
+                } else {
+                    items.first().map(one).unwrap_or(Value::Array(vec![]))
+                }
+            }
+        }
+    }
+
+    /// Encodes the output in the negotiated format.
+    pub fn encode(&self, format: ResponseFormat) -> Result<Vec<u8>, ToolkitError> {
+        match (self, format) {
+            (PipelineOutput::Embeddings { batched, items }, ResponseFormat::Json) => {
+                Ok(write_embeddings_json(*batched, items))
+            }
+            (_, ResponseFormat::Json) => crate::json::to_vec(&self.to_value())
+                .map_err(|e| ToolkitError::Internal(format!("JSON encoding failed: {e}"))),
+            (_, ResponseFormat::Csv) => codec::encode_csv(&self.to_value()),
+            (_, ResponseFormat::Npy) => codec::encode_npy(&self.to_value()),
+        }
+    }
+}
+
+/// Writes token embeddings straight into the output buffer (the batch-32 reply of a 384-wide
+/// model is megabytes of floats: no intermediate JSON tree).
+fn write_embeddings_json(batched: bool, items: &[Matrix]) -> Vec<u8> {
+    let floats: usize = items.iter().map(|m| m.data.len()).sum();
+    let mut out = Vec::with_capacity(floats * 21 + 16);
+    let write_one = |out: &mut Vec<u8>, m: &Matrix| {
+        out.extend_from_slice(b"[[");
+        for r in 0..m.rows {
+            if r > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            for (i, &x) in m.row(r).iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                crate::json::write_py_float(out, f64::from(x));
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"]]");
+    };
+    if batched {
+        out.push(b'[');
+        for (i, m) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_one(&mut out, m);
+        }
+        out.push(b']');
+    } else if let Some(m) = items.first() {
+        write_one(&mut out, m);
+    } else {
+        out.extend_from_slice(b"[]");
+    }
+    out
+}
+
+/// A tokenizer and an encoder model: what every text pipeline here shares.
+pub struct TextEncoder {
+    tokenizer: TextTokenizer,
+    model: Box<dyn TextModel>,
+    config: ModelConfig,
+    max_request_tokens: usize,
+    max_batch_size: usize,
+}
+
+impl std::fmt::Debug for TextEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEncoder")
+            .field("model_type", &self.config.model_type)
+            .field("tokenizer", &self.tokenizer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TextEncoder {
+    /// Assembles an encoder from its parts (tests use a stub model).
+    pub fn new(
+        tokenizer: TextTokenizer,
+        model: Box<dyn TextModel>,
+        config: ModelConfig,
+        opts: &LoadOptions,
+    ) -> Self {
+        Self {
+            tokenizer,
+            model,
+            config,
+            max_request_tokens: opts.max_request_tokens,
+            max_batch_size: opts.max_batch_size.max(1),
+        }
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Checks lengths and the request budget, then runs the model on every sequence, batching
+    /// sequences of similar length together. Returns one matrix per sequence, in order.
+    pub fn run(&self, seqs: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
+        let max = self.model.max_positions();
+        if let Some((i, s)) = seqs.iter().enumerate().find(|(_, s)| s.ids.len() > max) {
+            let which = if seqs.len() > 1 { format!("input {i}") } else { "the input".to_owned() };
+            return Err(ToolkitError::InputTooLong(format!(
+                "{which} is {} tokens long but the model accepts at most {max}; shorten it or pass \"parameters\": {{\"truncation\": true}}",
+                s.ids.len()
+            )));
+        }
+        let total: usize = seqs.iter().map(|s| s.ids.len()).sum();
+        if total > self.max_request_tokens {
+            return Err(ToolkitError::InputTooLong(format!(
+                "the request holds {total} tokens, more than the limit of {} per request (HF_MAX_REQUEST_TOKENS); split it into smaller requests",
+                self.max_request_tokens
+            )));
+        }
+        // longest first, so each batch pads little
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].ids.len()));
+        let mut out: Vec<Option<Matrix>> = vec![None; seqs.len()];
+        for chunk in order.chunks(self.max_batch_size) {
+            let batch: Vec<TokenSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+            let results = self.model.forward(&batch)?;
+            if results.len() != chunk.len() {
+                return Err(ToolkitError::Internal("the model returned a wrong batch size".into()));
+            }
+            for (&i, m) in chunk.iter().zip(results) {
+                out[i] = Some(m);
+            }
+        }
+        out.into_iter()
+            .map(|m| m.ok_or_else(|| ToolkitError::Internal("missing model output".into())))
+            .collect()
+    }
+}
+
+/// A loaded pipeline for one task.
+#[derive(Debug)]
+pub enum AnyPipeline {
+    /// `feature-extraction`.
+    FeatureExtraction(FeatureExtractionPipeline),
+    /// `text-classification` / `sentiment-analysis`.
+    TextClassification(TextClassificationPipeline),
+}
+
+impl AnyPipeline {
+    /// Resolves the model files, reads the config, decides the task and builds the pipeline.
+    pub fn load(opts: &LoadOptions) -> Result<Self, ToolkitError> {
+        let files = opts.source.resolve()?;
+        let config = ModelConfig::from_file(&files.config)?;
+        let spec = match &opts.task {
+            Some(t) => t.clone(),
+            None => TaskSpec::infer(&config.architectures)?,
+        };
+        spec.ensure_implemented()?;
+        schema::ensure_available(spec.task)?;
+        let head = match spec.task {
+            Task::TextClassification => HeadKind::SequenceClassification,
+            _ => HeadKind::HiddenStates,
+        };
+        let tokenizer = TextTokenizer::load(&files, config.pad_token_id)?;
+        let device = model::device();
+        let model = model::load(&files, &config, head, &device)?;
+        let encoder = TextEncoder::new(tokenizer, model, config, opts);
+        Self::from_encoder(spec.task, encoder)
+    }
+
+    /// Builds the pipeline of `task` over an encoder.
+    pub fn from_encoder(task: Task, encoder: TextEncoder) -> Result<Self, ToolkitError> {
+        match task {
+            Task::FeatureExtraction => {
+                Ok(Self::FeatureExtraction(FeatureExtractionPipeline::new(encoder)))
+            }
+            Task::TextClassification => {
+                Ok(Self::TextClassification(TextClassificationPipeline::new(encoder)?))
+            }
+            other => Err(ToolkitError::Config(format!(
+                "task {other} is not implemented yet; implemented tasks: {}",
+                Task::implemented_list()
+            ))),
+        }
+    }
+
+    /// The task.
+    pub fn task(&self) -> Task {
+        match self {
+            Self::FeatureExtraction(_) => Task::FeatureExtraction,
+            Self::TextClassification(_) => Task::TextClassification,
+        }
+    }
+
+    /// Validates a decoded request against the task's schema and runs it.
+    pub fn run(&self, request: Value) -> Result<PipelineOutput, ToolkitError> {
+        schema::validate_request(self.task(), &request)?;
+        match self {
+            Self::FeatureExtraction(p) => p.run(crate::types::from_value(request)?),
+            Self::TextClassification(p) => p.run(crate::types::from_value(request)?),
+        }
+    }
+
+    /// Runs one small request so that the first real one does not pay for lazy set-up.
+    pub fn warm_up(&self) -> Result<(), ToolkitError> {
+        self.run(serde_json::json!({"inputs": "warm up"})).map(|_| ())
+    }
+}

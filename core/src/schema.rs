@@ -1,0 +1,173 @@
+//! The JSON Schemas of `schemas/`, embedded at build time: the single source of truth of the wire
+//! format. Every request is validated against its task's request schema before a pipeline sees it;
+//! tests validate every golden response against the response schema.
+
+use std::sync::LazyLock;
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+use crate::error::ToolkitError;
+use crate::task::Task;
+
+/// A task's request and response schema, as JSON text.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaSource {
+    /// The task.
+    pub task: Task,
+    /// `schemas/<task>/request.schema.json`.
+    pub request: &'static str,
+    /// `schemas/<task>/response.schema.json`.
+    pub response: &'static str,
+}
+
+/// Every schema this build ships.
+pub const SOURCES: &[SchemaSource] = &[
+    SchemaSource {
+        task: Task::FeatureExtraction,
+        request: include_str!("../../schemas/feature-extraction/request.schema.json"),
+        response: include_str!("../../schemas/feature-extraction/response.schema.json"),
+    },
+    SchemaSource {
+        task: Task::TextClassification,
+        request: include_str!("../../schemas/text-classification/request.schema.json"),
+        response: include_str!("../../schemas/text-classification/response.schema.json"),
+    },
+];
+
+struct Compiled {
+    task: Task,
+    request: Validator,
+    response: Validator,
+}
+
+fn compile(text: &str) -> Result<Validator, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    jsonschema::draft202012::new(&value).map_err(|e| e.to_string())
+}
+
+static COMPILED: LazyLock<Result<Vec<Compiled>, String>> = LazyLock::new(|| {
+    SOURCES
+        .iter()
+        .map(|s| {
+            Ok(Compiled {
+                task: s.task,
+                request: compile(s.request).map_err(|e| format!("{} request: {e}", s.task))?,
+                response: compile(s.response).map_err(|e| format!("{} response: {e}", s.task))?,
+            })
+        })
+        .collect()
+});
+
+fn compiled(task: Task) -> Result<&'static Compiled, ToolkitError> {
+    let all = COMPILED
+        .as_ref()
+        .map_err(|e| ToolkitError::Internal(format!("embedded schema does not compile: {e}")))?;
+    all.iter()
+        .find(|c| c.task == task)
+        .ok_or_else(|| ToolkitError::Internal(format!("no schema for task {task}")))
+}
+
+/// Checks at start-up that the task's schemas exist and compile.
+pub fn ensure_available(task: Task) -> Result<(), ToolkitError> {
+    compiled(task).map(|_| ())
+}
+
+fn describe(validator: &Validator, value: &Value) -> Option<String> {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .take(3)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let path = if path.is_empty() { "the body".to_owned() } else { path };
+            let mut text = e.to_string();
+            if text.len() > 300 {
+                let cut = (0..=300).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                text.truncate(cut);
+                text.push('…');
+            }
+            format!("{path}: {text}")
+        })
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+/// Validates a decoded request document against the task's request schema.
+pub fn validate_request(task: Task, value: &Value) -> Result<(), ToolkitError> {
+    let c = compiled(task)?;
+    match describe(&c.request, value) {
+        None => Ok(()),
+        Some(why) => Err(ToolkitError::Validation(format!(
+            "invalid {task} request: {why}. The request schema is schemas/{task}/request.schema.json"
+        ))),
+    }
+}
+
+/// Validates a response document against the task's response schema (used by tests and debug
+/// builds to keep the schema honest).
+pub fn validate_response(task: Task, value: &Value) -> Result<(), ToolkitError> {
+    let c = compiled(task)?;
+    match describe(&c.response, value) {
+        None => Ok(()),
+        Some(why) => Err(ToolkitError::Internal(format!("invalid {task} response: {why}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_schema_compiles() {
+        for s in SOURCES {
+            ensure_available(s.task).unwrap();
+        }
+    }
+
+    #[test]
+    fn text_classification_requests() {
+        let ok = [
+            json!({"inputs": "hi"}),
+            json!({"inputs": ["a", "b"], "parameters": {"top_k": null}}),
+            json!({"inputs": {"text": "a", "text_pair": "b"}}),
+            json!({"text": "a", "text_pair": "b"}),
+            json!({"inputs": "a", "parameters": {"function_to_apply": "SIGMOID", "top_k": 2}}),
+            json!({"inputs": "a", "parameters": null}),
+        ];
+        for v in ok {
+            validate_request(Task::TextClassification, &v).unwrap();
+        }
+        let bad = [
+            json!("just a string"),
+            json!(["a"]),
+            json!({"inputs": 123}),
+            json!({"inputs": null}),
+            json!({"inputs": [1, 2]}),
+            json!({"inputs": "a", "parameters": [1, 2]}),
+            json!({"inputs": "a", "parameters": {"top_k": -1}}),
+            json!({"inputs": "a", "parameters": {"function_to_apply": "relu"}}),
+            json!({"inputs": "a", "parameters": {"not_a_real_param": 1}}),
+            json!({"inputs": "a", "text": "b"}),
+        ];
+        for v in bad {
+            let e = validate_request(Task::TextClassification, &v).unwrap_err();
+            assert_eq!(e.status(), 400, "{v}");
+        }
+    }
+
+    #[test]
+    fn feature_extraction_requests_and_responses() {
+        validate_request(Task::FeatureExtraction, &json!({"inputs": ["a", "b"]})).unwrap();
+        let e = validate_request(Task::FeatureExtraction, &json!({"text": "a"})).unwrap_err();
+        assert!(e.to_string().contains("inputs"), "{e}");
+        validate_response(Task::FeatureExtraction, &json!([[[0.1, 0.2], [0.3, 0.4]]])).unwrap();
+        validate_response(Task::FeatureExtraction, &json!([[[[0.1]]], [[[0.2]]]])).unwrap();
+        validate_response(Task::FeatureExtraction, &json!([])).unwrap();
+        assert!(validate_response(Task::FeatureExtraction, &json!([[0.1]])).is_err());
+        validate_response(Task::TextClassification, &json!([])).unwrap();
+        validate_response(Task::TextClassification, &json!([{"label": "a", "score": 0.5}]))
+            .unwrap();
+        assert!(validate_response(Task::TextClassification, &json!([{"label": "a"}])).is_err());
+    }
+}

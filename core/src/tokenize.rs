@@ -1,0 +1,180 @@
+//! Tokenization with transformers' call semantics (`tokenizer(text, text_pair, truncation=...,
+//! max_length=..., padding=..., add_special_tokens=...)`), on top of the `tokenizers` crate and the
+//! model's `tokenizer.json`.
+//!
+//! Truncation is decided per request, so the shared tokenizer has its own truncation and padding
+//! switched off; we truncate the raw encodings (leaving room for the special tokens, as
+//! `TokenizerImpl::post_process` does) and then add the special tokens.
+
+use std::path::Path;
+
+use tokenizers::utils::truncation::{truncate_encodings, TruncationDirection, TruncationParams};
+use tokenizers::{Encoding, Tokenizer};
+
+pub use tokenizers::utils::truncation::TruncationStrategy;
+
+use crate::error::ToolkitError;
+use crate::model::{ModelFiles, TokenSequence};
+
+/// transformers' `VERY_LARGE_INTEGER` and friends: a `model_max_length` above this means "none".
+const NO_LIMIT: f64 = 1e12;
+
+/// How to pad a single input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// No padding (`false`, `"do_not_pad"`, and `true`/`"longest"` for one input).
+    #[default]
+    None,
+    /// Pad to `max_length` (or the model's maximum).
+    MaxLength,
+}
+
+/// Per-request tokenizer arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenizeOptions {
+    /// `None` = no truncation.
+    pub truncation: Option<TruncationStrategy>,
+    /// `max_length`; `None` = the tokenizer's `model_max_length`.
+    pub max_length: Option<usize>,
+    /// Padding.
+    pub padding: Padding,
+    /// Add `[CLS]`/`[SEP]` (or `<s>`/`</s>`).
+    pub add_special_tokens: bool,
+}
+
+impl Default for TokenizeOptions {
+    fn default() -> Self {
+        Self { truncation: None, max_length: None, padding: Padding::None, add_special_tokens: true }
+    }
+}
+
+/// A model's tokenizer.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    model_max_length: Option<usize>,
+    pad_id: u32,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("model_max_length", &self.model_max_length)
+            .field("pad_id", &self.pad_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tokenizer_error(e: impl std::fmt::Display) -> ToolkitError {
+    ToolkitError::InvalidParameters(format!("tokenization failed: {e}"))
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json` (required) and `model_max_length` from `tokenizer_config.json`.
+    pub fn load(files: &ModelFiles, pad_id: u32) -> Result<Self, ToolkitError> {
+        let path = files.tokenizer.as_deref().ok_or_else(|| {
+            ToolkitError::model_load(format!(
+                "{} has no tokenizer.json; save a fast tokenizer with `AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)`",
+                files.dir.display()
+            ))
+        })?;
+        let mut inner = Tokenizer::from_file(path).map_err(|e| {
+            ToolkitError::model_load(format!("cannot load {}: {e}", path.display()))
+        })?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| ToolkitError::model_load(format!("cannot configure the tokenizer: {e}")))?;
+        let model_max_length = match &files.tokenizer_config {
+            Some(p) => read_model_max_length(p)?,
+            None => None,
+        };
+        Ok(Self { inner, model_max_length, pad_id })
+    }
+
+    /// `model_max_length` from `tokenizer_config.json`, if it sets a real limit.
+    pub fn model_max_length(&self) -> Option<usize> {
+        self.model_max_length
+    }
+
+    /// Tokenizes one text (and optional pair) as transformers' `tokenizer(...)` call would.
+    pub fn encode(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        opts: &TokenizeOptions,
+    ) -> Result<TokenSequence, ToolkitError> {
+        let first = self.inner.encode(text, false).map_err(tokenizer_error)?;
+        let second = match pair {
+            Some(p) => Some(self.inner.encode(p, false).map_err(tokenizer_error)?),
+            None => None,
+        };
+        let (first, second) = match opts.truncation {
+            None => (first, second),
+            Some(strategy) => {
+                if strategy == TruncationStrategy::OnlySecond && second.is_none() {
+                    return Err(ToolkitError::InvalidParameters(
+                        "truncation \"only_second\" needs a text pair; use true or \"longest_first\" for a single text".into(),
+                    ));
+                }
+                match opts.max_length.or(self.model_max_length) {
+                    None => (first, second),
+                    Some(max) => {
+                        let added = if opts.add_special_tokens {
+                            self.inner
+                                .get_post_processor()
+                                .map(|p| tokenizers::PostProcessor::added_tokens(p, second.is_some()))
+                                .unwrap_or(0)
+                        } else {
+                            0
+                        };
+                        let params = TruncationParams {
+                            direction: TruncationDirection::Right,
+                            max_length: max.checked_sub(added).ok_or_else(|| {
+                                ToolkitError::InvalidParameters(format!(
+                                    "max_length {max} is shorter than the {added} special tokens the model adds"
+                                ))
+                            })?,
+                            strategy,
+                            stride: 0,
+                        };
+                        truncate_encodings(first, second, &params).map_err(tokenizer_error)?
+                    }
+                }
+            }
+        };
+        let enc: Encoding = self
+            .inner
+            .post_process(first, second, opts.add_special_tokens)
+            .map_err(tokenizer_error)?;
+        let mut seq = TokenSequence {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+            attention_mask: enc.get_attention_mask().to_vec(),
+        };
+        if opts.padding == Padding::MaxLength {
+            if let Some(target) = opts.max_length.or(self.model_max_length) {
+                let n = seq.ids.len();
+                if n < target {
+                    seq.ids.resize(target, self.pad_id);
+                    seq.type_ids.resize(target, 0);
+                    seq.attention_mask.resize(target, 0);
+                }
+            }
+        }
+        Ok(seq)
+    }
+}
+
+fn read_model_max_length(path: &Path) -> Result<Option<usize>, ToolkitError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ToolkitError::model_load_with(format!("cannot read {}", path.display()), e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ToolkitError::model_load_with(format!("invalid {}", path.display()), e))?;
+    Ok(v.get("model_max_length").and_then(serde_json::Value::as_f64).and_then(|m| {
+        if m > 0.0 && m < NO_LIMIT {
+            Some(m as usize)
+        } else {
+            None
+        }
+    }))
+}
