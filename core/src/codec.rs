@@ -35,7 +35,7 @@ impl ResponseFormat {
     pub fn content_type(self) -> &'static str {
         match self {
             ResponseFormat::Json => "application/json",
-            ResponseFormat::Csv => "text/csv; charset=utf-8",
+            ResponseFormat::Csv => "text/csv",
             ResponseFormat::Npy => "application/x-npy",
         }
     }
@@ -51,7 +51,10 @@ fn parse_media_type(value: &str) -> (String, Vec<(String, String)>) {
     let params = parts
         .filter_map(|p| {
             let (k, v) = p.split_once('=')?;
-            Some((k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned()))
+            Some((
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_owned(),
+            ))
         })
         .collect();
     (essence, params)
@@ -110,11 +113,12 @@ pub fn response_format(accept: Option<&str>) -> Result<ResponseFormat, ToolkitEr
             best = Some((q, pos, format));
         }
     }
-    best.map(|(_, _, f)| f).ok_or_else(|| ToolkitError::UnsupportedAccept {
-        accept: raw.to_owned(),
-        reason: String::new(),
-        supported: SUPPORTED_ACCEPT.to_owned(),
-    })
+    best.map(|(_, _, f)| f)
+        .ok_or_else(|| ToolkitError::UnsupportedAccept {
+            accept: raw.to_owned(),
+            reason: String::new(),
+            supported: SUPPORTED_ACCEPT.to_owned(),
+        })
 }
 
 /// Decodes a request body into the JSON document the pipeline reads.
@@ -145,12 +149,18 @@ fn decode_csv(body: &[u8]) -> Result<Value, ToolkitError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ToolkitError::Validation(format!("the CSV body is not valid UTF-8: {e}")))?;
     let first = text.lines().next().unwrap_or("").to_ascii_lowercase();
-    if !["question", "context", "inputs"].iter().any(|h| first.contains(h)) {
+    if !["question", "context", "inputs"]
+        .iter()
+        .any(|h| first.contains(h))
+    {
         return Err(ToolkitError::Validation(
             "You need to provide the correct CSV with Header columns to use it with the inference toolkit default handler: the first line must be a header naming an `inputs` column (or `question` and `context`)".into(),
         ));
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(body);
     let headers = reader
         .headers()
         .map_err(|e| ToolkitError::Validation(format!("invalid CSV header: {e}")))?
@@ -161,9 +171,14 @@ fn decode_csv(body: &[u8]) -> Result<Value, ToolkitError> {
         rows.push(record);
     }
     if let Some(col) = headers.iter().position(|h| h == "inputs") {
-        let values =
-            rows.iter().map(|r| Value::String(r.get(col).unwrap_or("").to_owned())).collect();
-        return Ok(Value::Object(Map::from_iter([("inputs".to_owned(), Value::Array(values))])));
+        let values = rows
+            .iter()
+            .map(|r| Value::String(r.get(col).unwrap_or("").to_owned()))
+            .collect();
+        return Ok(Value::Object(Map::from_iter([(
+            "inputs".to_owned(),
+            Value::Array(values),
+        )])));
     }
     let objects = rows
         .iter()
@@ -172,12 +187,20 @@ fn decode_csv(body: &[u8]) -> Result<Value, ToolkitError> {
                 headers
                     .iter()
                     .enumerate()
-                    .map(|(i, h)| (h.to_owned(), Value::String(r.get(i).unwrap_or("").to_owned())))
+                    .map(|(i, h)| {
+                        (
+                            h.to_owned(),
+                            Value::String(r.get(i).unwrap_or("").to_owned()),
+                        )
+                    })
                     .collect(),
             )
         })
         .collect();
-    Ok(Value::Object(Map::from_iter([("inputs".to_owned(), Value::Array(objects))])))
+    Ok(Value::Object(Map::from_iter([(
+        "inputs".to_owned(),
+        Value::Array(objects),
+    )])))
 }
 
 /// Encodes a list of flat JSON objects as CSV the way the toolkit does (`csv.DictWriter` with the
@@ -189,16 +212,22 @@ pub fn encode_csv(value: &Value) -> Result<Vec<u8>, ToolkitError> {
         supported: "application/json".into(),
     };
     let rows: Vec<&Map<String, Value>> = match value {
-        Value::Array(items) if !items.is_empty() => {
-            items.iter().map(Value::as_object).collect::<Option<_>>().ok_or_else(not_tabular)?
-        }
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(Value::as_object)
+            .collect::<Option<_>>()
+            .ok_or_else(not_tabular)?,
         Value::Object(obj) => vec![obj],
         _ => return Err(not_tabular()),
     };
     let header: Vec<&String> = rows[0].keys().collect();
-    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(vec![]);
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(vec![]);
     let csv_err = |e: csv::Error| ToolkitError::Internal(format!("CSV encoding failed: {e}"));
-    writer.write_record(header.iter().map(|h| h.as_bytes())).map_err(csv_err)?;
+    writer
+        .write_record(header.iter().map(|h| h.as_bytes()))
+        .map_err(csv_err)?;
     for row in rows {
         let mut cells = Vec::with_capacity(header.len());
         for key in &header {
@@ -209,7 +238,9 @@ pub fn encode_csv(value: &Value) -> Result<Vec<u8>, ToolkitError> {
         }
         writer.write_record(&cells).map_err(csv_err)?;
     }
-    writer.into_inner().map_err(|e| ToolkitError::Internal(format!("CSV encoding failed: {e}")))
+    writer
+        .into_inner()
+        .map_err(|e| ToolkitError::Internal(format!("CSV encoding failed: {e}")))
 }
 
 /// Python's `str()` of a scalar JSON value; `None` for nested values.
@@ -272,17 +303,27 @@ pub fn encode_npy(value: &Value) -> Result<Vec<u8>, ToolkitError> {
     }
     let shape_str = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header =
-        format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_str}, }}");
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_str}, }}");
     // magic(6) + version(2) + header-len(2) + header + '\n' is a multiple of 64
     let total = 10 + header.len() + 1;
     header.extend(std::iter::repeat_n(' ', (64 - total % 64) % 64));
     header.push('\n');
     let mut out = Vec::with_capacity(10 + header.len() + data.len());
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&u16::try_from(header.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u16::try_from(header.len())
+            .unwrap_or(u16::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(&data);
     Ok(out)
@@ -295,14 +336,27 @@ mod tests {
 
     #[test]
     fn content_type_is_parsed_as_a_media_type() {
-        assert_eq!(request_format(Some("application/json")).unwrap(), RequestFormat::Json);
-        assert_eq!(request_format(Some("Application/JSON")).unwrap(), RequestFormat::Json);
+        assert_eq!(
+            request_format(Some("application/json")).unwrap(),
+            RequestFormat::Json
+        );
+        assert_eq!(
+            request_format(Some("Application/JSON")).unwrap(),
+            RequestFormat::Json
+        );
         assert_eq!(
             request_format(Some("application/json; charset=UTF-8")).unwrap(),
             RequestFormat::Json
         );
-        assert_eq!(request_format(Some("text/csv")).unwrap(), RequestFormat::Csv);
-        for bad in ["text/plain", "application/octet-stream", "application/json; charset=latin-1"] {
+        assert_eq!(
+            request_format(Some("text/csv")).unwrap(),
+            RequestFormat::Csv
+        );
+        for bad in [
+            "text/plain",
+            "application/octet-stream",
+            "application/json; charset=latin-1",
+        ] {
             let e = request_format(Some(bad)).unwrap_err();
             assert_eq!(e.status(), 415, "{bad}");
             assert!(e.to_string().contains("application/json"), "{e}");
@@ -314,8 +368,14 @@ mod tests {
     fn accept_negotiation() {
         assert_eq!(response_format(None).unwrap(), ResponseFormat::Json);
         assert_eq!(response_format(Some("*/*")).unwrap(), ResponseFormat::Json);
-        assert_eq!(response_format(Some("text/csv")).unwrap(), ResponseFormat::Csv);
-        assert_eq!(response_format(Some("application/x-npy")).unwrap(), ResponseFormat::Npy);
+        assert_eq!(
+            response_format(Some("text/csv")).unwrap(),
+            ResponseFormat::Csv
+        );
+        assert_eq!(
+            response_format(Some("application/x-npy")).unwrap(),
+            ResponseFormat::Npy
+        );
         assert_eq!(
             response_format(Some("application/json, text/plain;q=0.9")).unwrap(),
             ResponseFormat::Json
@@ -324,8 +384,18 @@ mod tests {
             response_format(Some("text/csv;q=0.5, application/json")).unwrap(),
             ResponseFormat::Json
         );
-        assert_eq!(response_format(Some("application/xml")).unwrap_err().status(), 406);
-        assert_eq!(response_format(Some("application/json;q=0")).unwrap_err().status(), 406);
+        assert_eq!(
+            response_format(Some("application/xml"))
+                .unwrap_err()
+                .status(),
+            406
+        );
+        assert_eq!(
+            response_format(Some("application/json;q=0"))
+                .unwrap_err()
+                .status(),
+            406
+        );
     }
 
     #[test]
@@ -333,7 +403,10 @@ mod tests {
         let v = decode(RequestFormat::Csv, b"inputs\nI love this\nI hate this\n").unwrap();
         assert_eq!(v, json!({"inputs": ["I love this", "I hate this"]}));
         let v = decode(RequestFormat::Csv, b"question,context\nwho?,me\n").unwrap();
-        assert_eq!(v, json!({"inputs": [{"question": "who?", "context": "me"}]}));
+        assert_eq!(
+            v,
+            json!({"inputs": [{"question": "who?", "context": "me"}]})
+        );
         let e = decode(RequestFormat::Csv, b"I love this\nI hate this\n").unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("Header"), "{e}");
@@ -344,7 +417,10 @@ mod tests {
         let e = decode(RequestFormat::Json, b"{\"inputs\": \"unterminated").unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(e.to_string().contains("not valid JSON"));
-        assert_eq!(decode(RequestFormat::Json, b"  ").unwrap_err().status(), 400);
+        assert_eq!(
+            decode(RequestFormat::Json, b"  ").unwrap_err().status(),
+            400
+        );
     }
 
     #[test]
@@ -366,7 +442,12 @@ mod tests {
         assert!(header.contains("'shape': (2, 2)"), "{header}");
         assert_eq!(&out[10 + hlen..10 + hlen + 8], &1.0f64.to_le_bytes());
         assert_eq!(out.len(), 10 + hlen + 32);
-        assert_eq!(encode_npy(&json!([[1.0], [2.0, 3.0]])).unwrap_err().status(), 406);
+        assert_eq!(
+            encode_npy(&json!([[1.0], [2.0, 3.0]]))
+                .unwrap_err()
+                .status(),
+            406
+        );
         assert_eq!(encode_npy(&json!([{"a": 1}])).unwrap_err().status(), 406);
     }
 }

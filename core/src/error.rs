@@ -59,7 +59,9 @@ pub enum ToolkitError {
     #[error("{0}")]
     Unhealthy(String),
     /// Too many requests are queued; try again later.
-    #[error("the inference queue is full ({capacity} requests waiting); retry later or add instances")]
+    #[error(
+        "the inference queue is full ({capacity} requests waiting); retry later or add instances"
+    )]
     Overloaded {
         /// The queue capacity.
         capacity: usize,
@@ -104,7 +106,10 @@ pub struct ErrorBody {
 impl ToolkitError {
     /// A model-loading error without an underlying source.
     pub fn model_load(message: impl Into<String>) -> Self {
-        Self::ModelLoad { message: message.into(), source: None }
+        Self::ModelLoad {
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// A model-loading error that keeps its source.
@@ -112,7 +117,10 @@ impl ToolkitError {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self::ModelLoad { message: message.into(), source: Some(Box::new(source)) }
+        Self::ModelLoad {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     /// The HTTP status of this error.
@@ -176,7 +184,11 @@ impl ToolkitError {
         } else {
             self.to_string()
         };
-        ErrorBody { code: status.as_u16(), kind: self.kind().to_owned(), message }
+        ErrorBody {
+            code: status.as_u16(),
+            kind: self.kind().to_owned(),
+            message,
+        }
     }
 
     /// The body as JSON bytes.
@@ -203,7 +215,10 @@ mod tests {
             ToolkitError::InvalidParameters("x".into()),
             ToolkitError::InputTooLong("x".into()),
             ToolkitError::PayloadTooLarge { limit: 1 },
-            ToolkitError::UnsupportedContentType { content_type: "a".into(), supported: "b".into() },
+            ToolkitError::UnsupportedContentType {
+                content_type: "a".into(),
+                supported: "b".into(),
+            },
             ToolkitError::UnsupportedAccept {
                 accept: "a".into(),
                 reason: String::new(),

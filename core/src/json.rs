@@ -20,7 +20,11 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
         return;
     }
     if value == 0.0 {
-        out.extend_from_slice(if value.is_sign_negative() { b"-0.0" } else { b"0.0" });
+        out.extend_from_slice(if value.is_sign_negative() {
+            b"-0.0"
+        } else {
+            b"0.0"
+        });
         return;
     }
     let mut buf = ryu::Buffer::new();

@@ -28,7 +28,11 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        Self { workers: 1, queue_capacity: 64, timeout: Duration::from_secs(60) }
+        Self {
+            workers: 1,
+            queue_capacity: 64,
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -55,9 +59,15 @@ impl Runtime {
             std::thread::Builder::new()
                 .name(format!("inference-{i}"))
                 .spawn(move || worker(&rx))
-                .map_err(|e| ToolkitError::Internal(format!("cannot start an inference thread: {e}")))?;
+                .map_err(|e| {
+                    ToolkitError::Internal(format!("cannot start an inference thread: {e}"))
+                })?;
         }
-        Ok(Self { tx, options, queued: Arc::new(AtomicUsize::new(0)) })
+        Ok(Self {
+            tx,
+            options,
+            queued: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     /// The options in force.
@@ -93,16 +103,22 @@ impl Runtime {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(ToolkitError::Overloaded { capacity: self.options.queue_capacity });
+                return Err(ToolkitError::Overloaded {
+                    capacity: self.options.queue_capacity,
+                });
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(ToolkitError::Unhealthy("the inference threads have stopped".into()));
+                return Err(ToolkitError::Unhealthy(
+                    "the inference threads have stopped".into(),
+                ));
             }
         }
         match tokio::time::timeout(self.options.timeout, done_rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ToolkitError::Internal("an inference thread dropped a request".into())),
+            Ok(Err(_)) => Err(ToolkitError::Internal(
+                "an inference thread dropped a request".into(),
+            )),
             Err(_) => Err(ToolkitError::Timeout(self.options.timeout.as_secs())),
         }
     }
@@ -140,7 +156,10 @@ pub struct Encoded {
 impl InferenceService {
     /// Wraps a pipeline.
     pub fn new(pipeline: AnyPipeline, runtime: Runtime) -> Self {
-        Self { pipeline: Arc::new(pipeline), runtime }
+        Self {
+            pipeline: Arc::new(pipeline),
+            runtime,
+        }
     }
 
     /// The pipeline.
@@ -169,7 +188,10 @@ impl InferenceService {
                 let doc = codec::decode(request_format, body.as_ref())?;
                 let output = pipeline.run(doc)?;
                 let body = output.encode(response_format)?;
-                Ok(Encoded { content_type: response_format.content_type(), body })
+                Ok(Encoded {
+                    content_type: response_format.content_type(),
+                    body,
+                })
             })
             .await
     }
@@ -180,7 +202,10 @@ mod tests {
     use super::*;
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
     }
 
     #[test]

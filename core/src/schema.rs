@@ -79,10 +79,17 @@ fn describe(validator: &Validator, value: &Value) -> Option<String> {
         .take(3)
         .map(|e| {
             let path = e.instance_path().to_string();
-            let path = if path.is_empty() { "the body".to_owned() } else { path };
+            let path = if path.is_empty() {
+                "the body".to_owned()
+            } else {
+                path
+            };
             let mut text = e.to_string();
             if text.len() > 300 {
-                let cut = (0..=300).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                let cut = (0..=300)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
                 text.truncate(cut);
                 text.push('…');
             }
@@ -109,7 +116,9 @@ pub fn validate_response(task: Task, value: &Value) -> Result<(), ToolkitError> 
     let c = compiled(task)?;
     match describe(&c.response, value) {
         None => Ok(()),
-        Some(why) => Err(ToolkitError::Internal(format!("invalid {task} response: {why}"))),
+        Some(why) => Err(ToolkitError::Internal(format!(
+            "invalid {task} response: {why}"
+        ))),
     }
 }
 
@@ -166,8 +175,11 @@ mod tests {
         validate_response(Task::FeatureExtraction, &json!([])).unwrap();
         assert!(validate_response(Task::FeatureExtraction, &json!([[0.1]])).is_err());
         validate_response(Task::TextClassification, &json!([])).unwrap();
-        validate_response(Task::TextClassification, &json!([{"label": "a", "score": 0.5}]))
-            .unwrap();
+        validate_response(
+            Task::TextClassification,
+            &json!([{"label": "a", "score": 0.5}]),
+        )
+        .unwrap();
         assert!(validate_response(Task::TextClassification, &json!([{"label": "a"}])).is_err());
     }
 }

@@ -105,8 +105,11 @@ impl Task {
 
     /// The ids of the tasks this build serves, comma separated (for error messages).
     pub fn implemented_list() -> String {
-        let mut ids: Vec<&str> =
-            Task::ALL.iter().filter(|t| t.is_implemented()).map(|t| t.id()).collect();
+        let mut ids: Vec<&str> = Task::ALL
+            .iter()
+            .filter(|t| t.is_implemented())
+            .map(|t| t.id())
+            .collect();
         ids.push("sentiment-analysis");
         ids.join(", ")
     }
@@ -135,7 +138,11 @@ impl FromStr for TaskSpec {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let requested = s.trim().to_owned();
-        let spec = |task| TaskSpec { task, requested: requested.clone(), languages: None };
+        let spec = |task| TaskSpec {
+            task,
+            requested: requested.clone(),
+            languages: None,
+        };
         if let Some(task) = Task::ALL.iter().copied().find(|t| t.id() == requested) {
             return Ok(spec(task));
         }
@@ -192,8 +199,14 @@ impl TaskSpec {
         // Ordered: specific names first, then suffixes.
         const EXACT: [(&str, Task); 6] = [
             ("TapasForQuestionAnswering", Task::TableQuestionAnswering),
-            ("WhisperForConditionalGeneration", Task::AutomaticSpeechRecognition),
-            ("Speech2TextForConditionalGeneration", Task::AutomaticSpeechRecognition),
+            (
+                "WhisperForConditionalGeneration",
+                Task::AutomaticSpeechRecognition,
+            ),
+            (
+                "Speech2TextForConditionalGeneration",
+                Task::AutomaticSpeechRecognition,
+            ),
             ("CLIPModel", Task::ZeroShotImageClassification),
             ("GPT2LMHeadModel", Task::TextGeneration),
             ("T5WithLMHeadModel", Task::Text2TextGeneration),
@@ -240,8 +253,14 @@ mod tests {
             assert_eq!(t.id().parse::<TaskSpec>().unwrap().task, t);
         }
         let s: TaskSpec = "sentiment-analysis".parse().unwrap();
-        assert_eq!((s.task, s.requested.as_str()), (Task::TextClassification, "sentiment-analysis"));
-        assert_eq!("ner".parse::<TaskSpec>().unwrap().task, Task::TokenClassification);
+        assert_eq!(
+            (s.task, s.requested.as_str()),
+            (Task::TextClassification, "sentiment-analysis")
+        );
+        assert_eq!(
+            "ner".parse::<TaskSpec>().unwrap().task,
+            Task::TokenClassification
+        );
         let t: TaskSpec = "translation_en_to_de".parse().unwrap();
         assert_eq!(t.task, Task::Translation);
         assert_eq!(t.languages, Some(("en".into(), "de".into())));
@@ -249,34 +268,65 @@ mod tests {
 
     #[test]
     fn unknown_task_is_a_clear_error() {
-        let e = "text-clasification".parse::<TaskSpec>().unwrap_err().to_string();
-        assert!(e.contains("text-clasification") && e.contains("feature-extraction"), "{e}");
+        let e = "text-clasification"
+            .parse::<TaskSpec>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("text-clasification") && e.contains("feature-extraction"),
+            "{e}"
+        );
         assert!("translation_en".parse::<TaskSpec>().is_err());
     }
 
     #[test]
     fn unimplemented_task_names_itself() {
-        let e = "summarization".parse::<TaskSpec>().unwrap().ensure_implemented().unwrap_err();
+        let e = "summarization"
+            .parse::<TaskSpec>()
+            .unwrap()
+            .ensure_implemented()
+            .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("summarization") && msg.contains("text-classification"), "{msg}");
+        assert!(
+            msg.contains("summarization") && msg.contains("text-classification"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn infers_from_architectures_most_specific_first() {
         let infer = |a: &str| TaskSpec::infer(&[a.to_owned()]).map(|s| s.task);
-        assert_eq!(infer("BertForSequenceClassification").unwrap(), Task::TextClassification);
+        assert_eq!(
+            infer("BertForSequenceClassification").unwrap(),
+            Task::TextClassification
+        );
         assert_eq!(infer("BertModel").unwrap(), Task::FeatureExtraction);
         assert_eq!(infer("XLMRobertaModel").unwrap(), Task::FeatureExtraction);
-        assert_eq!(infer("TapasForQuestionAnswering").unwrap(), Task::TableQuestionAnswering);
-        assert_eq!(infer("BertForQuestionAnswering").unwrap(), Task::QuestionAnswering);
+        assert_eq!(
+            infer("TapasForQuestionAnswering").unwrap(),
+            Task::TableQuestionAnswering
+        );
+        assert_eq!(
+            infer("BertForQuestionAnswering").unwrap(),
+            Task::QuestionAnswering
+        );
         assert_eq!(
             infer("WhisperForConditionalGeneration").unwrap(),
             Task::AutomaticSpeechRecognition
         );
-        assert_eq!(infer("T5ForConditionalGeneration").unwrap(), Task::Text2TextGeneration);
+        assert_eq!(
+            infer("T5ForConditionalGeneration").unwrap(),
+            Task::Text2TextGeneration
+        );
         assert_eq!(infer("GPT2LMHeadModel").unwrap(), Task::TextGeneration);
-        assert_eq!(infer("ViTForImageClassification").unwrap(), Task::ImageClassification);
-        assert!(infer("SomethingWeird").unwrap_err().to_string().contains("HF_TASK"));
+        assert_eq!(
+            infer("ViTForImageClassification").unwrap(),
+            Task::ImageClassification
+        );
+        assert!(infer("SomethingWeird")
+            .unwrap_err()
+            .to_string()
+            .contains("HF_TASK"));
         assert!(TaskSpec::infer(&[]).is_err());
     }
 }

@@ -44,7 +44,12 @@ pub struct TokenizeOptions {
 
 impl Default for TokenizeOptions {
     fn default() -> Self {
-        Self { truncation: None, max_length: None, padding: Padding::None, add_special_tokens: true }
+        Self {
+            truncation: None,
+            max_length: None,
+            padding: Padding::None,
+            add_special_tokens: true,
+        }
     }
 }
 
@@ -81,14 +86,18 @@ impl TextTokenizer {
             ToolkitError::model_load(format!("cannot load {}: {e}", path.display()))
         })?;
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| ToolkitError::model_load(format!("cannot configure the tokenizer: {e}")))?;
+        inner.with_truncation(None).map_err(|e| {
+            ToolkitError::model_load(format!("cannot configure the tokenizer: {e}"))
+        })?;
         let model_max_length = match &files.tokenizer_config {
             Some(p) => read_model_max_length(p)?,
             None => None,
         };
-        Ok(Self { inner, model_max_length, pad_id })
+        Ok(Self {
+            inner,
+            model_max_length,
+            pad_id,
+        })
     }
 
     /// `model_max_length` from `tokenizer_config.json`, if it sets a real limit.
@@ -122,7 +131,9 @@ impl TextTokenizer {
                         let added = if opts.add_special_tokens {
                             self.inner
                                 .get_post_processor()
-                                .map(|p| tokenizers::PostProcessor::added_tokens(p, second.is_some()))
+                                .map(|p| {
+                                    tokenizers::PostProcessor::added_tokens(p, second.is_some())
+                                })
                                 .unwrap_or(0)
                         } else {
                             0
@@ -170,11 +181,13 @@ fn read_model_max_length(path: &Path) -> Result<Option<usize>, ToolkitError> {
         .map_err(|e| ToolkitError::model_load_with(format!("cannot read {}", path.display()), e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ToolkitError::model_load_with(format!("invalid {}", path.display()), e))?;
-    Ok(v.get("model_max_length").and_then(serde_json::Value::as_f64).and_then(|m| {
-        if m > 0.0 && m < NO_LIMIT {
-            Some(m as usize)
-        } else {
-            None
-        }
-    }))
+    Ok(v.get("model_max_length")
+        .and_then(serde_json::Value::as_f64)
+        .and_then(|m| {
+            if m > 0.0 && m < NO_LIMIT {
+                Some(m as usize)
+            } else {
+                None
+            }
+        }))
 }

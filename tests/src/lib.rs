@@ -1,1 +1,382 @@
-//! Tests package.
+//! Shared helpers of the cross-crate tests: the golden records recorded from the Python toolkit,
+//! the parity rules they are judged by (the same as `../shared/reference/compare_golden.py
+//! --parity`), and an in-process router over the fixture models.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The fixtures folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// One recorded request/response pair (`record.py`'s JSONL line).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Golden {
+    /// The golden file's name.
+    pub task: String,
+    /// The HF_TASK the toolkit ran.
+    pub hf_task: String,
+    /// The case name, e.g. `bad/inputs-int`.
+    pub case: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// `Content-Type` sent, if any.
+    pub request_content_type: Option<String>,
+    /// The body (see `request_body_encoding`).
+    pub request_body: Option<String>,
+    /// `utf-8`, `base64` or `elided`.
+    pub request_body_encoding: Option<String>,
+    /// `Accept` sent, if any.
+    pub accept: Option<String>,
+    /// The toolkit's status.
+    pub status: u16,
+    /// The toolkit's `Content-Type`.
+    pub response_content_type: Option<String>,
+    /// The toolkit's body.
+    pub response_body: Option<String>,
+    /// `utf-8` or `base64`.
+    pub response_body_encoding: Option<String>,
+}
+
+impl Golden {
+    /// The request body bytes (the elided 7 MB probe is rebuilt as `replay.py` does).
+    pub fn request_bytes(&self) -> Vec<u8> {
+        let body = self.request_body.clone().unwrap_or_default();
+        match self.request_body_encoding.as_deref() {
+            Some("base64") => base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap_or_default(),
+            Some("elided") => {
+                let mut s = String::with_capacity(7_000_020);
+                s.push_str("{\"inputs\": \"");
+                for _ in 0..3_500_000 {
+                    s.push_str("a ");
+                }
+                s.push_str("\"}");
+                s.into_bytes()
+            }
+            _ => body.into_bytes(),
+        }
+    }
+
+    /// The golden response body bytes.
+    pub fn response_bytes(&self) -> Vec<u8> {
+        let body = self.response_body.clone().unwrap_or_default();
+        match self.response_body_encoding.as_deref() {
+            Some("base64") => base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap_or_default(),
+            _ => body.into_bytes(),
+        }
+    }
+}
+
+/// Reads `fixtures/golden/<name>.jsonl`.
+pub fn goldens(name: &str) -> Vec<Golden> {
+    let path = fixtures().join("golden").join(format!("{name}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// The verdict on one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Same answer within tolerance.
+    Pass,
+    /// We answer 2xx where the toolkit failed with a 4xx.
+    Improved,
+    /// We refuse with a 4xx what the toolkit wrongly accepted on a `bad/` or `quirk/` case.
+    Stricter,
+    /// A difference, with the reason.
+    Fail(String),
+}
+
+/// Absolute tolerance for scores.
+pub const SCORE_TOL: f64 = 1e-4;
+/// Minimum cosine similarity for embedding rows.
+pub const COS_MIN: f64 = 0.9999;
+
+fn floats(v: &Value) -> Option<Vec<f64>> {
+    let a = v.as_array()?;
+    if a.len() < 8 {
+        return None;
+    }
+    a.iter()
+        .map(|x| if x.is_boolean() { None } else { x.as_f64() })
+        .collect()
+}
+
+/// Compares a golden JSON value with ours: same structure, floats within [`SCORE_TOL`], rows of
+/// eight or more floats by cosine.
+pub fn parity_close(a: &Value, b: &Value, path: &str) -> Option<String> {
+    if let Some(fa) = floats(a) {
+        let Some(fb) = floats(b).filter(|fb| fb.len() == fa.len()) else {
+            return Some(format!("{path}: vector length differs"));
+        };
+        let na = fa.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let nb = fb.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if na == 0.0 || nb == 0.0 {
+            let ok = fa.iter().zip(&fb).all(|(x, y)| (x - y).abs() <= SCORE_TOL);
+            return (!ok).then(|| format!("{path}: zero vector mismatch"));
+        }
+        let cos = fa.iter().zip(&fb).map(|(x, y)| x * y).sum::<f64>() / (na * nb);
+        return (cos < COS_MIN).then(|| format!("{path}: cosine {cos:.6} < {COS_MIN}"));
+    }
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            ((x - y).abs() > SCORE_TOL).then(|| format!("{path}: {x} != {y}"))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return Some(format!("{path}: list of {} vs {}", x.len(), y.len()));
+            }
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (p, q))| parity_close(p, q, &format!("{path}[{i}]")))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let (mut kx, mut ky): (Vec<_>, Vec<_>) = (x.keys().collect(), y.keys().collect());
+            kx.sort();
+            ky.sort();
+            if kx != ky {
+                return Some(format!("{path}: keys {kx:?} vs {ky:?}"));
+            }
+            x.iter()
+                .find_map(|(k, v)| parity_close(v, &y[k], &format!("{path}.{k}")))
+        }
+        _ => (a != b).then(|| format!("{path}: {a} != {b}")),
+    }
+}
+
+fn mask(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "modelUrl" || k == "id" || k == "startTime" {
+                    *x = Value::String("<volatile>".into());
+                } else {
+                    mask(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(mask),
+        _ => {}
+    }
+}
+
+/// Decodes a float64 `.npy` file into (shape, values).
+pub fn decode_npy(bytes: &[u8]) -> Option<(Vec<usize>, Vec<f64>)> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return None;
+    }
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(bytes.get(10..10 + hlen)?).ok()?;
+    if !header.contains("'<f8'") {
+        return None;
+    }
+    let shape_txt = header.split("'shape': (").nth(1)?.split(')').next()?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let data = &bytes[10 + hlen..];
+    let values = data
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    Some((shape, values))
+}
+
+/// Judges our answer against a golden record, as `compare_golden.py --parity` does (with one
+/// refinement: `.npy` bodies are compared numerically instead of byte for byte).
+pub fn judge(g: &Golden, status: u16, content_type: Option<&str>, body: &[u8]) -> Verdict {
+    let is_err_body = |st: u16| {
+        serde_json::from_slice::<Value>(body).ok().is_some_and(|v| {
+            v.get("code").and_then(Value::as_u64) == Some(u64::from(st))
+                && v.get("type").is_some()
+                && v.get("message").is_some()
+        })
+    };
+    let snippet = || String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
+    let gs = g.status;
+    if (200..300).contains(&gs) {
+        if (400..500).contains(&status)
+            && (g.case.starts_with("bad/") || g.case.starts_with("quirk/"))
+            && is_err_body(status)
+        {
+            return Verdict::Stricter;
+        }
+        if !(200..300).contains(&status) {
+            return Verdict::Fail(format!("status {status}, golden {gs}: {}", snippet()));
+        }
+        let gb = g.response_bytes();
+        if g.response_content_type.as_deref() == Some("application/x-npy") {
+            let (Some((gsh, gv)), Some((osh, ov))) = (decode_npy(&gb), decode_npy(body)) else {
+                return Verdict::Fail(format!(
+                    "npy bodies not comparable (ours: {content_type:?})"
+                ));
+            };
+            if gsh != osh {
+                return Verdict::Fail(format!("npy shape {gsh:?} vs {osh:?}"));
+            }
+            let row = *gsh.last().unwrap_or(&1);
+            let a = Value::from(
+                gv.chunks(row.max(1))
+                    .map(|c| Value::from(c.to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+            let b = Value::from(
+                ov.chunks(row.max(1))
+                    .map(|c| Value::from(c.to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+            return parity_close(&a, &b, "$").map_or(Verdict::Pass, Verdict::Fail);
+        }
+        match (
+            serde_json::from_slice::<Value>(&gb),
+            serde_json::from_slice::<Value>(body),
+        ) {
+            (Ok(mut a), Ok(mut b)) => {
+                mask(&mut a);
+                mask(&mut b);
+                parity_close(&a, &b, "$").map_or(Verdict::Pass, Verdict::Fail)
+            }
+            _ => {
+                // CSV: same cells, numbers within tolerance
+                let (ga, ob) = (
+                    String::from_utf8_lossy(&gb).into_owned(),
+                    String::from_utf8_lossy(body).into_owned(),
+                );
+                let (gl, ol): (Vec<&str>, Vec<&str>) =
+                    (ga.split("\r\n").collect(), ob.split("\r\n").collect());
+                let same = gl.len() == ol.len()
+                    && gl.iter().zip(&ol).all(|(x, y)| {
+                        let (xc, yc): (Vec<&str>, Vec<&str>) =
+                            (x.split(',').collect(), y.split(',').collect());
+                        xc.len() == yc.len()
+                            && xc.iter().zip(&yc).all(|(p, q)| {
+                                match (p.parse::<f64>(), q.parse::<f64>()) {
+                                    (Ok(p), Ok(q)) => (p - q).abs() <= SCORE_TOL,
+                                    _ => p == q,
+                                }
+                            })
+                    });
+                if same {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail(format!(
+                        "non-JSON body differs: {:?} vs {:?}",
+                        &ga[..ga.len().min(80)],
+                        &ob[..ob.len().min(80)]
+                    ))
+                }
+            }
+        }
+    } else if gs == 404 || gs == 413 {
+        if status == gs {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(format!("status {status}, golden {gs}"))
+        }
+    } else if (400..500).contains(&gs) {
+        if (200..300).contains(&status) {
+            Verdict::Improved
+        } else if !(400..500).contains(&status) {
+            Verdict::Fail(format!(
+                "status {status} where the golden is a client error {gs}"
+            ))
+        } else if !is_err_body(status) {
+            Verdict::Fail(format!(
+                "error body is not {{code,type,message}}: {}",
+                snippet()
+            ))
+        } else {
+            Verdict::Pass
+        }
+    } else if status == gs {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("status {status}, golden {gs}"))
+    }
+}
+
+/// The fixture model and task behind a golden file.
+pub fn fixture_model(golden_name: &str) -> (PathBuf, &'static str) {
+    let task = if golden_name.contains("feature-extraction") {
+        "feature-extraction"
+    } else {
+        "text-classification"
+    };
+    (fixtures().join("models").join(golden_name), task)
+}
+
+/// An in-process router serving a fixture model, ready.
+pub fn router_for(golden_name: &str) -> axum::Router {
+    let (dir, task) = fixture_model(golden_name);
+    router_for_dir(&dir, task)
+}
+
+/// An in-process router serving the model in `dir` for `task`, ready.
+pub fn router_for_dir(dir: &Path, task: &str) -> axum::Router {
+    let opts = hf_inference_core::LoadOptions::local(dir, Some(task.parse().expect("task id")));
+    let pipeline = hf_inference_core::AnyPipeline::load(&opts)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let runtime = hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default())
+        .expect("runtime");
+    let service = hf_inference_core::InferenceService::new(pipeline, runtime);
+    let settings = hf_inference_http::HttpSettings {
+        model_url: dir.display().to_string(),
+        ..Default::default()
+    };
+    hf_inference_http::router(hf_inference_http::AppState::ready(settings, service))
+}
+
+/// Sends one golden request through the router; returns status, content type and body.
+pub async fn send(router: &axum::Router, g: &Golden) -> (u16, Option<String>, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder()
+        .method(g.method.as_str())
+        .uri(g.path.as_str());
+    if let Some(ct) = &g.request_content_type {
+        req = req.header("content-type", ct);
+    }
+    if let Some(a) = &g.accept {
+        req = req.header("accept", a);
+    }
+    let bytes = g.request_bytes();
+    req = req.header("content-length", bytes.len());
+    let req = req.body(axum::body::Body::from(bytes)).expect("request");
+    let resp = router
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("infallible router");
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    (status, ct, body)
+}

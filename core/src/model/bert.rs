@@ -29,9 +29,15 @@ const NAMES: LayerNames = LayerNames {
 enum Head {
     Hidden,
     /// BERT: pooler (dense + tanh on `[CLS]`) then `classifier`.
-    Pooled { pooler: Linear, classifier: Linear },
+    Pooled {
+        pooler: Linear,
+        classifier: Linear,
+    },
     /// RoBERTa: `classifier.dense` + tanh + `classifier.out_proj` on `<s>`.
-    Roberta { dense: Linear, out_proj: Linear },
+    Roberta {
+        dense: Linear,
+        out_proj: Linear,
+    },
 }
 
 /// A BERT-family encoder with its head.
@@ -74,15 +80,21 @@ impl BertModel {
                     "the weights have no embeddings.word_embeddings.weight (with or without a bert./roberta. prefix)",
                 )
             })?;
-        let enc = if base.is_empty() { vb.clone() } else { vb.pp(base) };
+        let enc = if base.is_empty() {
+            vb.clone()
+        } else {
+            vb.pp(base)
+        };
         let h = c.hidden_size;
         let emb = enc.pp("embeddings");
-        let word = embedding(c.vocab_size, h, emb.pp("word_embeddings")).map_err(|e| missing("embeddings", e))?;
+        let word = embedding(c.vocab_size, h, emb.pp("word_embeddings"))
+            .map_err(|e| missing("embeddings", e))?;
         let position = embedding(c.max_position_embeddings, h, emb.pp("position_embeddings"))
             .map_err(|e| missing("position embeddings", e))?;
         let token_type = embedding(c.type_vocab_size, h, emb.pp("token_type_embeddings"))
             .map_err(|e| missing("token type embeddings", e))?;
-        let norm = layer_norm(h, c.layer_norm_eps, emb.pp("LayerNorm")).map_err(|e| missing("embeddings.LayerNorm", e))?;
+        let norm = layer_norm(h, c.layer_norm_eps, emb.pp("LayerNorm"))
+            .map_err(|e| missing("embeddings.LayerNorm", e))?;
         let dims = LayerDims {
             hidden: h,
             heads: c.num_attention_heads,
@@ -105,19 +117,27 @@ impl BertModel {
                 }
                 if vb.contains_tensor("classifier.out_proj.weight") {
                     Head::Roberta {
-                        dense: linear(h, h, vb.pp("classifier.dense")).map_err(|e| missing("classifier.dense", e))?,
-                        out_proj: linear(h, n, vb.pp("classifier.out_proj")).map_err(|e| missing("classifier.out_proj", e))?,
+                        dense: linear(h, h, vb.pp("classifier.dense"))
+                            .map_err(|e| missing("classifier.dense", e))?,
+                        out_proj: linear(h, n, vb.pp("classifier.out_proj"))
+                            .map_err(|e| missing("classifier.out_proj", e))?,
                     }
                 } else {
                     Head::Pooled {
-                        pooler: linear(h, h, enc.pp("pooler.dense")).map_err(|e| missing("pooler.dense", e))?,
-                        classifier: linear(h, n, vb.pp("classifier")).map_err(|e| missing("classifier", e))?,
+                        pooler: linear(h, h, enc.pp("pooler.dense"))
+                            .map_err(|e| missing("pooler.dense", e))?,
+                        classifier: linear(h, n, vb.pp("classifier"))
+                            .map_err(|e| missing("classifier", e))?,
                     }
                 }
             }
         };
         let roberta_positions = config.roberta_positions();
-        let offset = if roberta_positions { config.pad_token_id as usize + 1 } else { 0 };
+        let offset = if roberta_positions {
+            config.pad_token_id as usize + 1
+        } else {
+            0
+        };
         Ok(Self {
             word,
             position,
@@ -171,7 +191,8 @@ impl TextModel for BertModel {
             }
         }
         let (ids, types, mask, s) = super::batch_tensors(&batch, self.pad_id, &self.device)?;
-        let positions = Tensor::from_vec(self.position_ids(&batch, s), (batch.len(), s), &self.device)?;
+        let positions =
+            Tensor::from_vec(self.position_ids(&batch, s), (batch.len(), s), &self.device)?;
         let x = (self.word.forward(&ids)? + self.token_type.forward(&types)?)?;
         let x = (x + self.position.forward(&positions)?)?;
         let mut x = self.norm.forward(&x)?;

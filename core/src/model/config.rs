@@ -8,7 +8,8 @@ use serde::Deserialize;
 use crate::error::ToolkitError;
 
 /// The `model_type`s this build can run.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] =
+    &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
 
 /// An activation function named in `config.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -127,7 +128,10 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Whether position ids start after the padding index (RoBERTa family).
     pub fn roberta_positions(&self) -> bool {
-        matches!(self.model_type.as_str(), "roberta" | "xlm-roberta" | "camembert")
+        matches!(
+            self.model_type.as_str(),
+            "roberta" | "xlm-roberta" | "camembert"
+        )
     }
 
     /// Reads and parses `config.json`.
@@ -176,14 +180,29 @@ impl ModelConfig {
                 ))
             }
         };
-        let n = common
-            .num_labels
-            .unwrap_or(0)
-            .max(common.id2label.keys().filter_map(|k| k.parse::<usize>().ok()).map(|k| k + 1).max().unwrap_or(0));
+        let n = common.num_labels.unwrap_or(0).max(
+            common
+                .id2label
+                .keys()
+                .filter_map(|k| k.parse::<usize>().ok())
+                .map(|k| k + 1)
+                .max()
+                .unwrap_or(0),
+        );
         let labels = (0..n)
-            .map(|i| common.id2label.get(&i.to_string()).cloned().unwrap_or(format!("LABEL_{i}")))
+            .map(|i| {
+                common
+                    .id2label
+                    .get(&i.to_string())
+                    .cloned()
+                    .unwrap_or(format!("LABEL_{i}"))
+            })
             .collect();
-        let default_pad = if model_type == "bert" || model_type == "distilbert" { 0 } else { 1 };
+        let default_pad = if model_type == "bert" || model_type == "distilbert" {
+            0
+        } else {
+            1
+        };
         Ok(ModelConfig {
             pad_token_id: common.pad_token_id.unwrap_or(default_pad),
             model_type,
@@ -218,6 +237,8 @@ mod tests {
         let e = ModelConfig::from_json(r#"{"model_type":"gpt2"}"#).unwrap_err();
         assert!(e.contains("gpt2") && e.contains("distilbert"), "{e}");
         assert!(ModelConfig::from_json("{").unwrap_err().contains("JSON"));
-        assert!(ModelConfig::from_json(r#"{"model_type":"bert"}"#).unwrap_err().contains("vocab_size"));
+        assert!(ModelConfig::from_json(r#"{"model_type":"bert"}"#)
+            .unwrap_err()
+            .contains("vocab_size"));
     }
 }

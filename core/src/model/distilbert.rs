@@ -54,11 +54,19 @@ impl DistilBertModel {
         };
         let h = c.dim;
         let emb = enc.pp("embeddings");
-        let word = embedding(c.vocab_size, h, emb.pp("word_embeddings")).map_err(|e| missing("embeddings", e))?;
+        let word = embedding(c.vocab_size, h, emb.pp("word_embeddings"))
+            .map_err(|e| missing("embeddings", e))?;
         let position = embedding(c.max_position_embeddings, h, emb.pp("position_embeddings"))
             .map_err(|e| missing("position embeddings", e))?;
-        let norm = layer_norm(h, 1e-12, emb.pp("LayerNorm")).map_err(|e| missing("embeddings.LayerNorm", e))?;
-        let dims = LayerDims { hidden: h, heads: c.n_heads, intermediate: c.hidden_dim, eps: 1e-12, act: c.activation };
+        let norm = layer_norm(h, 1e-12, emb.pp("LayerNorm"))
+            .map_err(|e| missing("embeddings.LayerNorm", e))?;
+        let dims = LayerDims {
+            hidden: h,
+            heads: c.n_heads,
+            intermediate: c.hidden_dim,
+            eps: 1e-12,
+            act: c.activation,
+        };
         let layers = (0..c.n_layers)
             .map(|i| EncoderLayer::load(enc.pp(format!("transformer.layer.{i}")), &NAMES, dims))
             .collect::<candle_core::Result<Vec<_>>>()
@@ -73,7 +81,8 @@ impl DistilBertModel {
                     ));
                 }
                 Some((
-                    linear(h, h, vb.pp("pre_classifier")).map_err(|e| missing("pre_classifier", e))?,
+                    linear(h, h, vb.pp("pre_classifier"))
+                        .map_err(|e| missing("pre_classifier", e))?,
                     linear(h, n, vb.pp("classifier")).map_err(|e| missing("classifier", e))?,
                 ))
             }
@@ -99,7 +108,10 @@ impl TextModel for DistilBertModel {
         }
         let (ids, _types, mask, s) = super::batch_tensors(batch, self.pad_id, &self.device)?;
         let positions = Tensor::arange(0u32, s as u32, &self.device)?.unsqueeze(0)?;
-        let x = self.word.forward(&ids)?.broadcast_add(&self.position.forward(&positions)?)?;
+        let x = self
+            .word
+            .forward(&ids)?
+            .broadcast_add(&self.position.forward(&positions)?)?;
         let mut x = self.norm.forward(&x)?;
         let bias = attention_bias(&mask, DType::F32)?;
         for layer in &self.layers {

@@ -69,7 +69,9 @@ impl EncoderLayer {
     fn heads(&self, x: &Tensor) -> Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let hd = self.dims.hidden / self.dims.heads;
-        x.reshape((b, s, self.dims.heads, hd))?.transpose(1, 2)?.contiguous()
+        x.reshape((b, s, self.dims.heads, hd))?
+            .transpose(1, 2)?
+            .contiguous()
     }
 
     /// `x`: `[b, s, h]`; `bias`: additive attention mask `[b, 1, 1, s]`.

@@ -95,8 +95,9 @@ fn shards(dir: &Path, index: &Path) -> Result<Vec<PathBuf>, ToolkitError> {
     struct Index {
         weight_map: std::collections::BTreeMap<String, String>,
     }
-    let text = std::fs::read_to_string(index)
-        .map_err(|e| ToolkitError::model_load_with(format!("cannot read {}", index.display()), e))?;
+    let text = std::fs::read_to_string(index).map_err(|e| {
+        ToolkitError::model_load_with(format!("cannot read {}", index.display()), e)
+    })?;
     let idx: Index = serde_json::from_str(&text)
         .map_err(|e| ToolkitError::model_load_with(format!("invalid {}", index.display()), e))?;
     let mut files: Vec<String> = idx.weight_map.into_values().collect();
@@ -113,7 +114,10 @@ fn shards(dir: &Path, index: &Path) -> Result<Vec<PathBuf>, ToolkitError> {
                 )));
             }
             existing(dir, &f).ok_or_else(|| {
-                ToolkitError::model_load(format!("shard {f} listed in {} is missing", index.display()))
+                ToolkitError::model_load(format!(
+                    "shard {f} listed in {} is missing",
+                    index.display()
+                ))
             })
         })
         .collect()
@@ -134,7 +138,10 @@ pub(crate) fn var_builder(
             // directory is written once, before the container starts).
             unsafe { VarBuilder::from_mmaped_safetensors(paths, dtype, device) }.map_err(|e| {
                 ToolkitError::model_load_with(
-                    format!("cannot read the safetensors weights in {}", files.dir.display()),
+                    format!(
+                        "cannot read the safetensors weights in {}",
+                        files.dir.display()
+                    ),
                     e,
                 )
             })
@@ -158,12 +165,22 @@ mod tests {
 
     #[test]
     fn missing_pieces_are_named() {
-        let e = ModelSource::LocalDir("/nonexistent/model".into()).resolve().unwrap_err();
+        let e = ModelSource::LocalDir("/nonexistent/model".into())
+            .resolve()
+            .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/model"), "{e}");
         let d = tmpdir("noconfig");
-        assert!(ModelSource::LocalDir(d.clone()).resolve().unwrap_err().to_string().contains("config.json"));
+        assert!(ModelSource::LocalDir(d.clone())
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("config.json"));
         std::fs::write(d.join("config.json"), "{}").unwrap();
-        assert!(ModelSource::LocalDir(d.clone()).resolve().unwrap_err().to_string().contains("model.safetensors"));
+        assert!(ModelSource::LocalDir(d.clone())
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("model.safetensors"));
         std::fs::write(d.join("pytorch_model.bin"), "x").unwrap();
         let f = ModelSource::LocalDir(d.clone()).resolve().unwrap();
         assert_eq!(f.weights, Weights::Pytorch(d.join("pytorch_model.bin")));

@@ -65,6 +65,9 @@ pub trait TextModel: Send + Sync {
     fn head(&self) -> HeadKind;
 }
 
+/// Whether this build runs models on a GPU when one is present (the `cuda` feature).
+pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
+
 /// Picks the compute device: CUDA when built with the `cuda` feature and a GPU is present,
 /// otherwise the CPU.
 pub fn device() -> Device {
@@ -114,10 +117,7 @@ pub(crate) fn attention_bias(mask: &Tensor, dtype: DType) -> candle_core::Result
 
 /// Splits a `[b, s, h]` tensor into one `[len_i × h]` matrix per sequence (trimming padding), or a
 /// `[b, n]` tensor into `[1 × n]` matrices.
-pub(crate) fn split_rows(
-    out: &Tensor,
-    lengths: &[usize],
-) -> Result<Vec<Matrix>, ToolkitError> {
+pub(crate) fn split_rows(out: &Tensor, lengths: &[usize]) -> Result<Vec<Matrix>, ToolkitError> {
     let out = out.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
     match out.dims() {
         &[b, s, h] => {
@@ -125,15 +125,27 @@ pub(crate) fn split_rows(
             Ok((0..b)
                 .map(|i| {
                     let n = lengths.get(i).copied().unwrap_or(s).min(s);
-                    Matrix { rows: n, cols: h, data: flat[i * s * h..i * s * h + n * h].to_vec() }
+                    Matrix {
+                        rows: n,
+                        cols: h,
+                        data: flat[i * s * h..i * s * h + n * h].to_vec(),
+                    }
                 })
                 .collect())
         }
         &[b, n] => {
             let flat: Vec<f32> = out.flatten_all()?.to_vec1()?;
-            Ok((0..b).map(|i| Matrix { rows: 1, cols: n, data: flat[i * n..(i + 1) * n].to_vec() }).collect())
+            Ok((0..b)
+                .map(|i| Matrix {
+                    rows: 1,
+                    cols: n,
+                    data: flat[i * n..(i + 1) * n].to_vec(),
+                })
+                .collect())
         }
-        other => Err(ToolkitError::Internal(format!("unexpected model output shape {other:?}"))),
+        other => Err(ToolkitError::Internal(format!(
+            "unexpected model output shape {other:?}"
+        ))),
     }
 }
 
@@ -147,8 +159,8 @@ pub fn load(
     let vb = loader::var_builder(files, DType::F32, device)?;
     match &config.arch {
         ArchConfig::Bert(c) => Ok(Box::new(bert::BertModel::load(vb, c, config, head)?)),
-        ArchConfig::DistilBert(c) => {
-            Ok(Box::new(distilbert::DistilBertModel::load(vb, c, config, head)?))
-        }
+        ArchConfig::DistilBert(c) => Ok(Box::new(distilbert::DistilBertModel::load(
+            vb, c, config, head,
+        )?)),
     }
 }

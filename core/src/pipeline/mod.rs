@@ -33,7 +33,12 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Options for a local model directory with default limits.
     pub fn local(dir: impl Into<PathBuf>, task: Option<TaskSpec>) -> Self {
-        Self { source: ModelSource::LocalDir(dir.into()), task, max_request_tokens: 16_384, max_batch_size: 32 }
+        Self {
+            source: ModelSource::LocalDir(dir.into()),
+            task,
+            max_request_tokens: 16_384,
+            max_batch_size: 32,
+        }
     }
 }
 
@@ -63,7 +68,10 @@ impl PipelineOutput {
                         (0..m.rows)
                             .map(|r| {
                                 Value::Array(
-                                    m.row(r).iter().map(|&x| Value::from(f64::from(x))).collect(),
+                                    m.row(r)
+                                        .iter()
+                                        .map(|&x| Value::from(f64::from(x)))
+                                        .collect(),
                                 )
                             })
                             .collect(),
@@ -181,7 +189,11 @@ impl TextEncoder {
     pub fn run(&self, seqs: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
         let max = self.model.max_positions();
         if let Some((i, s)) = seqs.iter().enumerate().find(|(_, s)| s.ids.len() > max) {
-            let which = if seqs.len() > 1 { format!("input {i}") } else { "the input".to_owned() };
+            let which = if seqs.len() > 1 {
+                format!("input {i}")
+            } else {
+                "the input".to_owned()
+            };
             return Err(ToolkitError::InputTooLong(format!(
                 "{which} is {} tokens long but the model accepts at most {max}; shorten it or pass \"parameters\": {{\"truncation\": true}}",
                 s.ids.len()
@@ -202,7 +214,9 @@ impl TextEncoder {
             let batch: Vec<TokenSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
             let results = self.model.forward(&batch)?;
             if results.len() != chunk.len() {
-                return Err(ToolkitError::Internal("the model returned a wrong batch size".into()));
+                return Err(ToolkitError::Internal(
+                    "the model returned a wrong batch size".into(),
+                ));
             }
             for (&i, m) in chunk.iter().zip(results) {
                 out[i] = Some(m);
@@ -248,12 +262,12 @@ impl AnyPipeline {
     /// Builds the pipeline of `task` over an encoder.
     pub fn from_encoder(task: Task, encoder: TextEncoder) -> Result<Self, ToolkitError> {
         match task {
-            Task::FeatureExtraction => {
-                Ok(Self::FeatureExtraction(FeatureExtractionPipeline::new(encoder)))
-            }
-            Task::TextClassification => {
-                Ok(Self::TextClassification(TextClassificationPipeline::new(encoder)?))
-            }
+            Task::FeatureExtraction => Ok(Self::FeatureExtraction(FeatureExtractionPipeline::new(
+                encoder,
+            ))),
+            Task::TextClassification => Ok(Self::TextClassification(
+                TextClassificationPipeline::new(encoder)?,
+            )),
             other => Err(ToolkitError::Config(format!(
                 "task {other} is not implemented yet; implemented tasks: {}",
                 Task::implemented_list()
@@ -280,6 +294,7 @@ impl AnyPipeline {
 
     /// Runs one small request so that the first real one does not pay for lazy set-up.
     pub fn warm_up(&self) -> Result<(), ToolkitError> {
-        self.run(serde_json::json!({"inputs": "warm up"})).map(|_| ())
+        self.run(serde_json::json!({"inputs": "warm up"}))
+            .map(|_| ())
     }
 }

@@ -43,7 +43,10 @@ impl TextClassificationPipeline {
         } else {
             ClassificationFunction::Softmax
         };
-        Ok(Self { encoder, default_function })
+        Ok(Self {
+            encoder,
+            default_function,
+        })
     }
 
     /// Runs a request.
@@ -64,9 +67,18 @@ impl TextClassificationPipeline {
         let params: TextClassificationParameters = params.unwrap_or_default();
         let function = params.function()?.unwrap_or(self.default_function);
         let selection = match (params.top_k, params.return_all_scores) {
-            (Some(k), _) => Selection { top_k: k, legacy: false },
-            (None, Some(true)) => Selection { top_k: None, legacy: true },
-            (None, _) => Selection { top_k: Some(1), legacy: true },
+            (Some(k), _) => Selection {
+                top_k: k,
+                legacy: false,
+            },
+            (None, Some(true)) => Selection {
+                top_k: None,
+                legacy: true,
+            },
+            (None, _) => Selection {
+                top_k: Some(1),
+                legacy: true,
+            },
         };
         let opts = params.tokenize_options()?;
         let tok = self.encoder.tokenizer();
@@ -86,7 +98,10 @@ impl TextClassificationPipeline {
             .map(|m| postprocess(m.row(0), labels, function, selection))
             .collect::<Result<_, _>>()?;
         let output = if many {
-            if results.iter().all(|r| matches!(r, TextClassificationOutput::One(_))) {
+            if results
+                .iter()
+                .all(|r| matches!(r, TextClassificationOutput::One(_)))
+            {
                 TextClassificationOutput::List(
                     results
                         .into_iter()
@@ -103,7 +118,9 @@ impl TextClassificationPipeline {
                         .map(|r| match r {
                             TextClassificationOutput::One(x) => vec![x],
                             TextClassificationOutput::List(v) => v,
-                            TextClassificationOutput::Nested(v) => v.into_iter().flatten().collect(),
+                            TextClassificationOutput::Nested(v) => {
+                                v.into_iter().flatten().collect()
+                            }
                         })
                         .collect(),
                 )
@@ -114,7 +131,9 @@ impl TextClassificationPipeline {
             })?;
             match (one, single_str && selection.legacy) {
                 (TextClassificationOutput::One(x), true) => TextClassificationOutput::List(vec![x]),
-                (TextClassificationOutput::List(v), true) => TextClassificationOutput::Nested(vec![v]),
+                (TextClassificationOutput::List(v), true) => {
+                    TextClassificationOutput::Nested(vec![v])
+                }
                 (other, _) => other,
             }
         };
@@ -133,7 +152,9 @@ pub(crate) fn scores(logits: &[f32], function: ClassificationFunction) -> Vec<f3
             let sum: f32 = exp.iter().sum();
             exp.iter().map(|&e| e / sum).collect()
         }
-        ClassificationFunction::Sigmoid => logits.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect(),
+        ClassificationFunction::Sigmoid => {
+            logits.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect()
+        }
         ClassificationFunction::None => logits.to_vec(),
     }
 }
@@ -146,21 +167,38 @@ fn postprocess(
 ) -> Result<TextClassificationOutput, ToolkitError> {
     let scores = scores(logits, function);
     if scores.iter().any(|s| !s.is_finite()) {
-        return Err(ToolkitError::Internal("the model produced non-finite scores".into()));
+        return Err(ToolkitError::Internal(
+            "the model produced non-finite scores".into(),
+        ));
     }
-    let label = |i: usize| labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}"));
+    let label = |i: usize| {
+        labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("LABEL_{i}"))
+    };
     if sel.legacy && sel.top_k == Some(1) {
         // numpy argmax: the first maximum
-        let (best, score) = scores
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |acc, (i, &s)| if s > acc.1 { (i, s) } else { acc });
-        return Ok(TextClassificationOutput::One(LabelScore { label: label(best), score: f64::from(score) }));
+        let (best, score) =
+            scores
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |acc, (i, &s)| if s > acc.1 { (i, s) } else { acc },
+                );
+        return Ok(TextClassificationOutput::One(LabelScore {
+            label: label(best),
+            score: f64::from(score),
+        }));
     }
     let mut all: Vec<LabelScore> = scores
         .iter()
         .enumerate()
-        .map(|(i, &s)| LabelScore { label: label(i), score: f64::from(s) })
+        .map(|(i, &s)| LabelScore {
+            label: label(i),
+            score: f64::from(s),
+        })
         .collect();
     if !sel.legacy {
         // Python's sort(reverse=True) is stable: ties keep model order
@@ -193,18 +231,60 @@ mod tests {
     #[test]
     fn legacy_top1_is_an_object_and_ties_pick_the_first() {
         let labels = vec!["a".to_owned(), "b".to_owned()];
-        let out = postprocess(&[0.0, 0.0], &labels, ClassificationFunction::Softmax, Selection { top_k: Some(1), legacy: true }).unwrap();
-        assert_eq!(to_json(&out), serde_json::json!({"label": "a", "score": 0.5}));
+        let out = postprocess(
+            &[0.0, 0.0],
+            &labels,
+            ClassificationFunction::Softmax,
+            Selection {
+                top_k: Some(1),
+                legacy: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            to_json(&out),
+            serde_json::json!({"label": "a", "score": 0.5})
+        );
     }
 
     #[test]
     fn top_k_sorts_and_truncates_legacy_all_keeps_order() {
         let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let sorted = postprocess(&[0.0, 2.0, 1.0], &labels, ClassificationFunction::None, Selection { top_k: Some(2), legacy: false }).unwrap();
-        assert_eq!(to_json(&sorted), serde_json::json!([{"label": "b", "score": 2.0}, {"label": "c", "score": 1.0}]));
-        let zero = postprocess(&[0.0, 2.0, 1.0], &labels, ClassificationFunction::None, Selection { top_k: Some(0), legacy: false }).unwrap();
+        let sorted = postprocess(
+            &[0.0, 2.0, 1.0],
+            &labels,
+            ClassificationFunction::None,
+            Selection {
+                top_k: Some(2),
+                legacy: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            to_json(&sorted),
+            serde_json::json!([{"label": "b", "score": 2.0}, {"label": "c", "score": 1.0}])
+        );
+        let zero = postprocess(
+            &[0.0, 2.0, 1.0],
+            &labels,
+            ClassificationFunction::None,
+            Selection {
+                top_k: Some(0),
+                legacy: false,
+            },
+        )
+        .unwrap();
         assert_eq!(to_json(&zero), serde_json::json!([]));
-        let all = postprocess(&[0.0, 2.0, 1.0], &labels, ClassificationFunction::None, Selection { top_k: None, legacy: true }).unwrap();
+        let all = postprocess(
+            &[0.0, 2.0, 1.0],
+            &labels,
+            ClassificationFunction::None,
+            Selection {
+                top_k: None,
+                legacy: true,
+            },
+        )
+        .unwrap();
         assert_eq!(to_json(&all)[0]["label"], "a");
     }
 }

@@ -32,10 +32,11 @@ pub struct TextPair {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum TextClassificationInputs {
+    /// A list of texts or pairs. Tried first: serde would otherwise read a two-element array as
+    /// a `TextPair` (structs deserialize from sequences).
+    Many(Vec<TextInput>),
     /// One text or pair.
     One(TextInput),
-    /// A list of them.
-    Many(Vec<TextInput>),
 }
 
 /// A request: `{"inputs": ..., "parameters": ...}`, or, as the toolkit allows, a bare
@@ -78,7 +79,11 @@ pub enum ClassificationFunction {
 #[serde(deny_unknown_fields)]
 pub struct TextClassificationParameters {
     /// `Some(Some(k))`: the k best; `Some(None)` (`null`): every label; `None`: legacy output.
-    #[serde(default, deserialize_with = "absent_or_null", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "absent_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub top_k: Option<Option<usize>>,
     /// softmax / sigmoid / none (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +108,12 @@ pub struct TextClassificationParameters {
 impl TextClassificationParameters {
     /// The function to apply, if given.
     pub fn function(&self) -> Result<Option<ClassificationFunction>, ToolkitError> {
-        match self.function_to_apply.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .function_to_apply
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => Ok(None),
             Some("softmax") => Ok(Some(ClassificationFunction::Softmax)),
             Some("sigmoid") => Ok(Some(ClassificationFunction::Sigmoid)),

@@ -1,1 +1,277 @@
-//! HTTP.
+//! # hf-inference-http
+//!
+//! The HTTP surface of the toolkit, shared by every host (the SageMaker container, the Lambda
+//! front-end): `GET /ping`, `POST|PUT /invocations`, `GET /execution-parameters` (batch transform)
+//! and the read-only part of multi-model-server's management API on the same port
+//! (`GET /models`, `GET /models/model`), as the Python toolkit serves them.
+//!
+//! Differences from the Python toolkit, on purpose: `/ping` is 503 until the model is loaded and
+//! warmed (the toolkit says healthy before), errors carry their real status (415, 406, 413, 503…)
+//! instead of 400 for everything, and limits are enforced before a body is buffered.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use hf_inference_core::{InferenceService, ToolkitError};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+/// Oversized bodies up to this size are read and discarded before the 413 is sent.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest accepted request body, in bytes (`SAGEMAKER_MAX_PAYLOAD_IN_MB`).
+    pub max_payload_bytes: usize,
+    /// What `/models` reports as the model's location.
+    pub model_url: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 6 * 1024 * 1024,
+            model_url: "/opt/ml/model".into(),
+        }
+    }
+}
+
+/// The shared state: the service once the model is ready.
+#[derive(Debug)]
+pub struct AppState {
+    service: OnceLock<Arc<InferenceService>>,
+    settings: HttpSettings,
+    started: String,
+}
+
+impl AppState {
+    /// A state whose model is still loading: `/ping` answers 503 until [`AppState::set_ready`].
+    pub fn loading(settings: HttpSettings) -> Arc<Self> {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs().to_string())
+            .unwrap_or_default();
+        Arc::new(Self {
+            service: OnceLock::new(),
+            settings,
+            started,
+        })
+    }
+
+    /// A state with a ready service.
+    pub fn ready(settings: HttpSettings, service: InferenceService) -> Arc<Self> {
+        let state = Self::loading(settings);
+        state.set_ready(service);
+        state
+    }
+
+    /// Marks the model loaded; later calls are ignored.
+    pub fn set_ready(&self, service: InferenceService) {
+        let _ = self.service.set(Arc::new(service));
+    }
+
+    /// The service, if ready.
+    pub fn service(&self) -> Option<&Arc<InferenceService>> {
+        self.service.get()
+    }
+}
+
+/// A [`ToolkitError`] as an HTTP response with the JSON error body.
+#[derive(Debug)]
+pub struct ApiError(pub ToolkitError);
+
+impl From<ToolkitError> for ApiError {
+    fn from(e: ToolkitError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status.is_server_error() {
+            let mut chain = self.0.to_string();
+            let mut source = std::error::Error::source(&self.0);
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!(status = status.as_u16(), error = %chain, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self.0, "request rejected");
+        }
+        json_response(status, self.0.body_json())
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The router. The same router serves the container and, through `lambda_http`, Lambda.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ping", any(ping))
+        .route("/invocations", any(invocations))
+        .route("/execution-parameters", get(execution_parameters))
+        .route("/models", get(models))
+        .route("/models/{name}", get(describe_model))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// multi-model-server pretty-prints its management and health bodies (2-space indent, trailing
+/// newline); clients that compare them keep working.
+fn pretty(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+async fn ping(State(state): State<Arc<AppState>>) -> Response {
+    match state.service() {
+        Some(_) => json_response(
+            StatusCode::OK,
+            pretty(&serde_json::json!({"status": "Healthy"})),
+        ),
+        None => ApiError(ToolkitError::Unhealthy(
+            "the model is still loading; /ping answers 200 once it is ready".into(),
+        ))
+        .into_response(),
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn invocations(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    // The toolkit serves any method here; POST (SageMaker) and PUT (MMS) are the useful ones.
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        return Err(ToolkitError::MethodNotAllowed(format!(
+            "{}; send the request with POST (or PUT)",
+            req.method()
+        ))
+        .into());
+    }
+    let limit = state.settings.max_payload_bytes;
+    let declared =
+        header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        // Refused before buffering. A client still sending its body would see a broken pipe
+        // instead of our 413, so read and discard what it sends, up to a bound.
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+            let mut body = req.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+        }
+        return Err(ToolkitError::PayloadTooLarge { limit }.into());
+    }
+    let service = state.service().cloned().ok_or_else(|| {
+        ToolkitError::Unhealthy("the model is still loading; retry when /ping answers 200".into())
+    })?;
+    let (parts, body) = req.into_parts();
+    let content_type = header_str(&parts.headers, header::CONTENT_TYPE).map(str::to_owned);
+    let accept = header_str(&parts.headers, header::ACCEPT).map(str::to_owned);
+    // cheap header checks before reading the body
+    hf_inference_core::codec::request_format(content_type.as_deref())?;
+    hf_inference_core::codec::response_format(accept.as_deref())?;
+    let bytes = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            ToolkitError::PayloadTooLarge { limit }
+        } else {
+            ToolkitError::Validation(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let out = service
+        .invoke(content_type.as_deref(), accept.as_deref(), bytes.to_bytes())
+        .await?;
+    let mut r = Response::new(Body::from(out.body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(out.content_type),
+    );
+    Ok(r)
+}
+
+async fn execution_parameters(State(state): State<Arc<AppState>>) -> Response {
+    let workers = state
+        .service()
+        .map(|s| s.runtime().options().workers)
+        .unwrap_or(1);
+    let mb = state
+        .settings
+        .max_payload_bytes
+        .div_ceil(1024 * 1024)
+        .max(1);
+    let body = serde_json::json!({
+        "MaxConcurrentTransforms": workers,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": mb,
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+fn model_entry(state: &AppState) -> serde_json::Value {
+    serde_json::json!({"modelName": "model", "modelUrl": state.settings.model_url})
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Response {
+    let body = serde_json::json!({"models": [model_entry(&state)]});
+    json_response(StatusCode::OK, pretty(&body))
+}
+
+async fn describe_model(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    if name != "model" {
+        return Err(ToolkitError::NotFound.into());
+    }
+    // multi-model-server's shape, with our values: one entry per inference thread
+    let (ready, workers) = match state.service() {
+        Some(s) => (true, s.runtime().options().workers),
+        None => (false, 0),
+    };
+    let worker_list: Vec<serde_json::Value> = (0..workers)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("inference-{i}"),
+                "startTime": state.started,
+                "status": if ready { "READY" } else { "LOADING" },
+                "gpu": hf_inference_core::model::CUDA_BUILD,
+                "memoryUsage": 0,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "modelName": "model",
+        "modelUrl": state.settings.model_url,
+        "runtime": "rust",
+        "minWorkers": workers,
+        "maxWorkers": workers,
+        "batchSize": 1,
+        "maxBatchDelay": 0,
+        "loadedAtStartup": true,
+        "workers": worker_list,
+    });
+    Ok(json_response(StatusCode::OK, pretty(&body)))
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ToolkitError::NotFound)
+}

@@ -1,1 +1,259 @@
-//! SageMaker.
+//! # hf-inference-sagemaker
+//!
+//! The SageMaker inference container: SageMaker runs `docker run <image> serve`, then probes
+//! `GET /ping` and sends `POST /invocations` on port 8080. Configuration comes from the Python
+//! toolkit's environment variables (`--help` lists them); the model is read from
+//! `$SAGEMAKER_BASE_DIR/model` (default `/opt/ml/model`) or `HF_MODEL_DIR`.
+//!
+//! The port is bound first and `/ping` answers 503 while the model loads and warms up, then 200.
+//! SIGTERM (SageMaker's scale-in) stops accepting connections and lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use hf_inference_core::{
+    AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions, TaskSpec, ToolkitError,
+};
+use hf_inference_http::{router, AppState, HttpSettings};
+
+/// The container's configuration: every option also reads the environment variable the Python
+/// toolkit uses.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "serve",
+    version,
+    about = "Hugging Face inference for SageMaker: GET /ping, POST /invocations"
+)]
+pub struct Config {
+    /// SageMaker starts the container with the argument `serve`; it is accepted and ignored.
+    #[arg(value_parser = ["serve"], hide = true)]
+    pub command: Option<String>,
+
+    /// The pipeline task (text-classification, sentiment-analysis, feature-extraction, ...).
+    /// Unset: inferred from config.json `architectures`.
+    #[arg(long, env = "HF_TASK")]
+    pub task: Option<String>,
+
+    /// The model directory. Default: $SAGEMAKER_BASE_DIR/model.
+    #[arg(long, env = "HF_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// SageMaker's base directory; the model is read from its `model` subdirectory.
+    #[arg(long, env = "SAGEMAKER_BASE_DIR", default_value = "/opt/ml")]
+    pub base_dir: PathBuf,
+
+    /// A Hugging Face Hub model id to download at start-up (not supported by this build yet:
+    /// package the model into model.tar.gz / HF_MODEL_DIR instead).
+    #[arg(long, env = "HF_MODEL_ID")]
+    pub model_id: Option<String>,
+
+    /// The port to listen on (0 picks a free one; the chosen address is printed).
+    #[arg(long, env = "SAGEMAKER_BIND_TO_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// The address to listen on.
+    #[arg(long, env = "HF_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind: std::net::IpAddr,
+
+    /// Largest request body in MiB; larger requests get 413 before they are read.
+    #[arg(long, env = "SAGEMAKER_MAX_PAYLOAD_IN_MB", default_value_t = 6)]
+    pub max_payload_mb: usize,
+
+    /// Seconds one request may wait and run before it gets 504.
+    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT", default_value_t = 60)]
+    pub timeout: u64,
+
+    /// Inference threads, each running one request at a time (the model's kernels use every
+    /// core already, so 1 suits CPUs).
+    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+
+    /// Requests that may wait for an inference thread; more get 503 at once.
+    #[arg(long, env = "HF_QUEUE_CAPACITY", default_value_t = 64)]
+    pub queue_capacity: usize,
+
+    /// The most tokens one request may carry, all inputs together; more get 400.
+    #[arg(long, env = "HF_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
+    pub max_request_tokens: usize,
+
+    /// The most sequences run through the model in one forward pass.
+    #[arg(long, env = "HF_MAX_BATCH_SIZE", default_value_t = 32)]
+    pub max_batch_size: usize,
+}
+
+impl Config {
+    /// The model directory in use.
+    pub fn model_dir(&self) -> PathBuf {
+        self.model_dir
+            .clone()
+            .unwrap_or_else(|| self.base_dir.join("model"))
+    }
+
+    /// Checks the configuration and builds the load options; fails fast with a clear message.
+    pub fn load_options(&self) -> Result<LoadOptions, ToolkitError> {
+        if let Some(id) = &self.model_id {
+            return Err(ToolkitError::Config(format!(
+                "HF_MODEL_ID={id} is set, but downloading from the Hugging Face Hub is not supported by this build yet; put the model files in {} (or set HF_MODEL_DIR) and unset HF_MODEL_ID",
+                self.model_dir().display()
+            )));
+        }
+        let task = match &self.task {
+            Some(t) if !t.trim().is_empty() => {
+                let spec: TaskSpec = t.parse()?;
+                spec.ensure_implemented()?;
+                Some(spec)
+            }
+            _ => None,
+        };
+        if self.max_payload_mb == 0 {
+            return Err(ToolkitError::Config(
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB must be at least 1".into(),
+            ));
+        }
+        let mut opts = LoadOptions::local(self.model_dir(), task);
+        opts.max_request_tokens = self.max_request_tokens.max(1);
+        opts.max_batch_size = self.max_batch_size.max(1);
+        Ok(opts)
+    }
+
+    fn runtime_options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            workers: self.workers.max(1),
+            queue_capacity: self.queue_capacity.max(1),
+            timeout: Duration::from_secs(self.timeout.max(1)),
+        }
+    }
+}
+
+/// Runs the container until SIGTERM/SIGINT. Returns an error when the configuration or the model
+/// is unusable (the process then exits non-zero, which SageMaker reports as a failed start).
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let load = config.load_options()?;
+    let settings = HttpSettings {
+        max_payload_bytes: config.max_payload_mb.saturating_mul(1024 * 1024),
+        model_url: config.model_dir().display().to_string(),
+    };
+    let state = AppState::loading(settings);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
+    let addr = listener.local_addr()?;
+    // tests and operators read this line to find the port
+    println!("listening on {addr}");
+    tracing::info!(%addr, model_dir = %config.model_dir().display(), "listening; loading the model");
+
+    let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel::<ToolkitError>();
+    let loader_state = state.clone();
+    let runtime_options = config.runtime_options();
+    std::thread::Builder::new()
+        .name("model-loader".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let result = AnyPipeline::load(&load).and_then(|p| {
+                p.warm_up()?;
+                Ok(p)
+            });
+            match result.and_then(|p| Ok(InferenceService::new(p, Runtime::new(runtime_options)?)))
+            {
+                Ok(service) => {
+                    tracing::info!(
+                        task = service.pipeline().task().id(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "model loaded and warmed up; /ping is healthy"
+                    );
+                    loader_state.set_ready(service);
+                }
+                Err(e) => {
+                    let _ = failed_tx.send(e);
+                }
+            }
+        })?;
+
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => Ok(()),
+            Ok(e) = &mut failed_rx => Err(e),
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = stop_rx.await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    let outcome = shutdown.await;
+    let _ = stop_tx.send(());
+    match outcome {
+        Ok(()) => {
+            tracing::info!("shutting down: draining in-flight requests");
+            server.await??;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the model could not be loaded");
+            Err(anyhow::anyhow!("the model could not be loaded: {e}"))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_toolkit() {
+        let c = Config::try_parse_from(["serve", "serve"]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.model_dir(), PathBuf::from("/opt/ml/model"));
+        assert_eq!(c.max_payload_mb, 6);
+        assert_eq!(c.timeout, 60);
+    }
+
+    #[test]
+    fn model_dir_and_task_checks() {
+        let c =
+            Config::try_parse_from(["serve", "--base-dir", "/x", "--task", "sentiment-analysis"])
+                .unwrap();
+        assert_eq!(c.model_dir(), PathBuf::from("/x/model"));
+        assert!(c.load_options().is_ok());
+        let c = Config::try_parse_from(["serve", "--task", "summarization"]).unwrap();
+        let e = c.load_options().unwrap_err().to_string();
+        assert!(
+            e.contains("summarization") && e.contains("not implemented"),
+            "{e}"
+        );
+        let c = Config::try_parse_from(["serve", "--task", "nope"]).unwrap();
+        assert!(c
+            .load_options()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown task"));
+        let c = Config::try_parse_from(["serve", "--model-id", "org/model"]).unwrap();
+        assert!(c
+            .load_options()
+            .unwrap_err()
+            .to_string()
+            .contains("HF_MODEL_ID"));
+        assert!(Config::try_parse_from(["serve", "train"]).is_err());
+    }
+}

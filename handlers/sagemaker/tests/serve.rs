@@ -1,0 +1,216 @@
+//! The real `serve` binary: start-up, health, an invocation, limits, and SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models")
+        .join(name)
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(envs: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_serve"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("SAGEMAKER_BIND_TO_PORT", "0")
+        .env("HF_BIND_ADDRESS", "127.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn wait_healthy(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, _) = http(addr, "GET", "/ping", &[], b"");
+        if status == 200 {
+            return;
+        }
+        assert_eq!(status, 503, "/ping must be 503 while loading");
+        assert!(Instant::now() < deadline, "the model never became healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serves_text_classification_then_drains_on_sigterm() {
+    let dir = fixture("text-classification");
+    let mut server = start(&[
+        ("HF_TASK", "text-classification"),
+        ("HF_MODEL_DIR", dir.to_str().unwrap()),
+    ]);
+    wait_healthy(&server.addr);
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"inputs": "I love this"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        ["negative", "neutral", "positive"].contains(&v[0]["label"].as_str().unwrap()),
+        "{body}"
+    );
+    let (status, body) = http(&server.addr, "GET", "/execution-parameters", &[], b"");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"MaxPayloadInMB\":6"), "{body}");
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn infers_the_task_and_enforces_the_payload_limit() {
+    let dir = fixture("feature-extraction-tiny");
+    // no HF_TASK: BertModel → feature-extraction
+    let server = start(&[
+        ("HF_MODEL_DIR", dir.to_str().unwrap()),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "1"),
+    ]);
+    wait_healthy(&server.addr);
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"inputs": "hi"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("[[["), "{body}");
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        &big,
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"code\":413"), "{body}");
+}
+
+fn run_to_exit(envs: &[(&str, &str)]) -> (bool, String) {
+    let mut server = start(envs);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.success(), err)
+}
+
+#[test]
+fn bad_configuration_fails_fast_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .env_clear()
+        .env("HF_TASK", "summarization")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("summarization") && err.contains("not implemented"),
+        "{err}"
+    );
+
+    let (ok, err) = run_to_exit(&[
+        ("HF_TASK", "feature-extraction"),
+        ("HF_MODEL_DIR", "/nonexistent/model"),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/model"), "{err}");
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of our `serve` and the Python toolkit on feature-extraction with the real
+# all-MiniLM-L6-v2, in one run, with ../shared/reference/bench.py (cold start, memory, sequential
+# latency, 4-client throughput, batch-32 throughput). Needs ../shared/reference/setup.sh once.
+#   bash infra/bench.sh [extra bench.py args]      (~6 minutes; writes target/bench.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REF=${REFERENCE_DIR:-$(cd .. && pwd)/shared/reference}
+R=${REF_ROOT:-$HOME/.cache/hf-toolkit-reference}
+cargo build --release --locked -p hf-inference-sagemaker
+BIN=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/serve
+mkdir -p target
+"$R/venv/bin/python" "$REF/bench.py" --toolkit \
+  --server-cmd "HF_TASK=feature-extraction HF_MODEL_DIR={model} SAGEMAKER_BIND_TO_PORT={port} $BIN" \
+  --markdown target/bench.md "$@"
+cat target/bench.md

