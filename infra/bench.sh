@@ -11,6 +11,6 @@ cargo build --release --locked -p hf-inference-sagemaker
 BIN=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/serve
 mkdir -p target
 "$R/venv/bin/python" "$REF/bench.py" --toolkit \
-  --server-cmd "HF_TASK=feature-extraction HF_MODEL_DIR={model} SAGEMAKER_BIND_TO_PORT={port} $BIN" \
+  --server-cmd "env HF_TASK=feature-extraction HF_MODEL_DIR={model} SAGEMAKER_BIND_TO_PORT={port} $BIN" \
   --markdown target/bench.md "$@"
 cat target/bench.md
