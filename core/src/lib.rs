@@ -23,6 +23,7 @@
 pub mod codec;
 pub mod error;
 pub mod json;
+pub mod kernels;
 pub mod model;
 pub mod pipeline;
 pub mod runtime;

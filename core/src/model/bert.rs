@@ -15,7 +15,8 @@ use super::layers::{first_token, EncoderLayer, LayerDims, LayerNames};
 use super::{attention_bias, split_rows, HeadKind, Matrix, TextModel, TokenSequence};
 use crate::error::ToolkitError;
 
-const NAMES: LayerNames = LayerNames {
+/// The checkpoint names of a BERT layer's weights.
+pub(crate) const LAYER_NAMES: LayerNames = LayerNames {
     q: "attention.self.query",
     k: "attention.self.key",
     v: "attention.self.value",
@@ -103,7 +104,7 @@ impl BertModel {
             act: c.hidden_act,
         };
         let layers = (0..c.num_hidden_layers)
-            .map(|i| EncoderLayer::load(enc.pp(format!("encoder.layer.{i}")), &NAMES, dims))
+            .map(|i| EncoderLayer::load(enc.pp(format!("encoder.layer.{i}")), &LAYER_NAMES, dims))
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(|e| missing("encoder layers", e))?;
         let head = match head_kind {

@@ -10,7 +10,8 @@ use super::layers::{first_token, EncoderLayer, LayerDims, LayerNames};
 use super::{attention_bias, split_rows, HeadKind, Matrix, TextModel, TokenSequence};
 use crate::error::ToolkitError;
 
-const NAMES: LayerNames = LayerNames {
+/// The checkpoint names of a DistilBERT layer's weights.
+pub(crate) const LAYER_NAMES: LayerNames = LayerNames {
     q: "attention.q_lin",
     k: "attention.k_lin",
     v: "attention.v_lin",
@@ -68,7 +69,9 @@ impl DistilBertModel {
             act: c.activation,
         };
         let layers = (0..c.n_layers)
-            .map(|i| EncoderLayer::load(enc.pp(format!("transformer.layer.{i}")), &NAMES, dims))
+            .map(|i| {
+                EncoderLayer::load(enc.pp(format!("transformer.layer.{i}")), &LAYER_NAMES, dims)
+            })
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(|e| missing("transformer layers", e))?;
         let classifier = match head_kind {

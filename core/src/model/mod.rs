@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod config;
 pub mod distilbert;
+pub mod fast;
 pub(crate) mod layers;
 pub mod loader;
 
@@ -151,6 +152,26 @@ pub(crate) fn split_rows(out: &Tensor, lengths: &[usize]) -> Result<Vec<Matrix>,
 
 /// Loads the model described by `files` for the given head.
 pub fn load(
+    files: &ModelFiles,
+    config: &ModelConfig,
+    head: HeadKind,
+    device: &Device,
+) -> Result<Box<dyn TextModel>, ToolkitError> {
+    let vb = loader::var_builder(files, DType::F32, device)?;
+    if device.is_cpu() {
+        return match &config.arch {
+            ArchConfig::Bert(c) => Ok(Box::new(fast::FastEncoder::from_bert(vb, c, config, head)?)),
+            ArchConfig::DistilBert(c) => Ok(Box::new(fast::FastEncoder::from_distilbert(
+                vb, c, config, head,
+            )?)),
+        };
+    }
+    load_candle(files, config, head, device)
+}
+
+/// Loads the candle implementation (the GPU path, and the reference the CPU kernels are tested
+/// against).
+pub fn load_candle(
     files: &ModelFiles,
     config: &ModelConfig,
     head: HeadKind,

@@ -1,0 +1,460 @@
+//! The CPU encoder on our own kernels ([`crate::kernels`]): BERT, RoBERTa, XLM-RoBERTa, CamemBERT
+//! and DistilBERT with their heads, the same network as [`super::bert`] and
+//! [`super::distilbert`] (which stay as the candle reference and the GPU path).
+//!
+//! Sequences are never padded: the linear layers run on every token of the batch stacked
+//! (`[tokens, hidden]`), and attention runs per sequence, so a batch costs what its tokens cost.
+
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::config::{Activation, BertConfig, DistilBertConfig, ModelConfig};
+use super::layers::LayerNames;
+use super::{HeadKind, Matrix, TextModel, TokenSequence};
+use crate::error::ToolkitError;
+use crate::kernels::{self, PackedLinear};
+
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+struct Layer {
+    qkv: PackedLinear,
+    out: PackedLinear,
+    attn_norm: Norm,
+    ff_in: PackedLinear,
+    ff_out: PackedLinear,
+    ff_norm: Norm,
+}
+
+enum Head {
+    Hidden,
+    /// BERT: pooler (tanh) then classifier.
+    Pooled(PackedLinear, PackedLinear),
+    /// RoBERTa: dense (tanh) then out_proj.
+    Roberta(PackedLinear, PackedLinear),
+    /// DistilBERT: pre_classifier (ReLU) then classifier.
+    Distil(PackedLinear, PackedLinear),
+}
+
+/// An encoder with its head, on the CPU kernels.
+pub struct FastEncoder {
+    word: Vec<f32>,
+    vocab: usize,
+    position: Vec<f32>,
+    position_rows: usize,
+    token_type: Option<(Vec<f32>, usize)>,
+    emb_norm: Norm,
+    layers: Vec<Layer>,
+    hidden: usize,
+    heads: usize,
+    act: Activation,
+    eps: f32,
+    head: Head,
+    head_kind: HeadKind,
+    pad_id: u32,
+    roberta_positions: bool,
+    max_positions: usize,
+}
+
+fn load_err(what: &str, e: candle_core::Error) -> ToolkitError {
+    ToolkitError::model_load_with(format!("the weights do not match the config ({what})"), e)
+}
+
+fn get(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>, ToolkitError> {
+    vb.get(dims, name)
+        .and_then(|t| {
+            t.to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()
+        })
+        .map_err(|e| load_err(name, e))
+}
+
+fn linear(vb: &VarBuilder, n: usize, k: usize) -> Result<PackedLinear, ToolkitError> {
+    let w = get(vb, &[n, k], "weight")?;
+    let b = if vb.contains_tensor("bias") {
+        Some(get(vb, &[n], "bias")?)
+    } else {
+        None
+    };
+    Ok(PackedLinear::new(&w, b.as_deref(), n, k))
+}
+
+fn norm(vb: &VarBuilder, h: usize) -> Result<Norm, ToolkitError> {
+    let g = if vb.contains_tensor("gamma") {
+        "gamma"
+    } else {
+        "weight"
+    };
+    let b = if vb.contains_tensor("beta") {
+        "beta"
+    } else {
+        "bias"
+    };
+    Ok(Norm {
+        gamma: get(vb, &[h], g)?,
+        beta: get(vb, &[h], b)?,
+    })
+}
+
+fn layer(
+    vb: &VarBuilder,
+    names: &LayerNames,
+    h: usize,
+    inter: usize,
+) -> Result<Layer, ToolkitError> {
+    let mut w = Vec::with_capacity(3 * h * h);
+    let mut b = Vec::with_capacity(3 * h);
+    for name in [names.q, names.k, names.v] {
+        let p = vb.pp(name);
+        w.extend(get(&p, &[h, h], "weight")?);
+        b.extend(get(&p, &[h], "bias")?);
+    }
+    Ok(Layer {
+        qkv: PackedLinear::new(&w, Some(&b), 3 * h, h),
+        out: linear(&vb.pp(names.out), h, h)?,
+        attn_norm: norm(&vb.pp(names.attn_norm), h)?,
+        ff_in: linear(&vb.pp(names.ff_in), inter, h)?,
+        ff_out: linear(&vb.pp(names.ff_out), h, inter)?,
+        ff_norm: norm(&vb.pp(names.ff_norm), h)?,
+    })
+}
+
+fn labels(config: &ModelConfig) -> Result<usize, ToolkitError> {
+    match config.labels.len() {
+        0 => Err(ToolkitError::model_load(
+            "config.json has no id2label/num_labels: not a sequence-classification model",
+        )),
+        n => Ok(n),
+    }
+}
+
+impl FastEncoder {
+    /// BERT, RoBERTa, XLM-RoBERTa, CamemBERT.
+    pub fn from_bert(
+        vb: VarBuilder,
+        c: &BertConfig,
+        config: &ModelConfig,
+        head_kind: HeadKind,
+    ) -> Result<Self, ToolkitError> {
+        let base = ["", "bert", "roberta"]
+            .into_iter()
+            .find(|p| {
+                let v = if p.is_empty() { vb.clone() } else { vb.pp(p) };
+                v.contains_tensor("embeddings.word_embeddings.weight")
+            })
+            .ok_or_else(|| {
+                ToolkitError::model_load(
+                    "the weights have no embeddings.word_embeddings.weight (with or without a bert./roberta. prefix)",
+                )
+            })?;
+        let enc = if base.is_empty() {
+            vb.clone()
+        } else {
+            vb.pp(base)
+        };
+        let h = c.hidden_size;
+        let emb = enc.pp("embeddings");
+        let names = super::bert::LAYER_NAMES;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                layer(
+                    &enc.pp(format!("encoder.layer.{i}")),
+                    &names,
+                    h,
+                    c.intermediate_size,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = match head_kind {
+            HeadKind::HiddenStates => Head::Hidden,
+            HeadKind::SequenceClassification => {
+                let n = labels(config)?;
+                if vb.contains_tensor("classifier.out_proj.weight") {
+                    Head::Roberta(
+                        linear(&vb.pp("classifier.dense"), h, h)?,
+                        linear(&vb.pp("classifier.out_proj"), n, h)?,
+                    )
+                } else {
+                    Head::Pooled(
+                        linear(&enc.pp("pooler.dense"), h, h)?,
+                        linear(&vb.pp("classifier"), n, h)?,
+                    )
+                }
+            }
+        };
+        let roberta_positions = config.roberta_positions();
+        let offset = if roberta_positions {
+            config.pad_token_id as usize + 1
+        } else {
+            0
+        };
+        Ok(Self {
+            word: get(&emb, &[c.vocab_size, h], "word_embeddings.weight")?,
+            vocab: c.vocab_size,
+            position: get(
+                &emb,
+                &[c.max_position_embeddings, h],
+                "position_embeddings.weight",
+            )?,
+            position_rows: c.max_position_embeddings,
+            token_type: Some((
+                get(
+                    &emb,
+                    &[c.type_vocab_size, h],
+                    "token_type_embeddings.weight",
+                )?,
+                c.type_vocab_size,
+            )),
+            emb_norm: norm(&emb.pp("LayerNorm"), h)?,
+            layers,
+            hidden: h,
+            heads: c.num_attention_heads,
+            act: c.hidden_act,
+            eps: c.layer_norm_eps as f32,
+            head,
+            head_kind,
+            pad_id: config.pad_token_id,
+            roberta_positions,
+            max_positions: c.max_position_embeddings.saturating_sub(offset),
+        })
+    }
+
+    /// DistilBERT.
+    pub fn from_distilbert(
+        vb: VarBuilder,
+        c: &DistilBertConfig,
+        config: &ModelConfig,
+        head_kind: HeadKind,
+    ) -> Result<Self, ToolkitError> {
+        let enc = if vb.contains_tensor("distilbert.embeddings.word_embeddings.weight") {
+            vb.pp("distilbert")
+        } else {
+            vb.clone()
+        };
+        let h = c.dim;
+        let emb = enc.pp("embeddings");
+        let names = super::distilbert::LAYER_NAMES;
+        let layers = (0..c.n_layers)
+            .map(|i| {
+                layer(
+                    &enc.pp(format!("transformer.layer.{i}")),
+                    &names,
+                    h,
+                    c.hidden_dim,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let head = match head_kind {
+            HeadKind::HiddenStates => Head::Hidden,
+            HeadKind::SequenceClassification => {
+                let n = labels(config)?;
+                Head::Distil(
+                    linear(&vb.pp("pre_classifier"), h, h)?,
+                    linear(&vb.pp("classifier"), n, h)?,
+                )
+            }
+        };
+        Ok(Self {
+            word: get(&emb, &[c.vocab_size, h], "word_embeddings.weight")?,
+            vocab: c.vocab_size,
+            position: get(
+                &emb,
+                &[c.max_position_embeddings, h],
+                "position_embeddings.weight",
+            )?,
+            position_rows: c.max_position_embeddings,
+            token_type: None,
+            emb_norm: norm(&emb.pp("LayerNorm"), h)?,
+            layers,
+            hidden: h,
+            heads: c.n_heads,
+            act: c.activation,
+            eps: 1e-12,
+            head,
+            head_kind,
+            pad_id: config.pad_token_id,
+            roberta_positions: false,
+            max_positions: c.max_position_embeddings,
+        })
+    }
+
+    fn embed(&self, batch: &[TokenSequence], total: usize) -> Result<Vec<f32>, ToolkitError> {
+        let h = self.hidden;
+        let mut x = Vec::with_capacity(total * h);
+        for seq in batch {
+            let mut count = 0u32;
+            for (t, &id) in seq.ids.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    return Err(ToolkitError::Internal(format!(
+                        "token id {id} is outside the vocabulary"
+                    )));
+                }
+                let pos = if self.roberta_positions {
+                    if seq.ids[t] != self.pad_id {
+                        count += 1;
+                        (count + self.pad_id) as usize
+                    } else {
+                        self.pad_id as usize
+                    }
+                } else {
+                    t
+                };
+                if pos >= self.position_rows {
+                    return Err(ToolkitError::Internal(format!(
+                        "position {pos} is outside the table"
+                    )));
+                }
+                let w = &self.word[id * h..(id + 1) * h];
+                let p = &self.position[pos * h..(pos + 1) * h];
+                let start = x.len();
+                x.extend(w.iter().zip(p).map(|(a, b)| a + b));
+                if let Some((table, n)) = &self.token_type {
+                    let tt = seq.type_ids.get(t).map_or(0, |&v| v as usize);
+                    let tt = if tt < *n { tt } else { 0 };
+                    for (v, e) in x[start..].iter_mut().zip(&table[tt * h..(tt + 1) * h]) {
+                        *v += e;
+                    }
+                }
+            }
+        }
+        kernels::add_layer_norm(
+            &mut x,
+            None,
+            &self.emb_norm.gamma,
+            &self.emb_norm.beta,
+            self.eps,
+        );
+        Ok(x)
+    }
+
+    fn activate(&self, x: &mut [f32]) {
+        match self.act {
+            Activation::Gelu => kernels::gelu_erf(x),
+            Activation::GeluNew => kernels::gelu_tanh(x),
+            Activation::Relu => kernels::relu(x),
+        }
+    }
+
+    fn attention(&self, qkv: &[f32], batch: &[TokenSequence], offsets: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
+        let total = offsets.last().copied().unwrap_or(0);
+        let run = |i: usize| {
+            let (a, b) = (offsets[i], offsets[i + 1]);
+            kernels::attention(
+                &qkv[a * 3 * h..b * 3 * h],
+                b - a,
+                h,
+                self.heads,
+                &batch[i].attention_mask,
+            )
+        };
+        if batch.len() == 1 {
+            return run(0);
+        }
+        let parts: Vec<Vec<f32>> = (0..batch.len()).into_par_iter().map(run).collect();
+        let mut ctx = Vec::with_capacity(total * h);
+        for p in parts {
+            ctx.extend(p);
+        }
+        ctx
+    }
+}
+
+impl TextModel for FastEncoder {
+    fn forward(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
+        let h = self.hidden;
+        let mut offsets = Vec::with_capacity(batch.len() + 1);
+        offsets.push(0);
+        for s in batch {
+            if s.attention_mask.len() != s.ids.len() {
+                return Err(ToolkitError::Internal(
+                    "attention mask length differs from ids".into(),
+                ));
+            }
+            offsets.push(offsets.last().copied().unwrap_or(0) + s.ids.len());
+        }
+        let total = offsets.last().copied().unwrap_or(0);
+        if total == 0 {
+            return Ok(batch
+                .iter()
+                .map(|_| Matrix {
+                    rows: 0,
+                    cols: h,
+                    data: vec![],
+                })
+                .collect());
+        }
+        let mut x = self.embed(batch, total)?;
+        for l in &self.layers {
+            let qkv = l.qkv.forward(&x, total);
+            let ctx = self.attention(&qkv, batch, &offsets);
+            let mut a = l.out.forward(&ctx, total);
+            kernels::add_layer_norm(
+                &mut a,
+                Some(&x),
+                &l.attn_norm.gamma,
+                &l.attn_norm.beta,
+                self.eps,
+            );
+            let mut f = l.ff_in.forward(&a, total);
+            self.activate(&mut f);
+            let mut y = l.ff_out.forward(&f, total);
+            kernels::add_layer_norm(
+                &mut y,
+                Some(&a),
+                &l.ff_norm.gamma,
+                &l.ff_norm.beta,
+                self.eps,
+            );
+            x = y;
+        }
+        let first = || {
+            let mut v = Vec::with_capacity(batch.len() * h);
+            for &o in &offsets[..batch.len()] {
+                v.extend_from_slice(&x[o * h..(o + 1) * h]);
+            }
+            v
+        };
+        let b = batch.len();
+        let logits = |l1: &PackedLinear, l2: &PackedLinear, act: fn(&mut [f32])| {
+            let mut z = l1.forward(&first(), b);
+            act(&mut z);
+            let out = l2.forward(&z, b);
+            let n = l2.n();
+            out.chunks_exact(n)
+                .map(|r| Matrix {
+                    rows: 1,
+                    cols: n,
+                    data: r.to_vec(),
+                })
+                .collect::<Vec<_>>()
+        };
+        fn tanh(z: &mut [f32]) {
+            z.iter_mut().for_each(|v| *v = v.tanh());
+        }
+        Ok(match &self.head {
+            Head::Hidden => offsets
+                .windows(2)
+                .map(|w| Matrix {
+                    rows: w[1] - w[0],
+                    cols: h,
+                    data: x[w[0] * h..w[1] * h].to_vec(),
+                })
+                .collect(),
+            Head::Pooled(a, c) | Head::Roberta(a, c) => logits(a, c, tanh),
+            Head::Distil(a, c) => logits(a, c, kernels::relu),
+        })
+    }
+
+    fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    fn head(&self) -> HeadKind {
+        self.head_kind
+    }
+}
