@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batcher;
 pub mod codec;
 pub mod error;
 pub mod json;

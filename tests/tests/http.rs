@@ -65,7 +65,8 @@ fn gated_service(runtime: RuntimeOptions) -> (InferenceService, mpsc::Sender<()>
         Box::new(model),
         config,
         &LoadOptions::local(dir, None),
-    );
+    )
+    .unwrap();
     let pipeline = AnyPipeline::from_encoder(Task::FeatureExtraction, encoder).unwrap();
     (
         InferenceService::new(pipeline, Runtime::new(runtime).unwrap()),

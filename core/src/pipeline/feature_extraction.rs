@@ -29,7 +29,7 @@ impl FeatureExtractionPipeline {
             .iter()
             .map(|t| self.encoder.tokenizer().encode(t, None, &opts))
             .collect::<Result<Vec<_>, _>>()?;
-        let items = self.encoder.run(&seqs)?;
+        let items = self.encoder.run(seqs)?;
         Ok(PipelineOutput::Embeddings { batched, items })
     }
 }

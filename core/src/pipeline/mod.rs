@@ -5,9 +5,11 @@ pub mod feature_extraction;
 pub mod text_classification;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::batcher::{Batcher, Forward};
 use crate::codec::{self, ResponseFormat};
 use crate::error::ToolkitError;
 use crate::model::{self, HeadKind, Matrix, ModelConfig, ModelSource, TextModel, TokenSequence};
@@ -139,13 +141,14 @@ fn write_embeddings_json(batched: bool, items: &[Matrix]) -> Vec<u8> {
     out
 }
 
-/// A tokenizer and an encoder model: what every text pipeline here shares.
+/// A tokenizer and an encoder model: what every text pipeline here shares. The model runs on
+/// its own thread behind a [`Batcher`], which merges concurrent requests into shared passes.
 pub struct TextEncoder {
     tokenizer: TextTokenizer,
-    model: Box<dyn TextModel>,
+    max_positions: usize,
+    batcher: Batcher,
     config: ModelConfig,
     max_request_tokens: usize,
-    max_batch_size: usize,
 }
 
 impl std::fmt::Debug for TextEncoder {
@@ -164,14 +167,20 @@ impl TextEncoder {
         model: Box<dyn TextModel>,
         config: ModelConfig,
         opts: &LoadOptions,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, ToolkitError> {
+        let max_positions = model.max_positions();
+        let model: Arc<dyn TextModel> = Arc::from(model);
+        let max_batch_size = opts.max_batch_size.max(1);
+        let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
+            sorted_forward(model.as_ref(), seqs, max_batch_size)
+        });
+        Ok(Self {
             tokenizer,
-            model,
+            max_positions,
+            batcher: Batcher::new(forward, opts.max_request_tokens.max(1))?,
             config,
             max_request_tokens: opts.max_request_tokens,
-            max_batch_size: opts.max_batch_size.max(1),
-        }
+        })
     }
 
     /// The model's configuration.
@@ -186,8 +195,8 @@ impl TextEncoder {
 
     /// Checks lengths and the request budget, then runs the model on every sequence, batching
     /// sequences of similar length together. Returns one matrix per sequence, in order.
-    pub fn run(&self, seqs: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
-        let max = self.model.max_positions();
+    pub fn run(&self, seqs: Vec<TokenSequence>) -> Result<Vec<Matrix>, ToolkitError> {
+        let max = self.max_positions;
         if let Some((i, s)) = seqs.iter().enumerate().find(|(_, s)| s.ids.len() > max) {
             let which = if seqs.len() > 1 {
                 format!("input {i}")
@@ -206,26 +215,38 @@ impl TextEncoder {
                 self.max_request_tokens
             )));
         }
-        // longest first, so each batch pads little
-        let mut order: Vec<usize> = (0..seqs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].ids.len()));
-        let mut out: Vec<Option<Matrix>> = vec![None; seqs.len()];
-        for chunk in order.chunks(self.max_batch_size) {
-            let batch: Vec<TokenSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
-            let results = self.model.forward(&batch)?;
-            if results.len() != chunk.len() {
-                return Err(ToolkitError::Internal(
-                    "the model returned a wrong batch size".into(),
-                ));
-            }
-            for (&i, m) in chunk.iter().zip(results) {
-                out[i] = Some(m);
-            }
+        if seqs.is_empty() {
+            return Ok(Vec::new());
         }
-        out.into_iter()
-            .map(|m| m.ok_or_else(|| ToolkitError::Internal("missing model output".into())))
-            .collect()
+        self.batcher.run(seqs)
     }
+}
+
+/// Runs the model on `seqs` in chunks of at most `max_batch` sequences of similar length (longest
+/// first, so a padded implementation pads little); outputs in input order.
+fn sorted_forward(
+    model: &dyn TextModel,
+    seqs: &[TokenSequence],
+    max_batch: usize,
+) -> Result<Vec<Matrix>, ToolkitError> {
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].ids.len()));
+    let mut out: Vec<Option<Matrix>> = vec![None; seqs.len()];
+    for chunk in order.chunks(max_batch) {
+        let batch: Vec<TokenSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+        let results = model.forward(&batch)?;
+        if results.len() != chunk.len() {
+            return Err(ToolkitError::Internal(
+                "the model returned a wrong batch size".into(),
+            ));
+        }
+        for (&i, m) in chunk.iter().zip(results) {
+            out[i] = Some(m);
+        }
+    }
+    out.into_iter()
+        .map(|m| m.ok_or_else(|| ToolkitError::Internal("missing model output".into())))
+        .collect()
 }
 
 /// A loaded pipeline for one task.
@@ -255,7 +276,7 @@ impl AnyPipeline {
         let tokenizer = TextTokenizer::load(&files, config.pad_token_id)?;
         let device = model::device();
         let model = model::load(&files, &config, head, &device)?;
-        let encoder = TextEncoder::new(tokenizer, model, config, opts);
+        let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
         Self::from_encoder(spec.task, encoder)
     }
 

@@ -91,7 +91,7 @@ impl TextClassificationPipeline {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let logits = self.encoder.run(&seqs)?;
+        let logits = self.encoder.run(seqs)?;
         let labels = &self.encoder.config().labels;
         let results: Vec<TextClassificationOutput> = logits
             .iter()

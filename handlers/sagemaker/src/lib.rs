@@ -65,9 +65,9 @@ pub struct Config {
     #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT", default_value_t = 60)]
     pub timeout: u64,
 
-    /// Inference threads, each running one request at a time (the model's kernels use every
-    /// core already, so 1 suits CPUs).
-    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_WORKERS", default_value_t = 1)]
+    /// Request threads: each decodes, tokenizes and encodes one request at a time, while one
+    /// model thread runs the forward passes, merging the sequences of concurrent requests.
+    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_WORKERS", default_value_t = 4)]
     pub workers: usize,
 
     /// Requests that may wait for an inference thread; more get 503 at once.
