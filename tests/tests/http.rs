@@ -21,13 +21,16 @@ use hf_inference_core::{
 use hf_inference_http::{router, AppState, HttpSettings};
 use hf_inference_tests::fixtures;
 
-/// A model that blocks every forward pass until the test lets it go, then returns zeros.
+/// A model that reports each forward pass as it starts, blocks it until the test lets it go,
+/// then returns zeros.
 struct GatedModel {
     gate: Arc<Mutex<mpsc::Receiver<()>>>,
+    started: Mutex<mpsc::Sender<()>>,
 }
 
 impl TextModel for GatedModel {
     fn forward(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
+        let _ = self.started.lock().unwrap().send(());
         let _ = self
             .gate
             .lock()
@@ -50,15 +53,20 @@ impl TextModel for GatedModel {
     }
 }
 
-/// A feature-extraction service over the fixture tokenizer and a gated model.
-fn gated_service(runtime: RuntimeOptions) -> (InferenceService, mpsc::Sender<()>) {
+/// A feature-extraction service over the fixture tokenizer and a gated model: the sender opens
+/// the gate for one pass, the receiver hears of each pass that starts.
+fn gated_service(
+    runtime: RuntimeOptions,
+) -> (InferenceService, mpsc::Sender<()>, mpsc::Receiver<()>) {
     let dir = fixtures().join("models/feature-extraction-tiny");
     let files = ModelSource::LocalDir(dir.clone()).resolve().unwrap();
     let config = ModelConfig::from_file(&files.config).unwrap();
     let tokenizer = TextTokenizer::load(&files, 0).unwrap();
     let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
     let model = GatedModel {
         gate: Arc::new(Mutex::new(rx)),
+        started: Mutex::new(started_tx),
     };
     let encoder = TextEncoder::new(
         tokenizer,
@@ -71,6 +79,7 @@ fn gated_service(runtime: RuntimeOptions) -> (InferenceService, mpsc::Sender<()>
     (
         InferenceService::new(pipeline, Runtime::new(runtime).unwrap()),
         tx,
+        started_rx,
     )
 }
 
@@ -110,7 +119,7 @@ async fn ping_is_503_while_loading_then_200() {
     assert_error(s, &b, 503);
     let (s, b) = call(&app, post(r#"{"inputs": "hi"}"#)).await;
     assert_error(s, &b, 503);
-    let (service, gate) = gated_service(RuntimeOptions::default());
+    let (service, gate, _started) = gated_service(RuntimeOptions::default());
     state.set_ready(service);
     let (s, b) = call(&app, get("/ping")).await;
     assert_eq!((s, b.contains("Healthy")), (200, true), "{b}");
@@ -119,7 +128,7 @@ async fn ping_is_503_while_loading_then_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_answers_while_inference_is_busy_and_a_full_queue_is_503() {
-    let (service, gate) = gated_service(RuntimeOptions {
+    let (service, gate, started) = gated_service(RuntimeOptions {
         workers: 1,
         queue_capacity: 1,
         timeout: Duration::from_secs(30),
@@ -131,9 +140,13 @@ async fn ping_answers_while_inference_is_busy_and_a_full_queue_is_503() {
         async move { call(&app, post(r#"{"inputs": "first"}"#)).await }
     });
     let in_flight = || state.service().unwrap().runtime().in_flight();
-    while in_flight() < 1 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // wait until the first request is inside the model (off the queue)
+    let started = tokio::task::spawn_blocking(move || {
+        let first = started.recv_timeout(Duration::from_secs(30));
+        (first, started)
+    });
+    let (first, started) = started.await.unwrap();
+    first.expect("the first request never reached the model");
     // the worker is blocked inside the model: /ping still answers
     let (s, _) = call(&app, get("/ping")).await;
     assert_eq!(s, 200);
@@ -143,7 +156,12 @@ async fn ping_answers_while_inference_is_busy_and_a_full_queue_is_503() {
         let app = app.clone();
         async move { call(&app, post(r#"{"inputs": "second"}"#)).await }
     });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while in_flight() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second request was not queued"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // ... the next one is refused at once
@@ -156,11 +174,12 @@ async fn ping_answers_while_inference_is_busy_and_a_full_queue_is_503() {
     assert_eq!(s, 200, "{b}");
     assert!(b.starts_with("[[[0.0,0.0,0.0,0.0]"), "{b}");
     assert_eq!(queued.await.unwrap().0, 200);
+    drop(started);
 }
 
 #[tokio::test]
 async fn limits_routing_and_media_types() {
-    let (service, gate) = gated_service(RuntimeOptions::default());
+    let (service, gate, _started) = gated_service(RuntimeOptions::default());
     let settings = HttpSettings {
         max_payload_bytes: 1000,
         model_url: "/opt/ml/model".into(),

@@ -56,6 +56,18 @@ pub struct FastEncoder {
     pad_id: u32,
     roberta_positions: bool,
     max_positions: usize,
+    pool: rayon::ThreadPool,
+}
+
+/// The encoder's own thread pool: a whole forward pass runs inside it, so the many small
+/// parallel sections of a pass split between the pool's threads without waking the caller.
+fn pool() -> Result<rayon::ThreadPool, ToolkitError> {
+    let n = std::thread::available_parallelism().map_or(1, usize::from);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("encoder-{i}"))
+        .build()
+        .map_err(|e| ToolkitError::Internal(format!("cannot start the encoder threads: {e}")))
 }
 
 fn load_err(what: &str, e: candle_core::Error) -> ToolkitError {
@@ -219,6 +231,7 @@ impl FastEncoder {
             pad_id: config.pad_token_id,
             roberta_positions,
             max_positions: c.max_position_embeddings.saturating_sub(offset),
+            pool: pool()?,
         })
     }
 
@@ -278,6 +291,7 @@ impl FastEncoder {
             pad_id: config.pad_token_id,
             roberta_positions: false,
             max_positions: c.max_position_embeddings,
+            pool: pool()?,
         })
     }
 
@@ -366,6 +380,20 @@ impl FastEncoder {
 
 impl TextModel for FastEncoder {
     fn forward(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
+        self.pool.install(|| self.forward_in_pool(batch))
+    }
+
+    fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    fn head(&self) -> HeadKind {
+        self.head_kind
+    }
+}
+
+impl FastEncoder {
+    fn forward_in_pool(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
         let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
         offsets.push(0);
@@ -448,13 +476,5 @@ impl TextModel for FastEncoder {
             Head::Pooled(a, c) | Head::Roberta(a, c) => logits(a, c, tanh),
             Head::Distil(a, c) => logits(a, c, kernels::relu),
         })
-    }
-
-    fn max_positions(&self) -> usize {
-        self.max_positions
-    }
-
-    fn head(&self) -> HeadKind {
-        self.head_kind
     }
 }
