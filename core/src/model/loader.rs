@@ -16,6 +16,8 @@ use crate::error::ToolkitError;
 pub enum ModelSource {
     /// A directory on local disk (`/opt/ml/model`, `HF_MODEL_DIR`).
     LocalDir(PathBuf),
+    /// A Hugging Face Hub repository (`HF_MODEL_ID`), downloaded into the Hugging Face cache.
+    Hub(crate::hub::HubModel),
 }
 
 /// The weights of a model.
@@ -47,6 +49,7 @@ impl ModelSource {
     pub fn resolve(&self) -> Result<ModelFiles, ToolkitError> {
         match self {
             ModelSource::LocalDir(dir) => resolve_dir(dir),
+            ModelSource::Hub(model) => resolve_dir(&model.fetch()?),
         }
     }
 }

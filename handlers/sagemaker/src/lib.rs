@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use hf_inference_core::hub::{HubModel, HubOptions, Secret};
+use hf_inference_core::model::ModelSource;
 use hf_inference_core::{
     AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions, TaskSpec, ToolkitError,
 };
@@ -44,10 +46,44 @@ pub struct Config {
     #[arg(long, env = "SAGEMAKER_BASE_DIR", default_value = "/opt/ml")]
     pub base_dir: PathBuf,
 
-    /// A Hugging Face Hub model id to download at start-up (not supported by this build yet:
-    /// package the model into model.tar.gz / HF_MODEL_DIR instead).
+    /// A Hugging Face Hub model id (`org/name`) to download at start-up when no model directory
+    /// is given (HF_MODEL_DIR). The server listens meanwhile; /ping is 503 until the model is ready.
     #[arg(long, env = "HF_MODEL_ID")]
     pub model_id: Option<String>,
+
+    /// The Hub revision: a branch, tag or commit.
+    #[arg(long, env = "HF_MODEL_REVISION", default_value = "main")]
+    pub model_revision: String,
+
+    /// A Hub token for private and gated models (sent to the Hub only; never logged).
+    #[arg(long, env = "HF_API_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub api_token: Option<Secret>,
+
+    /// Read when HF_API_TOKEN is unset, as huggingface_hub does.
+    #[arg(long, env = "HF_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub hf_token: Option<Secret>,
+
+    /// The Hub endpoint.
+    #[arg(long, env = "HF_ENDPOINT", default_value = HubOptions::DEFAULT_ENDPOINT)]
+    pub hf_endpoint: String,
+
+    /// The Hugging Face home; the cache is $HF_HOME/hub (default ~/.cache/huggingface/hub).
+    #[arg(long, env = "HF_HOME")]
+    pub hf_home: Option<PathBuf>,
+
+    /// The Hub cache directory (overrides $HF_HOME/hub).
+    #[arg(long, env = "HF_HUB_CACHE")]
+    pub hf_hub_cache: Option<PathBuf>,
+
+    /// Use only the cache, never the network (1/true/yes).
+    #[arg(long, env = "HF_HUB_OFFLINE", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub hub_offline: bool,
+
+    /// Download the model (HF_MODEL_ID) into the cache, print its directory and exit: bakes a
+    /// model into an image at build time.
+    #[arg(long)]
+    pub download_only: bool,
 
     /// The port to listen on (0 picks a free one; the chosen address is printed).
     #[arg(long, env = "SAGEMAKER_BIND_TO_PORT", default_value_t = 8080)]
@@ -83,6 +119,10 @@ pub struct Config {
     pub max_batch_size: usize,
 }
 
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
 impl Config {
     /// The model directory in use.
     pub fn model_dir(&self) -> PathBuf {
@@ -91,14 +131,29 @@ impl Config {
             .unwrap_or_else(|| self.base_dir.join("model"))
     }
 
+    /// Where the model comes from: HF_MODEL_DIR, else HF_MODEL_ID, else $SAGEMAKER_BASE_DIR/model.
+    pub fn source(&self) -> ModelSource {
+        match (&self.model_dir, &self.model_id) {
+            (None, Some(id)) if !id.trim().is_empty() => ModelSource::Hub(HubModel {
+                id: id.trim().to_owned(),
+                revision: self.model_revision.clone(),
+                options: HubOptions {
+                    endpoint: self.hf_endpoint.clone(),
+                    token: self.api_token.clone().or_else(|| self.hf_token.clone()),
+                    cache_dir: HubOptions::default_cache_dir(
+                        self.hf_hub_cache.clone(),
+                        self.hf_home.clone(),
+                    ),
+                    offline: self.hub_offline,
+                    retries: 5,
+                },
+            }),
+            _ => ModelSource::LocalDir(self.model_dir()),
+        }
+    }
+
     /// Checks the configuration and builds the load options; fails fast with a clear message.
     pub fn load_options(&self) -> Result<LoadOptions, ToolkitError> {
-        if let Some(id) = &self.model_id {
-            return Err(ToolkitError::Config(format!(
-                "HF_MODEL_ID={id} is set, but downloading from the Hugging Face Hub is not supported by this build yet; put the model files in {} (or set HF_MODEL_DIR) and unset HF_MODEL_ID",
-                self.model_dir().display()
-            )));
-        }
         let task = match &self.task {
             Some(t) if !t.trim().is_empty() => {
                 let spec: TaskSpec = t.parse()?;
@@ -113,6 +168,7 @@ impl Config {
             ));
         }
         let mut opts = LoadOptions::local(self.model_dir(), task);
+        opts.source = self.source();
         opts.max_request_tokens = self.max_request_tokens.max(1);
         opts.max_batch_size = self.max_batch_size.max(1);
         Ok(opts)
@@ -130,10 +186,21 @@ impl Config {
 /// Runs the container until SIGTERM/SIGINT. Returns an error when the configuration or the model
 /// is unusable (the process then exits non-zero, which SageMaker reports as a failed start).
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.download_only {
+        let ModelSource::Hub(model) = config.source() else {
+            anyhow::bail!("--download-only needs HF_MODEL_ID (and no HF_MODEL_DIR)");
+        };
+        let dir = tokio::task::spawn_blocking(move || model.fetch()).await??;
+        println!("{}", dir.display());
+        return Ok(());
+    }
     let load = config.load_options()?;
     let settings = HttpSettings {
         max_payload_bytes: config.max_payload_mb.saturating_mul(1024 * 1024),
-        model_url: config.model_dir().display().to_string(),
+        model_url: match &load.source {
+            ModelSource::Hub(h) => format!("{}/{}@{}", h.options.endpoint, h.id, h.revision),
+            ModelSource::LocalDir(d) => d.display().to_string(),
+        },
     };
     let state = AppState::loading(settings);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
@@ -248,12 +315,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown task"));
-        let c = Config::try_parse_from(["serve", "--model-id", "org/model"]).unwrap();
-        assert!(c
-            .load_options()
-            .unwrap_err()
-            .to_string()
-            .contains("HF_MODEL_ID"));
+        let c =
+            Config::try_parse_from(["serve", "--model-id", "org/model", "--api-token", "hf_abc"])
+                .unwrap();
+        assert!(
+            matches!(c.source(), ModelSource::Hub(ref h) if h.id == "org/model" && h.revision == "main")
+        );
+        assert!(
+            !format!("{c:?}").contains("hf_abc"),
+            "the token must not appear in Debug output"
+        );
+        let c = Config::try_parse_from(["serve", "--model-id", "org/model", "--model-dir", "/m"])
+            .unwrap();
+        assert_eq!(c.source(), ModelSource::LocalDir("/m".into()));
+        let c = Config::try_parse_from(["serve", "--hub-offline", "1"]).unwrap();
+        assert!(c.hub_offline);
         assert!(Config::try_parse_from(["serve", "train"]).is_err());
     }
 }

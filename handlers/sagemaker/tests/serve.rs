@@ -214,3 +214,89 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     assert!(!ok);
     assert!(err.contains("/nonexistent/model"), "{err}");
 }
+
+/// HF_MODEL_ID through the environment, served from a Hugging Face cache laid out as
+/// huggingface_hub lays it out, with HF_HUB_OFFLINE=1 (no network); and --download-only.
+#[test]
+fn serves_a_hub_model_from_the_hf_cache_offline() {
+    let home = std::env::temp_dir().join(format!("hfi-serve-hub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let repo = home.join("hub/models--org--tiny");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snap = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    for (i, f) in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let blob = repo.join("blobs").join(format!("blob{i}"));
+        std::fs::copy(fixture("feature-extraction-tiny").join(f), &blob).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/blob{i}"), snap.join(f)).unwrap();
+    }
+    let home_s = home.to_str().unwrap();
+    let env = [
+        ("HF_MODEL_ID", "org/tiny"),
+        ("HF_HOME", home_s),
+        ("HF_HUB_OFFLINE", "1"),
+        ("HF_TASK", "feature-extraction"),
+        ("HF_API_TOKEN", "hf_secret_value"),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .arg("--download-only")
+        .env_clear()
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        snap.to_str().unwrap()
+    );
+
+    let mut server = start(&env);
+    wait_healthy(&server.addr);
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"inputs": "hi"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let _ = server.child.kill();
+    let mut err = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        !err.contains("hf_secret_value"),
+        "the token leaked into the log"
+    );
+
+    let help = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .arg("--help")
+        .env("HF_API_TOKEN", "hf_secret_value")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("HF_API_TOKEN") && !help.contains("hf_secret_value"),
+        "{help}"
+    );
+}
