@@ -33,6 +33,11 @@ pub const SOURCES: &[SchemaSource] = &[
         request: include_str!("../../schemas/text-classification/request.schema.json"),
         response: include_str!("../../schemas/text-classification/response.schema.json"),
     },
+    SchemaSource {
+        task: Task::ZeroShotClassification,
+        request: include_str!("../../schemas/zero-shot-classification/request.schema.json"),
+        response: include_str!("../../schemas/zero-shot-classification/response.schema.json"),
+    },
 ];
 
 struct Compiled {

@@ -100,7 +100,10 @@ impl Task {
 
     /// Whether this build serves the task.
     pub fn is_implemented(self) -> bool {
-        matches!(self, Task::TextClassification | Task::FeatureExtraction)
+        matches!(
+            self,
+            Task::TextClassification | Task::FeatureExtraction | Task::ZeroShotClassification
+        )
     }
 
     /// The ids of the tasks this build serves, comma separated (for error messages).

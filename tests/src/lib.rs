@@ -314,14 +314,57 @@ pub fn judge(g: &Golden, status: u16, content_type: Option<&str>, body: &[u8]) -
     }
 }
 
+/// Every golden file with its fixture model and task.
+pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
+    (
+        "feature-extraction-tiny",
+        "feature-extraction-tiny",
+        "feature-extraction",
+    ),
+    (
+        "xlm-roberta-feature-extraction",
+        "xlm-roberta-feature-extraction",
+        "feature-extraction",
+    ),
+    (
+        "text-classification",
+        "text-classification",
+        "text-classification",
+    ),
+    (
+        "distilbert-text-classification",
+        "distilbert-text-classification",
+        "text-classification",
+    ),
+    (
+        "roberta-text-classification",
+        "roberta-text-classification",
+        "text-classification",
+    ),
+    (
+        "zero-shot-classification",
+        "zero-shot-classification",
+        "zero-shot-classification",
+    ),
+    (
+        "distilbert-zero-shot-classification",
+        "distilbert-text-classification",
+        "zero-shot-classification",
+    ),
+    (
+        "roberta-zero-shot-classification",
+        "roberta-text-classification",
+        "zero-shot-classification",
+    ),
+];
+
 /// The fixture model and task behind a golden file.
 pub fn fixture_model(golden_name: &str) -> (PathBuf, &'static str) {
-    let task = if golden_name.contains("feature-extraction") {
-        "feature-extraction"
-    } else {
-        "text-classification"
-    };
-    (fixtures().join("models").join(golden_name), task)
+    let (_, model, task) = GOLDEN_FILES
+        .iter()
+        .find(|(g, _, _)| *g == golden_name)
+        .unwrap_or_else(|| panic!("no fixture model for golden file {golden_name}"));
+    (fixtures().join("models").join(model), task)
 }
 
 /// An in-process router serving a fixture model, ready.

@@ -3,7 +3,7 @@
 //! the same tiny model, and judged by compare_golden.py's parity rules.
 
 use hf_inference_core::{schema, Task};
-use hf_inference_tests::{goldens, judge, router_for, router_for_dir, send, Verdict};
+use hf_inference_tests::{goldens, judge, router_for, router_for_dir, send, Verdict, GOLDEN_FILES};
 
 /// Where we differ from the toolkit on purpose (README, compatibility table).
 const KNOWN: &[(&str, &str)] = &[
@@ -84,6 +84,21 @@ async fn text_classification_roberta_multi_label() {
     check("roberta-text-classification").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_shot_classification_bert() {
+    check("zero-shot-classification").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_shot_classification_distilbert() {
+    check("distilbert-zero-shot-classification").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_shot_classification_roberta() {
+    check("roberta-zero-shot-classification").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,14 +122,11 @@ async fn feature_extraction_real_minilm() {
 #[test]
 fn golden_responses_match_the_response_schemas() {
     let mut checked = 0;
-    for name in [
-        "feature-extraction-tiny",
-        "feature-extraction-minilm",
-        "xlm-roberta-feature-extraction",
-        "text-classification",
-        "distilbert-text-classification",
-        "roberta-text-classification",
-    ] {
+    let names = GOLDEN_FILES
+        .iter()
+        .map(|(g, _, _)| *g)
+        .chain(["feature-extraction-minilm"]);
+    for name in names {
         for g in goldens(name) {
             if g.path != "/invocations"
                 || g.status != 200

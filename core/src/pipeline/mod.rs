@@ -3,6 +3,7 @@
 
 pub mod feature_extraction;
 pub mod text_classification;
+pub mod zero_shot_classification;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::task::{Task, TaskSpec};
 use crate::tokenize::TextTokenizer;
 pub use feature_extraction::FeatureExtractionPipeline;
 pub use text_classification::TextClassificationPipeline;
+pub use zero_shot_classification::ZeroShotClassificationPipeline;
 
 /// How to load a pipeline.
 #[derive(Debug, Clone)]
@@ -256,6 +258,8 @@ pub enum AnyPipeline {
     FeatureExtraction(FeatureExtractionPipeline),
     /// `text-classification` / `sentiment-analysis`.
     TextClassification(TextClassificationPipeline),
+    /// `zero-shot-classification`.
+    ZeroShotClassification(ZeroShotClassificationPipeline),
 }
 
 impl AnyPipeline {
@@ -270,7 +274,9 @@ impl AnyPipeline {
         spec.ensure_implemented()?;
         schema::ensure_available(spec.task)?;
         let head = match spec.task {
-            Task::TextClassification => HeadKind::SequenceClassification,
+            Task::TextClassification | Task::ZeroShotClassification => {
+                HeadKind::SequenceClassification
+            }
             _ => HeadKind::HiddenStates,
         };
         let tokenizer = TextTokenizer::load(&files, config.pad_token_id)?;
@@ -289,6 +295,9 @@ impl AnyPipeline {
             Task::TextClassification => Ok(Self::TextClassification(
                 TextClassificationPipeline::new(encoder)?,
             )),
+            Task::ZeroShotClassification => Ok(Self::ZeroShotClassification(
+                ZeroShotClassificationPipeline::new(encoder)?,
+            )),
             other => Err(ToolkitError::Config(format!(
                 "task {other} is not implemented yet; implemented tasks: {}",
                 Task::implemented_list()
@@ -301,6 +310,7 @@ impl AnyPipeline {
         match self {
             Self::FeatureExtraction(_) => Task::FeatureExtraction,
             Self::TextClassification(_) => Task::TextClassification,
+            Self::ZeroShotClassification(_) => Task::ZeroShotClassification,
         }
     }
 
@@ -310,12 +320,18 @@ impl AnyPipeline {
         match self {
             Self::FeatureExtraction(p) => p.run(crate::types::from_value(request)?),
             Self::TextClassification(p) => p.run(crate::types::from_value(request)?),
+            Self::ZeroShotClassification(p) => p.run(crate::types::from_value(request)?),
         }
     }
 
     /// Runs one small request so that the first real one does not pay for lazy set-up.
     pub fn warm_up(&self) -> Result<(), ToolkitError> {
-        self.run(serde_json::json!({"inputs": "warm up"}))
-            .map(|_| ())
+        let request = match self {
+            Self::ZeroShotClassification(_) => {
+                serde_json::json!({"inputs": "warm up", "parameters": {"candidate_labels": ["a", "b"]}})
+            }
+            _ => serde_json::json!({"inputs": "warm up"}),
+        };
+        self.run(request).map(|_| ())
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod feature_extraction;
 pub mod text_classification;
+pub mod zero_shot_classification;
 
 use serde::{Deserialize, Deserializer};
 
