@@ -70,22 +70,7 @@ impl BertModel {
         head_kind: HeadKind,
     ) -> Result<Self, ToolkitError> {
         let device = vb.device().clone();
-        let base = ["", "bert", "roberta"]
-            .into_iter()
-            .find(|p| {
-                let vb = if p.is_empty() { vb.clone() } else { vb.pp(p) };
-                vb.contains_tensor("embeddings.word_embeddings.weight")
-            })
-            .ok_or_else(|| {
-                ToolkitError::model_load(
-                    "the weights have no embeddings.word_embeddings.weight (with or without a bert./roberta. prefix)",
-                )
-            })?;
-        let enc = if base.is_empty() {
-            vb.clone()
-        } else {
-            vb.pp(base)
-        };
+        let enc = super::encoder_root(&vb, &["bert", "roberta"])?;
         let h = c.hidden_size;
         let emb = enc.pp("embeddings");
         let word = embedding(c.vocab_size, h, emb.pp("word_embeddings"))

@@ -48,11 +48,7 @@ impl DistilBertModel {
         head_kind: HeadKind,
     ) -> Result<Self, ToolkitError> {
         let device = vb.device().clone();
-        let enc = if vb.contains_tensor("distilbert.embeddings.word_embeddings.weight") {
-            vb.pp("distilbert")
-        } else {
-            vb.clone()
-        };
+        let enc = super::encoder_root(&vb, &["distilbert"])?;
         let h = c.dim;
         let emb = enc.pp("embeddings");
         let word = embedding(c.vocab_size, h, emb.pp("word_embeddings"))

@@ -151,22 +151,7 @@ impl FastEncoder {
         config: &ModelConfig,
         head_kind: HeadKind,
     ) -> Result<Self, ToolkitError> {
-        let base = ["", "bert", "roberta"]
-            .into_iter()
-            .find(|p| {
-                let v = if p.is_empty() { vb.clone() } else { vb.pp(p) };
-                v.contains_tensor("embeddings.word_embeddings.weight")
-            })
-            .ok_or_else(|| {
-                ToolkitError::model_load(
-                    "the weights have no embeddings.word_embeddings.weight (with or without a bert./roberta. prefix)",
-                )
-            })?;
-        let enc = if base.is_empty() {
-            vb.clone()
-        } else {
-            vb.pp(base)
-        };
+        let enc = super::encoder_root(&vb, &["bert", "roberta"])?;
         let h = c.hidden_size;
         let emb = enc.pp("embeddings");
         let names = super::bert::LAYER_NAMES;
@@ -242,11 +227,7 @@ impl FastEncoder {
         config: &ModelConfig,
         head_kind: HeadKind,
     ) -> Result<Self, ToolkitError> {
-        let enc = if vb.contains_tensor("distilbert.embeddings.word_embeddings.weight") {
-            vb.pp("distilbert")
-        } else {
-            vb.clone()
-        };
+        let enc = super::encoder_root(&vb, &["distilbert"])?;
         let h = c.dim;
         let emb = enc.pp("embeddings");
         let names = super::distilbert::LAYER_NAMES;

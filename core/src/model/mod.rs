@@ -82,6 +82,32 @@ pub fn device() -> Device {
     Device::Cpu
 }
 
+/// The encoder's weights inside a checkpoint: at the root (a bare `BertModel`) or under one of
+/// `prefixes` (`bert.`, `roberta.`, `distilbert.` in the task models).
+pub(crate) fn encoder_root<'a>(
+    vb: &candle_nn::VarBuilder<'a>,
+    prefixes: &[&str],
+) -> Result<candle_nn::VarBuilder<'a>, ToolkitError> {
+    const KEY: &str = "embeddings.word_embeddings.weight";
+    if vb.contains_tensor(KEY) {
+        return Ok(vb.clone());
+    }
+    prefixes
+        .iter()
+        .map(|p| vb.pp(p))
+        .find(|v| v.contains_tensor(KEY))
+        .ok_or_else(|| {
+            ToolkitError::model_load(format!(
+                "the weights have no {KEY} (at the root or under {})",
+                prefixes
+                    .iter()
+                    .map(|p| format!("{p}."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
 /// Pads a batch on the right into `[b, s]` u32 tensors: ids, type ids, attention mask.
 pub(crate) fn batch_tensors(
     batch: &[TokenSequence],
