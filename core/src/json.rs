@@ -157,7 +157,7 @@ mod tests {
         let v = serde_json::json!({"label": "café 🙂", "score": 0.5, "n": [1, 2.0]});
         assert_eq!(
             String::from_utf8(to_vec(&v).unwrap()).unwrap(),
-            r#"{"label":"café 🙂","n":[1,2.0],"score":0.5}"#
+            r#"{"label":"café 🙂","score":0.5,"n":[1,2.0]}"#
         );
     }
 }

@@ -34,6 +34,11 @@ pub const SOURCES: &[SchemaSource] = &[
         response: include_str!("../../schemas/text-classification/response.schema.json"),
     },
     SchemaSource {
+        task: Task::FillMask,
+        request: include_str!("../../schemas/fill-mask/request.schema.json"),
+        response: include_str!("../../schemas/fill-mask/response.schema.json"),
+    },
+    SchemaSource {
         task: Task::ZeroShotClassification,
         request: include_str!("../../schemas/zero-shot-classification/request.schema.json"),
         response: include_str!("../../schemas/zero-shot-classification/response.schema.json"),

@@ -102,7 +102,10 @@ impl Task {
     pub fn is_implemented(self) -> bool {
         matches!(
             self,
-            Task::TextClassification | Task::FeatureExtraction | Task::ZeroShotClassification
+            Task::TextClassification
+                | Task::FeatureExtraction
+                | Task::ZeroShotClassification
+                | Task::FillMask
         )
     }
 

@@ -58,6 +58,8 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     model_max_length: Option<usize>,
     pad_id: u32,
+    mask_token: Option<String>,
+    clean_up_spaces: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -89,14 +91,60 @@ impl TextTokenizer {
         inner.with_truncation(None).map_err(|e| {
             ToolkitError::model_load(format!("cannot configure the tokenizer: {e}"))
         })?;
-        let model_max_length = match &files.tokenizer_config {
-            Some(p) => read_model_max_length(p)?,
-            None => None,
+        let cfg = match &files.tokenizer_config {
+            Some(p) => read_tokenizer_config(p)?,
+            None => serde_json::Value::Null,
         };
+        let model_max_length = cfg
+            .get("model_max_length")
+            .and_then(serde_json::Value::as_f64)
+            .and_then(|m| (m > 0.0 && m < NO_LIMIT).then_some(m as usize));
+        // "mask_token": "[MASK]" or {"content": "<mask>", ...}
+        let mask_token = cfg.get("mask_token").and_then(|m| {
+            m.as_str()
+                .or_else(|| m.get("content").and_then(serde_json::Value::as_str))
+                .map(str::to_owned)
+        });
+        let clean_up_spaces = cfg
+            .get("clean_up_tokenization_spaces")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
         Ok(Self {
             inner,
             model_max_length,
             pad_id,
+            mask_token,
+            clean_up_spaces,
+        })
+    }
+
+    /// The mask token (`tokenizer_config.json` `mask_token`) and its id, if the model has one.
+    pub fn mask(&self) -> Option<(&str, u32)> {
+        let t = self.mask_token.as_deref()?;
+        Some((t, self.inner.token_to_id(t)?))
+    }
+
+    /// The id of a vocabulary entry.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The padding id.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Decodes ids as transformers' `tokenizer.decode(ids, skip_special_tokens=...)` does,
+    /// including its `clean_up_tokenization_spaces` step when the tokenizer asks for it.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, ToolkitError> {
+        let text = self
+            .inner
+            .decode(ids, skip_special_tokens)
+            .map_err(tokenizer_error)?;
+        Ok(if self.clean_up_spaces {
+            clean_up_tokenization(&text)
+        } else {
+            text
         })
     }
 
@@ -176,18 +224,23 @@ impl TextTokenizer {
     }
 }
 
-fn read_model_max_length(path: &Path) -> Result<Option<usize>, ToolkitError> {
+fn read_tokenizer_config(path: &Path) -> Result<serde_json::Value, ToolkitError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ToolkitError::model_load_with(format!("cannot read {}", path.display()), e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ToolkitError::model_load_with(format!("invalid {}", path.display()), e))?;
-    Ok(v.get("model_max_length")
-        .and_then(serde_json::Value::as_f64)
-        .and_then(|m| {
-            if m > 0.0 && m < NO_LIMIT {
-                Some(m as usize)
-            } else {
-                None
-            }
-        }))
+    serde_json::from_str(&text)
+        .map_err(|e| ToolkitError::model_load_with(format!("invalid {}", path.display()), e))
+}
+
+/// transformers' `PreTrainedTokenizerBase.clean_up_tokenization`.
+fn clean_up_tokenization(s: &str) -> String {
+    s.replace(" .", ".")
+        .replace(" ?", "?")
+        .replace(" !", "!")
+        .replace(" ,", ",")
+        .replace(" ' ", "'")
+        .replace(" n't", "n't")
+        .replace(" 'm", "'m")
+        .replace(" 's", "'s")
+        .replace(" 've", "'ve")
+        .replace(" 're", "'re")
 }

@@ -356,6 +356,7 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
         "roberta-text-classification",
         "zero-shot-classification",
     ),
+    ("fill-mask", "fill-mask", "fill-mask"),
 ];
 
 /// The fixture model and task behind a golden file.

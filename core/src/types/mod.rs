@@ -2,6 +2,7 @@
 //! wire contract; these types are what the pipelines work with once a request has passed them.
 
 pub mod feature_extraction;
+pub mod fill_mask;
 pub mod text_classification;
 pub mod zero_shot_classification;
 
