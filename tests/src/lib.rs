@@ -357,6 +357,8 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
         "zero-shot-classification",
     ),
     ("fill-mask", "fill-mask", "fill-mask"),
+    ("distilbert-fill-mask", "distilbert-fill-mask", "fill-mask"),
+    ("roberta-fill-mask", "roberta-fill-mask", "fill-mask"),
 ];
 
 /// The fixture model and task behind a golden file.

@@ -104,6 +104,18 @@ async fn fill_mask_bert() {
     check("fill-mask").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_mask_distilbert() {
+    check("distilbert-fill-mask").await;
+}
+
+/// RoBERTa's mask token is `<mask>`: the harness's `[MASK]` cases are 400 there, and
+/// `bad/roberta-mask-token` is the one that fills a mask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_mask_roberta() {
+    check("roberta-fill-mask").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
