@@ -14,9 +14,10 @@ use super::{HeadKind, Matrix, TextModel, TokenSequence};
 use crate::error::ToolkitError;
 use crate::kernels::{self, PackedLinear};
 
-struct Norm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
+/// A layer norm's scale and shift.
+pub(crate) struct Norm {
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) beta: Vec<f32>,
 }
 
 struct Layer {
@@ -74,7 +75,8 @@ fn load_err(what: &str, e: candle_core::Error) -> ToolkitError {
     ToolkitError::model_load_with(format!("the weights do not match the config ({what})"), e)
 }
 
-fn get(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>, ToolkitError> {
+/// A tensor of the checkpoint as f32 values.
+pub(crate) fn get(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>, ToolkitError> {
     vb.get(dims, name)
         .and_then(|t| {
             t.to_dtype(candle_core::DType::F32)?
@@ -84,7 +86,8 @@ fn get(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>, ToolkitE
         .map_err(|e| load_err(name, e))
 }
 
-fn linear(vb: &VarBuilder, n: usize, k: usize) -> Result<PackedLinear, ToolkitError> {
+/// A linear layer (`weight`, optional `bias`), packed.
+pub(crate) fn linear(vb: &VarBuilder, n: usize, k: usize) -> Result<PackedLinear, ToolkitError> {
     let w = get(vb, &[n, k], "weight")?;
     let b = if vb.contains_tensor("bias") {
         Some(get(vb, &[n], "bias")?)
@@ -94,7 +97,8 @@ fn linear(vb: &VarBuilder, n: usize, k: usize) -> Result<PackedLinear, ToolkitEr
     Ok(PackedLinear::new(&w, b.as_deref(), n, k))
 }
 
-fn norm(vb: &VarBuilder, h: usize) -> Result<Norm, ToolkitError> {
+/// A layer norm (`weight`/`bias`, or the older `gamma`/`beta`).
+pub(crate) fn norm(vb: &VarBuilder, h: usize) -> Result<Norm, ToolkitError> {
     let g = if vb.contains_tensor("gamma") {
         "gamma"
     } else {

@@ -8,6 +8,7 @@
 use candle_nn::VarBuilder;
 
 use super::config::{Activation, ArchConfig, ModelConfig};
+use super::fast::{get, linear, norm, Norm};
 use super::{loader, ModelFiles};
 use crate::error::ToolkitError;
 use crate::kernels::{self, PackedLinear};
@@ -28,21 +29,6 @@ impl std::fmt::Debug for MlmHead {
             .field("vocab", &self.decoder.n())
             .finish_non_exhaustive()
     }
-}
-
-fn get(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>, ToolkitError> {
-    vb.get(dims, name)
-        .and_then(|t| {
-            t.to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()
-        })
-        .map_err(|e| {
-            ToolkitError::model_load_with(
-                format!("the masked-LM head weights do not match the config ({name})"),
-                e,
-            )
-        })
 }
 
 fn first<'a>(vb: &VarBuilder, names: &[&'a str]) -> Option<&'a str> {
@@ -106,19 +92,8 @@ impl MlmHead {
                 "fill-mask needs a masked-LM checkpoint (cls.predictions, vocab_transform or lm_head weights); this one has none",
             ));
         };
-        let tv = vb.pp(t);
-        let transform = PackedLinear::new(
-            &get(&tv, &[h, h], "weight")?,
-            Some(&get(&tv, &[h], "bias")?),
-            h,
-            h,
-        );
-        let nv = vb.pp(n);
-        let (g, b) = (
-            first(&nv, &["weight", "gamma"]).unwrap_or("weight"),
-            first(&nv, &["bias", "beta"]).unwrap_or("bias"),
-        );
-        let (gamma, beta) = (get(&nv, &[h], g)?, get(&nv, &[h], b)?);
+        let transform = linear(&vb.pp(t), h, h)?;
+        let Norm { gamma, beta } = norm(&vb.pp(n), h)?;
         // the decoder is usually tied to the word embeddings and not stored
         let weight = match first(&vb, dw) {
             Some(name) => get(&vb, &[vocab, h], name)?,
