@@ -243,6 +243,58 @@ macro_rules! dispatched {
     };
 }
 
+/// Sum with eight independent accumulators: a float sum in one chain cannot be vectorized
+/// (reordering it changes the rounding, which the compiler may not do on its own).
+#[inline(always)]
+fn sum8(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// Dot product with eight independent accumulators (see [`sum8`]).
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Sum of squared deviations from `mean`, eight accumulators.
+#[inline(always)]
+fn sq_dev8(x: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            let d = c[i] - mean;
+            acc[i] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>()
+        + chunks
+            .remainder()
+            .iter()
+            .map(|v| (v - mean) * (v - mean))
+            .sum::<f32>()
+}
+
 dispatched! {
 /// `x ← LayerNorm(x + residual)` over rows of width `gamma.len()` (two-pass mean/variance in
 /// f32, as torch).
@@ -254,8 +306,8 @@ pub fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], be
         }
     }
     for row in x.chunks_exact_mut(h) {
-        let mean = row.iter().sum::<f32>() / h as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+        let mean = sum8(row) / h as f32;
+        let var = sq_dev8(row, mean) / h as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
             *v = (*v - mean) * inv * g + b;
@@ -343,7 +395,7 @@ pub fn attention(qkv: &[f32], s: usize, h: usize, heads: usize, mask: &[u32]) ->
             let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
             for j in 0..s {
                 let kv = &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
-                let dot: f32 = q.iter().zip(kv).map(|(a, b)| a * b).sum();
+                let dot = dot8(q, kv);
                 // masked keys get f32::MIN, as transformers' additive mask
                 scores[i * s + j] = if mask[j] != 0 { dot * scale } else { dot * scale + f32::MIN };
             }
