@@ -8,7 +8,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::codec::{self, ResponseFormat};
+use crate::codec::{self, RequestFormat, ResponseFormat};
 use crate::error::ToolkitError;
 use crate::pipeline::AnyPipeline;
 
@@ -182,7 +182,19 @@ impl InferenceService {
         body: impl AsRef<[u8]> + Send + 'static,
     ) -> Result<Encoded, ToolkitError> {
         let request_format = codec::request_format(content_type)?;
-        let response_format: ResponseFormat = codec::response_format(accept)?;
+        let response_format = codec::response_format(accept)?;
+        self.invoke_negotiated(request_format, response_format, body)
+            .await
+    }
+
+    /// One invocation whose media types are already negotiated (hosts that check the headers
+    /// before reading the body).
+    pub async fn invoke_negotiated(
+        &self,
+        request_format: RequestFormat,
+        response_format: ResponseFormat,
+        body: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<Encoded, ToolkitError> {
         let pipeline = Arc::clone(&self.pipeline);
         self.runtime
             .run(move || {

@@ -185,11 +185,11 @@ async fn invocations(
         ToolkitError::Unhealthy("the model is still loading; retry when /ping answers 200".into())
     })?;
     let (parts, body) = req.into_parts();
-    let content_type = header_str(&parts.headers, header::CONTENT_TYPE).map(str::to_owned);
-    let accept = header_str(&parts.headers, header::ACCEPT).map(str::to_owned);
-    // cheap header checks before reading the body
-    hf_inference_core::codec::request_format(content_type.as_deref())?;
-    hf_inference_core::codec::response_format(accept.as_deref())?;
+    // negotiate the media types before reading the body
+    let request_format =
+        hf_inference_core::codec::request_format(header_str(&parts.headers, header::CONTENT_TYPE))?;
+    let response_format =
+        hf_inference_core::codec::response_format(header_str(&parts.headers, header::ACCEPT))?;
     let bytes = Limited::new(body, limit).collect().await.map_err(|e| {
         if e.downcast_ref::<LengthLimitError>().is_some() {
             ToolkitError::PayloadTooLarge { limit }
@@ -198,7 +198,7 @@ async fn invocations(
         }
     })?;
     let out = service
-        .invoke(content_type.as_deref(), accept.as_deref(), bytes.to_bytes())
+        .invoke_negotiated(request_format, response_format, bytes.to_bytes())
         .await?;
     let mut r = Response::new(Body::from(out.body));
     r.headers_mut().insert(
