@@ -93,48 +93,30 @@ impl TextClassificationPipeline {
             .collect::<Result<Vec<_>, _>>()?;
         let logits = self.encoder.run(seqs)?;
         let labels = &self.encoder.config().labels;
-        let results: Vec<TextClassificationOutput> = logits
+        // transformers' legacy top-1 answers one object per input instead of a list
+        let best_only = selection.legacy && selection.top_k == Some(1);
+        let mut results: Vec<Vec<LabelScore>> = logits
             .iter()
             .map(|m| postprocess(m.row(0), labels, function, selection))
             .collect::<Result<_, _>>()?;
         let output = if many {
-            if results
-                .iter()
-                .all(|r| matches!(r, TextClassificationOutput::One(_)))
-            {
-                TextClassificationOutput::List(
-                    results
-                        .into_iter()
-                        .filter_map(|r| match r {
-                            TextClassificationOutput::One(x) => Some(x),
-                            _ => None,
-                        })
-                        .collect(),
-                )
+            if best_only {
+                TextClassificationOutput::List(results.into_iter().flatten().collect())
             } else {
-                TextClassificationOutput::Nested(
-                    results
-                        .into_iter()
-                        .map(|r| match r {
-                            TextClassificationOutput::One(x) => vec![x],
-                            TextClassificationOutput::List(v) => v,
-                            TextClassificationOutput::Nested(v) => {
-                                v.into_iter().flatten().collect()
-                            }
-                        })
-                        .collect(),
-                )
+                TextClassificationOutput::Nested(results)
             }
         } else {
-            let one = results.into_iter().next().ok_or_else(|| {
+            let mut one = results.pop().ok_or_else(|| {
                 ToolkitError::Internal("text-classification produced no result".into())
             })?;
-            match (one, single_str && selection.legacy) {
-                (TextClassificationOutput::One(x), true) => TextClassificationOutput::List(vec![x]),
-                (TextClassificationOutput::List(v), true) => {
-                    TextClassificationOutput::Nested(vec![v])
-                }
-                (other, _) => other,
+            match (best_only, single_str && selection.legacy) {
+                (true, true) => TextClassificationOutput::List(one),
+                (true, false) => match one.pop() {
+                    Some(x) => TextClassificationOutput::One(x),
+                    None => TextClassificationOutput::List(one),
+                },
+                (false, true) => TextClassificationOutput::Nested(vec![one]),
+                (false, false) => TextClassificationOutput::List(one),
             }
         };
         let value = serde_json::to_value(&output)
@@ -164,7 +146,7 @@ fn postprocess(
     labels: &[String],
     function: ClassificationFunction,
     sel: Selection,
-) -> Result<TextClassificationOutput, ToolkitError> {
+) -> Result<Vec<LabelScore>, ToolkitError> {
     let scores = scores(logits, function);
     if scores.iter().any(|s| !s.is_finite()) {
         return Err(ToolkitError::Internal(
@@ -187,10 +169,10 @@ fn postprocess(
                     (0, f32::NEG_INFINITY),
                     |acc, (i, &s)| if s > acc.1 { (i, s) } else { acc },
                 );
-        return Ok(TextClassificationOutput::One(LabelScore {
+        return Ok(vec![LabelScore {
             label: label(best),
             score: f64::from(score),
-        }));
+        }]);
     }
     let mut all: Vec<LabelScore> = scores
         .iter()
@@ -207,14 +189,14 @@ fn postprocess(
             all.truncate(k);
         }
     }
-    Ok(TextClassificationOutput::List(all))
+    Ok(all)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn to_json(o: &TextClassificationOutput) -> serde_json::Value {
+    fn to_json(o: &[LabelScore]) -> serde_json::Value {
         serde_json::to_value(o).unwrap()
     }
 
@@ -243,7 +225,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             to_json(&out),
-            serde_json::json!({"label": "a", "score": 0.5})
+            serde_json::json!([{"label": "a", "score": 0.5}])
         );
     }
 
