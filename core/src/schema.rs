@@ -43,6 +43,16 @@ pub const SOURCES: &[SchemaSource] = &[
         request: include_str!("../../schemas/zero-shot-classification/request.schema.json"),
         response: include_str!("../../schemas/zero-shot-classification/response.schema.json"),
     },
+    SchemaSource {
+        task: Task::TokenClassification,
+        request: include_str!("../../schemas/token-classification/request.schema.json"),
+        response: include_str!("../../schemas/token-classification/response.schema.json"),
+    },
+    SchemaSource {
+        task: Task::QuestionAnswering,
+        request: include_str!("../../schemas/question-answering/request.schema.json"),
+        response: include_str!("../../schemas/question-answering/response.schema.json"),
+    },
 ];
 
 struct Compiled {

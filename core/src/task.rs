@@ -106,6 +106,8 @@ impl Task {
                 | Task::FeatureExtraction
                 | Task::ZeroShotClassification
                 | Task::FillMask
+                | Task::TokenClassification
+                | Task::QuestionAnswering
         )
     }
 

@@ -9,7 +9,9 @@
 use std::path::Path;
 
 use tokenizers::utils::truncation::{truncate_encodings, TruncationDirection, TruncationParams};
-use tokenizers::{Encoding, Tokenizer};
+use tokenizers::{Decoder, Tokenizer};
+
+pub use tokenizers::Encoding;
 
 pub use tokenizers::utils::truncation::TruncationStrategy;
 
@@ -58,7 +60,12 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     model_max_length: Option<usize>,
     pad_id: u32,
+    /// A copy without post-processor: raw encodings, before truncation and special tokens.
+    raw: Tokenizer,
     mask_token: Option<String>,
+    unk_id: Option<u32>,
+    cls_id: Option<u32>,
+    subword_prefix: bool,
     clean_up_spaces: bool,
 }
 
@@ -105,15 +112,42 @@ impl TextTokenizer {
                 .or_else(|| m.get("content").and_then(serde_json::Value::as_str))
                 .map(str::to_owned)
         });
+        let special_id = |key: &str| {
+            cfg.get(key)
+                .and_then(|m| {
+                    m.as_str()
+                        .or_else(|| m.get("content").and_then(serde_json::Value::as_str))
+                })
+                .and_then(|t| inner.token_to_id(t))
+        };
+        let (unk_id, cls_id) = (special_id("unk_token"), special_id("cls_token"));
+        // transformers' `getattr(tokenizer._tokenizer.model, "continuing_subword_prefix", None)`
+        // being truthy: WordPiece's "##" (BPE usually has none)
+        let subword_prefix = serde_json::to_value(inner.get_model())
+            .ok()
+            .and_then(|m| {
+                m.get("continuing_subword_prefix")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|p| !p.is_empty())
+            })
+            .unwrap_or(false);
         let clean_up_spaces = cfg
             .get("clean_up_tokenization_spaces")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         Ok(Self {
+            raw: {
+                let mut raw = inner.clone();
+                raw.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+                raw
+            },
             inner,
             model_max_length,
             pad_id,
             mask_token,
+            unk_id,
+            cls_id,
+            subword_prefix,
             clean_up_spaces,
         })
     }
@@ -132,6 +166,37 @@ impl TextTokenizer {
     /// The padding id.
     pub fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    /// The id of `unk_token` (`tokenizer_config.json`), if the tokenizer has one.
+    pub fn unk_id(&self) -> Option<u32> {
+        self.unk_id
+    }
+
+    /// The id of `cls_token` (`tokenizer_config.json`), if the tokenizer has one.
+    pub fn cls_id(&self) -> Option<u32> {
+        self.cls_id
+    }
+
+    /// Whether the vocabulary marks word continuations (WordPiece's `##`): then a token is a
+    /// sub-word when its text differs in length from its span of the input, as transformers
+    /// decides; otherwise transformers falls back to looking for a space before the token.
+    pub fn has_subword_prefix(&self) -> bool {
+        self.subword_prefix
+    }
+
+    /// The vocabulary entry of an id (`convert_ids_to_tokens`), `None` when out of range.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Joins tokens into text with the tokenizer's decoder, as transformers'
+    /// `convert_tokens_to_string` does (space-joined when there is no decoder).
+    pub fn tokens_to_string(&self, tokens: Vec<String>) -> Result<String, ToolkitError> {
+        match self.inner.get_decoder() {
+            Some(d) => d.decode(tokens).map_err(tokenizer_error),
+            None => Ok(tokens.join(" ")),
+        }
     }
 
     /// Decodes ids as transformers' `tokenizer.decode(ids, skip_special_tokens=...)` does,
@@ -221,6 +286,115 @@ impl TextTokenizer {
             }
         }
         Ok(seq)
+    }
+}
+
+impl TextTokenizer {
+    /// Tokenizes `text` (and `pair`) into windows of at most `max_length` tokens, special tokens
+    /// included, each overlapping the previous one by `stride` tokens of the truncated sequence:
+    /// transformers' `tokenizer(text, pair, truncation=strategy, max_length=..., stride=...,
+    /// return_overflowing_tokens=True, return_offsets_mapping=True)`, first window first. Offsets
+    /// are in characters, as the Python bindings report them. `max_length: None` keeps one window.
+    pub fn encode_windows(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        strategy: TruncationStrategy,
+        max_length: Option<usize>,
+        stride: usize,
+    ) -> Result<Vec<Encoding>, ToolkitError> {
+        // raw encodings: no post-processor yet (it trims byte-level offsets, and must do so
+        // once, after truncation; tokenizers' own truncation also drops the overflow)
+        let encode = |t: &str| {
+            self.raw
+                .encode_char_offsets(t, false)
+                .map_err(tokenizer_error)
+        };
+        let first = encode(text)?;
+        // the pair's tokens are segment 1 before truncation, so its overflow windows are too
+        // (processors re-type the main window, not the overflow)
+        let second = pair
+            .map(|p| {
+                encode(p).map(|mut e| {
+                    e.set_type_ids(vec![1; e.len()]);
+                    e
+                })
+            })
+            .transpose()?;
+        let (first, second) = match max_length {
+            None => (first, second),
+            Some(max) => {
+                let added = self
+                    .inner
+                    .get_post_processor()
+                    .map(|p| tokenizers::PostProcessor::added_tokens(p, second.is_some()))
+                    .unwrap_or(0);
+                let budget = max.checked_sub(added).filter(|&b| b > 0).ok_or_else(|| {
+                    ToolkitError::InvalidParameters(format!(
+                        "a window of {max} tokens leaves no room next to the {added} special tokens the model adds; raise the maximum length"
+                    ))
+                })?;
+                let (n1, n2) = (first.len(), second.as_ref().map_or(0, Encoding::len));
+                if n1 + n2 > budget {
+                    // the sequence that gets cut, and the length it is cut to
+                    let cut = match (strategy, second.is_some()) {
+                        (TruncationStrategy::OnlySecond, true) => Some(("second", n2)),
+                        (TruncationStrategy::OnlyFirst, _) | (_, false) => Some(("first", n1)),
+                        _ => None,
+                    };
+                    if let Some((which, len)) = cut {
+                        let to_remove = n1 + n2 - budget;
+                        let kept = len.checked_sub(to_remove).filter(|&k| k > 0).ok_or_else(|| {
+                            ToolkitError::InvalidParameters(format!(
+                                "the {which} text cannot be cut short enough: the other one takes {} of the {max} tokens of a window; shorten it or raise the maximum length",
+                                n1 + n2 - len + added
+                            ))
+                        })?;
+                        if stride >= kept {
+                            return Err(ToolkitError::InvalidParameters(format!(
+                                "the stride ({stride} tokens) must be shorter than the {kept} tokens of text that fit in a window of {max}; lower the stride or raise the maximum length"
+                            )));
+                        }
+                    }
+                }
+                let params = TruncationParams {
+                    direction: TruncationDirection::Right,
+                    max_length: budget,
+                    strategy,
+                    stride,
+                };
+                // `Encoding::truncate` asserts `stride < max_len`: checked above for the
+                // strategies used with a stride; a panic is still turned into an error.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    truncate_encodings(first, second, &params)
+                }))
+                .map_err(|_| {
+                    ToolkitError::InvalidParameters(format!(
+                        "the stride ({stride}) is too long for a window of {max} tokens; lower it"
+                    ))
+                })?
+                .map_err(tokenizer_error)?
+            }
+        };
+        let mut enc = self
+            .inner
+            .post_process(first, second, true)
+            .map_err(tokenizer_error)?;
+        let overflow = enc.take_overflowing();
+        let mut out = Vec::with_capacity(1 + overflow.len());
+        out.push(enc);
+        out.extend(overflow);
+        Ok(out)
+    }
+}
+
+impl From<&Encoding> for TokenSequence {
+    fn from(e: &Encoding) -> Self {
+        TokenSequence {
+            ids: e.get_ids().to_vec(),
+            type_ids: e.get_type_ids().to_vec(),
+            attention_mask: e.get_attention_mask().to_vec(),
+        }
     }
 }
 

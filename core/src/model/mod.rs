@@ -11,6 +11,7 @@ pub mod fast;
 pub(crate) mod layers;
 pub mod loader;
 pub mod mlm;
+pub mod token_head;
 
 use candle_core::{DType, Device, Tensor};
 

@@ -3,7 +3,9 @@
 
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod question_answering;
 pub mod text_classification;
+pub mod token_classification;
 pub mod zero_shot_classification;
 
 use std::path::PathBuf;
@@ -14,13 +16,16 @@ use serde_json::Value;
 use crate::batcher::{Batcher, Forward};
 use crate::codec::{self, ResponseFormat};
 use crate::error::ToolkitError;
+use crate::model::token_head::TokenHead;
 use crate::model::{self, HeadKind, Matrix, ModelConfig, ModelSource, TextModel, TokenSequence};
 use crate::schema;
 use crate::task::{Task, TaskSpec};
 use crate::tokenize::TextTokenizer;
 pub use feature_extraction::FeatureExtractionPipeline;
 pub use fill_mask::FillMaskPipeline;
+pub use question_answering::QuestionAnsweringPipeline;
 pub use text_classification::TextClassificationPipeline;
+pub use token_classification::TokenClassificationPipeline;
 pub use zero_shot_classification::ZeroShotClassificationPipeline;
 
 /// How to load a pipeline.
@@ -197,6 +202,11 @@ impl TextEncoder {
         &self.tokenizer
     }
 
+    /// The longest sequence the model accepts, special tokens included.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
     /// Checks lengths and the request budget, then runs the model on every sequence, batching
     /// sequences of similar length together. Returns one matrix per sequence, in order.
     pub fn run(&self, seqs: Vec<TokenSequence>) -> Result<Vec<Matrix>, ToolkitError> {
@@ -264,6 +274,10 @@ pub enum AnyPipeline {
     ZeroShotClassification(ZeroShotClassificationPipeline),
     /// `fill-mask`.
     FillMask(FillMaskPipeline),
+    /// `token-classification` / `ner`.
+    TokenClassification(TokenClassificationPipeline),
+    /// `question-answering`.
+    QuestionAnswering(QuestionAnsweringPipeline),
 }
 
 impl AnyPipeline {
@@ -286,14 +300,27 @@ impl AnyPipeline {
         let tokenizer = TextTokenizer::load(&files, config.pad_token_id)?;
         let device = model::device();
         let model = model::load(&files, &config, head, &device)?;
-        let mlm = match spec.task {
-            Task::FillMask => Some(model::mlm::MlmHead::load(&files, &config)?),
-            _ => None,
-        };
-        let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
-        match mlm {
-            Some(head) => Ok(Self::FillMask(FillMaskPipeline::new(encoder, head)?)),
-            None => Self::from_encoder(spec.task, encoder),
+        match spec.task {
+            Task::FillMask => {
+                let head = model::mlm::MlmHead::load(&files, &config)?;
+                let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
+                Ok(Self::FillMask(FillMaskPipeline::new(encoder, head)?))
+            }
+            Task::TokenClassification => {
+                let head = TokenHead::load(&files, &config, "classifier", config.labels.len())?;
+                let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
+                Ok(Self::TokenClassification(TokenClassificationPipeline::new(
+                    encoder, head,
+                )?))
+            }
+            Task::QuestionAnswering => {
+                let head = TokenHead::load(&files, &config, "qa_outputs", 2)?;
+                let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
+                Ok(Self::QuestionAnswering(QuestionAnsweringPipeline::new(
+                    encoder, head,
+                )?))
+            }
+            task => Self::from_encoder(task, TextEncoder::new(tokenizer, model, config, opts)?),
         }
     }
 
@@ -306,9 +333,11 @@ impl AnyPipeline {
             Task::TextClassification => Ok(Self::TextClassification(
                 TextClassificationPipeline::new(encoder)?,
             )),
-            Task::FillMask => Err(ToolkitError::Config(
-                "fill-mask also needs the masked-LM head: build it with AnyPipeline::load".into(),
-            )),
+            Task::FillMask | Task::TokenClassification | Task::QuestionAnswering => {
+                Err(ToolkitError::Config(format!(
+                    "{task} also needs its head's weights: build it with AnyPipeline::load"
+                )))
+            }
             Task::ZeroShotClassification => Ok(Self::ZeroShotClassification(
                 ZeroShotClassificationPipeline::new(encoder)?,
             )),
@@ -326,6 +355,8 @@ impl AnyPipeline {
             Self::TextClassification(_) => Task::TextClassification,
             Self::ZeroShotClassification(_) => Task::ZeroShotClassification,
             Self::FillMask(_) => Task::FillMask,
+            Self::TokenClassification(_) => Task::TokenClassification,
+            Self::QuestionAnswering(_) => Task::QuestionAnswering,
         }
     }
 
@@ -337,6 +368,10 @@ impl AnyPipeline {
             Self::TextClassification(p) => p.run(crate::types::from_value(request)?),
             Self::ZeroShotClassification(p) => p.run(crate::types::from_value(request)?),
             Self::FillMask(p) => p.run(crate::types::from_value(request)?),
+            Self::TokenClassification(p) => p.run(crate::types::from_value(request)?),
+            Self::QuestionAnswering(p) => p.run(crate::types::from_value(
+                question_answering::normalize_request(request),
+            )?),
         }
     }
 
@@ -348,6 +383,9 @@ impl AnyPipeline {
             }
             Self::FillMask(p) => {
                 serde_json::json!({"inputs": format!("warm {} up", p.mask_token())})
+            }
+            Self::QuestionAnswering(_) => {
+                serde_json::json!({"inputs": {"question": "warm up?", "context": "warm up"}})
             }
             _ => serde_json::json!({"inputs": "warm up"}),
         };

@@ -3,7 +3,9 @@
 
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod question_answering;
 pub mod text_classification;
+pub mod token_classification;
 pub mod zero_shot_classification;
 
 use serde::{Deserialize, Deserializer};
