@@ -389,6 +389,26 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
         "roberta-question-answering",
         "question-answering",
     ),
+    (
+        "deberta-v2-token-classification",
+        "deberta-v2-token-classification",
+        "token-classification",
+    ),
+    (
+        "deberta-v2-question-answering",
+        "deberta-v2-question-answering",
+        "question-answering",
+    ),
+    (
+        "deberta-v2-text-classification",
+        "deberta-v2-text-classification",
+        "text-classification",
+    ),
+    (
+        "deberta-v2-zero-shot-classification",
+        "deberta-v2-text-classification",
+        "zero-shot-classification",
+    ),
     ("fill-mask", "fill-mask", "fill-mask"),
     ("distilbert-fill-mask", "distilbert-fill-mask", "fill-mask"),
     ("roberta-fill-mask", "roberta-fill-mask", "fill-mask"),

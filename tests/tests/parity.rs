@@ -149,6 +149,28 @@ async fn question_answering_roberta() {
     check("roberta-question-answering").await;
 }
 
+/// DeBERTa-v3's layout (relative attention over position buckets, SentencePiece): candle's
+/// encoder with our heads, on every task that has a DeBERTa head here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_classification_deberta_v2() {
+    check("deberta-v2-token-classification").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_answering_deberta_v2() {
+    check("deberta-v2-question-answering").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_classification_deberta_v2() {
+    check("deberta-v2-text-classification").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_shot_classification_deberta_v2() {
+    check("deberta-v2-zero-shot-classification").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

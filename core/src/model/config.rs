@@ -8,8 +8,14 @@ use serde::Deserialize;
 use crate::error::ToolkitError;
 
 /// The `model_type`s this build can run.
-pub const SUPPORTED_MODEL_TYPES: &[&str] =
-    &["bert", "roberta", "xlm-roberta", "camembert", "distilbert"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "distilbert",
+    "deberta-v2",
+];
 
 /// An activation function named in `config.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -94,6 +100,19 @@ pub enum ArchConfig {
     Bert(BertConfig),
     /// `distilbert`.
     DistilBert(DistilBertConfig),
+    /// `deberta-v2` (DeBERTa-v2 and -v3), candle-transformers' configuration.
+    DebertaV2(Box<candle_transformers::models::debertav2::Config>),
+}
+
+impl ArchConfig {
+    /// The width of the hidden states.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            ArchConfig::Bert(c) => c.hidden_size,
+            ArchConfig::DistilBert(c) => c.dim,
+            ArchConfig::DebertaV2(c) => c.hidden_size,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +191,15 @@ impl ModelConfig {
                     return Err("dim must be a multiple of n_heads".into());
                 }
                 ArchConfig::DistilBert(c)
+            }
+            "deberta-v2" => {
+                let c: candle_transformers::models::debertav2::Config =
+                    serde_json::from_value(value)
+                        .map_err(|e| format!("invalid deberta-v2 config: {e}"))?;
+                if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+                    return Err("hidden_size must be a multiple of num_attention_heads".into());
+                }
+                ArchConfig::DebertaV2(Box::new(c))
             }
             other => {
                 return Err(format!(

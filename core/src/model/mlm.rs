@@ -54,6 +54,11 @@ impl MlmHead {
                 c.activation,
                 ["distilbert"].as_slice(),
             ),
+            ArchConfig::DebertaV2(_) => {
+                return Err(ToolkitError::model_load(
+                    "fill-mask is not supported for deberta-v2 models yet; they serve feature-extraction, text-classification, zero-shot-classification, token-classification and question-answering",
+                ))
+            }
         };
         let word = get(
             &super::encoder_root(&vb, prefixes)?,

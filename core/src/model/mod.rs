@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod deberta;
 pub mod distilbert;
 pub mod fast;
 pub(crate) mod layers;
@@ -192,6 +193,9 @@ pub fn load(
             ArchConfig::DistilBert(c) => Ok(Box::new(fast::FastEncoder::from_distilbert(
                 vb, c, config, head,
             )?)),
+            ArchConfig::DebertaV2(c) => {
+                Ok(Box::new(deberta::DebertaV2::load(vb, c, config, head)?))
+            }
         };
     }
     load_candle(files, config, head, device)
@@ -211,5 +215,6 @@ pub fn load_candle(
         ArchConfig::DistilBert(c) => Ok(Box::new(distilbert::DistilBertModel::load(
             vb, c, config, head,
         )?)),
+        ArchConfig::DebertaV2(c) => Ok(Box::new(deberta::DebertaV2::load(vb, c, config, head)?)),
     }
 }

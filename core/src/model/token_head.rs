@@ -2,7 +2,7 @@
 //! `classifier` of `*ForTokenClassification` (one logit per label) and `qa_outputs` of
 //! `*ForQuestionAnswering` (start and end logits). BERT, DistilBERT and RoBERTa name them alike.
 
-use super::config::{ArchConfig, ModelConfig};
+use super::config::ModelConfig;
 use super::fast::linear;
 use super::{loader, Matrix, ModelFiles};
 use crate::error::ToolkitError;
@@ -30,10 +30,7 @@ impl TokenHead {
         outputs: usize,
     ) -> Result<Self, ToolkitError> {
         let vb = loader::var_builder(files, candle_core::DType::F32, &candle_core::Device::Cpu)?;
-        let hidden = match &config.arch {
-            ArchConfig::Bert(c) => c.hidden_size,
-            ArchConfig::DistilBert(c) => c.dim,
-        };
+        let hidden = config.arch.hidden_size();
         if !vb.contains_tensor(&format!("{name}.weight")) {
             return Err(ToolkitError::model_load(format!(
                 "the checkpoint has no `{name}` layer; {} needs a model saved with that head ({})",
