@@ -16,6 +16,9 @@ pub enum RequestFormat {
     Json,
     /// `text/csv` with a header row.
     Csv,
+    /// `application/jsonlines`: one request object per line, each answered on its own line
+    /// (SageMaker batch transform and asynchronous inference).
+    JsonLines,
 }
 
 /// A response format we produce.
@@ -27,6 +30,8 @@ pub enum ResponseFormat {
     Csv,
     /// `application/x-npy` (only for numeric arrays).
     Npy,
+    /// `application/jsonlines`: one JSON document per line.
+    JsonLines,
 }
 
 impl ResponseFormat {
@@ -37,12 +42,26 @@ impl ResponseFormat {
             ResponseFormat::Json => "application/json",
             ResponseFormat::Csv => "text/csv",
             ResponseFormat::Npy => "application/x-npy",
+            ResponseFormat::JsonLines => "application/jsonlines",
         }
     }
 }
 
-const SUPPORTED_REQUEST: &str = "application/json, text/csv";
-const SUPPORTED_ACCEPT: &str = "application/json, text/csv, application/x-npy";
+const SUPPORTED_REQUEST: &str = "application/json, text/csv, application/jsonlines";
+const SUPPORTED_ACCEPT: &str =
+    "application/json, text/csv, application/x-npy, application/jsonlines";
+
+/// The names JSON Lines goes by.
+fn is_json_lines(essence: &str) -> bool {
+    matches!(
+        essence,
+        "application/jsonlines"
+            | "application/x-jsonlines"
+            | "application/jsonl"
+            | "application/x-ndjson"
+            | "application/ndjson"
+    )
+}
 
 /// Splits a media type into its lower-cased essence and its parameters.
 fn parse_media_type(value: &str) -> (String, Vec<(String, String)>) {
@@ -81,6 +100,7 @@ pub fn request_format(content_type: Option<&str>) -> Result<RequestFormat, Toolk
     match essence.as_str() {
         "application/json" => Ok(RequestFormat::Json),
         "text/csv" => Ok(RequestFormat::Csv),
+        e if is_json_lines(e) => Ok(RequestFormat::JsonLines),
         _ => Err(unsupported(raw)),
     }
 }
@@ -88,8 +108,28 @@ pub fn request_format(content_type: Option<&str>) -> Result<RequestFormat, Toolk
 /// Which encoder an `Accept` header selects: the highest-q media range we can produce; a missing
 /// header, `*/*` or `application/*` mean JSON.
 pub fn response_format(accept: Option<&str>) -> Result<ResponseFormat, ToolkitError> {
+    response_format_or(accept, ResponseFormat::Json)
+}
+
+/// The response format for a request: as [`response_format`], except that a JSON Lines request
+/// is answered in JSON Lines when the client does not ask for something specific.
+pub fn response_format_for(
+    request: RequestFormat,
+    accept: Option<&str>,
+) -> Result<ResponseFormat, ToolkitError> {
+    let default = match request {
+        RequestFormat::JsonLines => ResponseFormat::JsonLines,
+        _ => ResponseFormat::Json,
+    };
+    response_format_or(accept, default)
+}
+
+fn response_format_or(
+    accept: Option<&str>,
+    default: ResponseFormat,
+) -> Result<ResponseFormat, ToolkitError> {
     let Some(raw) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
-        return Ok(ResponseFormat::Json);
+        return Ok(default);
     };
     let mut best: Option<(f32, usize, ResponseFormat)> = None;
     for (pos, range) in raw.split(',').enumerate() {
@@ -103,9 +143,11 @@ pub fn response_format(accept: Option<&str>) -> Result<ResponseFormat, ToolkitEr
             continue;
         }
         let format = match essence.as_str() {
-            "application/json" | "*/*" | "application/*" => ResponseFormat::Json,
+            "*/*" | "application/*" => default,
+            "application/json" => ResponseFormat::Json,
             "text/csv" | "text/*" => ResponseFormat::Csv,
             "application/x-npy" => ResponseFormat::Npy,
+            e if is_json_lines(e) => ResponseFormat::JsonLines,
             _ => continue,
         };
         // highest q wins; on a tie the first listed
@@ -126,6 +168,9 @@ pub fn decode(format: RequestFormat, body: &[u8]) -> Result<Value, ToolkitError>
     match format {
         RequestFormat::Json => decode_json(body),
         RequestFormat::Csv => decode_csv(body),
+        RequestFormat::JsonLines => Err(ToolkitError::Validation(
+            "a JSON Lines body holds one request per line; it is answered line by line, not decoded as one document".into(),
+        )),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod error;
 pub mod hub;
 pub mod json;
 pub mod kernels;
+pub mod lines;
 pub mod model;
 pub mod pipeline;
 pub mod runtime;

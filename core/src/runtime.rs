@@ -142,7 +142,7 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 #[derive(Debug)]
 pub struct InferenceService {
     pipeline: Arc<AnyPipeline>,
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
 }
 
 /// A successful response.
@@ -159,7 +159,7 @@ impl InferenceService {
     pub fn new(pipeline: AnyPipeline, runtime: Runtime) -> Self {
         Self {
             pipeline: Arc::new(pipeline),
-            runtime,
+            runtime: Arc::new(runtime),
         }
     }
 
@@ -182,19 +182,56 @@ impl InferenceService {
         body: impl AsRef<[u8]> + Send + 'static,
     ) -> Result<Encoded, ToolkitError> {
         let request_format = codec::request_format(content_type)?;
-        let response_format = codec::response_format(accept)?;
+        let response_format = codec::response_format_for(request_format, accept)?;
         self.invoke_negotiated(request_format, response_format, body)
             .await
     }
 
+    /// Answers a JSON Lines body given as a stream of lines (see [`crate::lines`]): the answers
+    /// come as a stream, framed as JSON Lines or as one JSON array (`format`). Fails up front
+    /// only for a format that cannot frame lines.
+    pub fn invoke_lines<S>(
+        &self,
+        lines: S,
+        format: ResponseFormat,
+    ) -> Result<impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static, ToolkitError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, ToolkitError>> + Send + 'static,
+    {
+        crate::lines::answer_lines(
+            Arc::clone(&self.pipeline),
+            Arc::clone(&self.runtime),
+            lines,
+            format,
+            self.runtime.options().workers * 2,
+        )
+    }
+
     /// One invocation whose media types are already negotiated (hosts that check the headers
-    /// before reading the body).
+    /// before reading the body). A JSON Lines body is answered line by line into one buffer.
     pub async fn invoke_negotiated(
         &self,
         request_format: RequestFormat,
         response_format: ResponseFormat,
         body: impl AsRef<[u8]> + Send + 'static,
     ) -> Result<Encoded, ToolkitError> {
+        if request_format == RequestFormat::JsonLines {
+            use futures_util::StreamExt;
+            let bytes = bytes::Bytes::copy_from_slice(body.as_ref());
+            let lines = crate::lines::split_lines(
+                futures_util::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]),
+                usize::MAX,
+            );
+            let mut out = Vec::new();
+            let mut answers = Box::pin(self.invoke_lines(lines, response_format)?);
+            while let Some(chunk) = answers.next().await {
+                out.extend_from_slice(&chunk);
+            }
+            return Ok(Encoded {
+                content_type: response_format.content_type(),
+                body: out,
+            });
+        }
         let pipeline = Arc::clone(&self.pipeline);
         self.runtime
             .run(move || {

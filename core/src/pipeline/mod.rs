@@ -107,6 +107,22 @@ impl PipelineOutput {
                 .map_err(|e| ToolkitError::Internal(format!("JSON encoding failed: {e}"))),
             (_, ResponseFormat::Csv) => codec::encode_csv(&self.to_value()),
             (_, ResponseFormat::Npy) => codec::encode_npy(&self.to_value()),
+            (_, ResponseFormat::JsonLines) => {
+                // one line per element of a list result (one per input), else one line
+                let value = self.to_value();
+                let items = match value {
+                    serde_json::Value::Array(items) => items,
+                    other => vec![other],
+                };
+                let mut out = Vec::new();
+                for item in &items {
+                    out.extend(crate::json::to_vec(item).map_err(|e| {
+                        ToolkitError::Internal(format!("JSON encoding failed: {e}"))
+                    })?);
+                    out.push(b'\n');
+                }
+                Ok(out)
+            }
         }
     }
 }

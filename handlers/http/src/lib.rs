@@ -17,6 +17,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use futures_util::StreamExt;
+use hf_inference_core::codec::RequestFormat;
 use hf_inference_core::{InferenceService, ToolkitError};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -188,8 +190,23 @@ async fn invocations(
     // negotiate the media types before reading the body
     let request_format =
         hf_inference_core::codec::request_format(header_str(&parts.headers, header::CONTENT_TYPE))?;
-    let response_format =
-        hf_inference_core::codec::response_format(header_str(&parts.headers, header::ACCEPT))?;
+    let response_format = hf_inference_core::codec::response_format_for(
+        request_format,
+        header_str(&parts.headers, header::ACCEPT),
+    )?;
+    if request_format == RequestFormat::JsonLines {
+        // streamed in and out: memory holds the lines in flight, not the body
+        let lines = hf_inference_core::lines::split_lines(body.into_data_stream(), limit);
+        let answers = service.invoke_lines(lines, response_format)?;
+        let mut r = Response::new(Body::from_stream(
+            answers.map(Ok::<_, std::convert::Infallible>),
+        ));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(response_format.content_type()),
+        );
+        return Ok(r);
+    }
     let bytes = Limited::new(body, limit).collect().await.map_err(|e| {
         if e.downcast_ref::<LengthLimitError>().is_some() {
             ToolkitError::PayloadTooLarge { limit }
