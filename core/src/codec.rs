@@ -187,6 +187,14 @@ fn decode_json(body: &[u8]) -> Result<Value, ToolkitError> {
     })
 }
 
+/// Whether a body that failed to decode as one JSON document is several documents separated by
+/// whitespace: batch transform's `SplitType=Line` joins records with newlines and still says
+/// `application/json`.
+pub fn several_documents(body: &[u8]) -> bool {
+    let mut docs = serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>();
+    matches!((docs.next(), docs.next()), (Some(Ok(_)), Some(Ok(_))))
+}
+
 /// The toolkit's CSV rule (`decoder_encoder.decode_csv`): the first line must be a header naming
 /// `inputs`, `question` or `context`; an `inputs` column becomes `{"inputs": [values]}`, otherwise
 /// every row becomes an object: `{"inputs": [{column: value}, ...]}`.

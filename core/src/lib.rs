@@ -37,5 +37,5 @@ pub mod types;
 
 pub use error::{ErrorBody, ToolkitError};
 pub use pipeline::{AnyPipeline, LoadOptions, PipelineOutput};
-pub use runtime::{Encoded, InferenceService, Runtime, RuntimeOptions};
+pub use runtime::{Answer, Encoded, InferenceService, Runtime, RuntimeOptions};
 pub use task::{Task, TaskSpec};

@@ -88,26 +88,66 @@ where
     })
 }
 
+/// How a sequence of answers is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One answer per line.
+    Lines,
+    /// One JSON array.
+    Array,
+}
+
+impl Framing {
+    /// The framing of a response format: an array for JSON, lines for JSON Lines; other formats
+    /// cannot hold a sequence of answers (406).
+    pub fn of(format: ResponseFormat) -> Result<Self, ToolkitError> {
+        match format {
+            ResponseFormat::JsonLines => Ok(Framing::Lines),
+            ResponseFormat::Json => Ok(Framing::Array),
+            other => Err(ToolkitError::UnsupportedAccept {
+                accept: other.content_type().into(),
+                reason: " for a response streamed answer by answer".into(),
+                supported: "application/jsonlines, application/json".into(),
+            }),
+        }
+    }
+
+    /// Frames a stream of encoded answers.
+    pub fn frame<S>(self, answers: S) -> std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send>>
+    where
+        S: Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        match self {
+            Framing::Array => Box::pin(
+                stream::once(future::ready(Bytes::from_static(b"[")))
+                    .chain(answers.enumerate().map(|(i, mut a)| {
+                        if i > 0 {
+                            a.insert(0, b',');
+                        }
+                        Bytes::from(a)
+                    }))
+                    .chain(stream::once(future::ready(Bytes::from_static(b"]")))),
+            ),
+            Framing::Lines => Box::pin(answers.map(|mut a| {
+                a.push(b'\n');
+                Bytes::from(a)
+            })),
+        }
+    }
+}
+
 /// Answers a stream of request lines: each line is decoded as a JSON request, run, and encoded;
-/// `format` frames the answers as JSON Lines or as one JSON array. At most `concurrency` lines
-/// are in flight.
+/// `framing` lays the answers out. At most `concurrency` lines are in flight.
 pub(crate) fn answer_lines<S>(
     pipeline: Arc<AnyPipeline>,
     runtime: Arc<Runtime>,
     lines: S,
-    format: ResponseFormat,
+    framing: Framing,
     concurrency: usize,
-) -> Result<impl Stream<Item = Bytes> + Send + 'static, ToolkitError>
+) -> std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send>>
 where
     S: Stream<Item = Result<Bytes, ToolkitError>> + Send + 'static,
 {
-    if !matches!(format, ResponseFormat::JsonLines | ResponseFormat::Json) {
-        return Err(ToolkitError::UnsupportedAccept {
-            accept: format.content_type().into(),
-            reason: " for a JSON Lines request".into(),
-            supported: "application/jsonlines, application/json".into(),
-        });
-    }
     let answers = lines
         .filter(|l| future::ready(!matches!(l, Ok(b) if b.iter().all(u8::is_ascii_whitespace))))
         .map(move |line| {
@@ -120,47 +160,39 @@ where
             }
         })
         .buffered(concurrency.max(1));
-    let framed: std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send>> = match format {
-        ResponseFormat::Json => Box::pin(
-            stream::once(future::ready(Bytes::from_static(b"[")))
-                .chain(answers.enumerate().map(|(i, mut a)| {
-                    if i > 0 {
-                        a.insert(0, b',');
-                    }
-                    Bytes::from(a)
-                }))
-                .chain(stream::once(future::ready(Bytes::from_static(b"]")))),
-        ),
-        _ => Box::pin(answers.map(|mut a| {
-            a.push(b'\n');
-            Bytes::from(a)
-        })),
-    };
-    Ok(framed)
+    framing.frame(answers)
 }
 
-/// One line: its answer, or its error body. A full queue is waited out (a long job must not
-/// lose lines to other clients' bursts), up to the runtime's timeout.
+/// One line: its answer, or its error body.
 async fn answer_line(pipeline: Arc<AnyPipeline>, runtime: &Runtime, line: Bytes) -> Vec<u8> {
+    let result = run_patiently(runtime, move || {
+        let doc = codec::decode(RequestFormat::Json, &line)?;
+        pipeline.run(doc)?.encode(ResponseFormat::Json)
+    })
+    .await;
+    result.unwrap_or_else(|e| e.body_json())
+}
+
+/// Runs a job on the runtime, waiting out a full queue (a long job must not lose parts to other
+/// clients' bursts) up to the runtime's timeout.
+pub(crate) async fn run_patiently<T, F>(runtime: &Runtime, f: F) -> Result<T, ToolkitError>
+where
+    T: Send + 'static,
+    F: Fn() -> Result<T, ToolkitError> + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
-        let (p, l) = (Arc::clone(&pipeline), line.clone());
-        let result = runtime
-            .run(move || {
-                let doc = codec::decode(RequestFormat::Json, &l)?;
-                p.run(doc)?.encode(ResponseFormat::Json)
-            })
-            .await;
-        match result {
-            Ok(body) => return body,
+        let job = Arc::clone(&f);
+        match runtime.run(move || job()).await {
             Err(ToolkitError::Overloaded { .. })
                 if started.elapsed() < runtime.options().timeout =>
             {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(200));
             }
-            Err(e) => return e.body_json(),
+            other => return other,
         }
     }
 }

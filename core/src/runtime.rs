@@ -8,8 +8,11 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::codec::{self, RequestFormat, ResponseFormat};
 use crate::error::ToolkitError;
+use crate::lines::Framing;
 use crate::pipeline::AnyPipeline;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -145,6 +148,77 @@ pub struct InferenceService {
     runtime: Arc<Runtime>,
 }
 
+/// The most inputs of one request run at once: a longer `inputs` list is run in parts of this
+/// size and answered part by part.
+pub const MICRO_BATCH: usize = 64;
+
+/// A stream of response bytes.
+pub type AnswerStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = bytes::Bytes> + Send>>;
+
+/// A successful answer: whole, or streamed as it is produced.
+pub enum Answer {
+    /// The whole body.
+    Whole(Encoded),
+    /// The body as a stream.
+    Stream {
+        /// The `Content-Type`.
+        content_type: &'static str,
+        /// The body's chunks.
+        chunks: AnswerStream,
+    },
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Whole(e) => f.debug_tuple("Whole").field(e).finish(),
+            Answer::Stream { content_type, .. } => f
+                .debug_struct("Stream")
+                .field("content_type", content_type)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+enum Decoded {
+    Whole(Vec<u8>),
+    Parts(Vec<Vec<u8>>, std::collections::VecDeque<Value>),
+}
+
+/// Splits a request whose `inputs` list is longer than [`MICRO_BATCH`] into requests of at most
+/// that many inputs (the last one at least two long, so that no part is a one-element list,
+/// which some pipelines answer unwrapped); gives the request back otherwise.
+fn split_inputs(mut doc: Value, allowed: bool) -> Result<std::collections::VecDeque<Value>, Value> {
+    let long = allowed
+        && doc
+            .get("inputs")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > MICRO_BATCH);
+    if !long {
+        return Err(doc);
+    }
+    let Some(Value::Array(mut inputs)) = doc.as_object_mut().and_then(|o| o.remove("inputs"))
+    else {
+        return Err(doc);
+    };
+    let mut parts = std::collections::VecDeque::new();
+    while !inputs.is_empty() {
+        let take = if inputs.len() <= MICRO_BATCH + 1 {
+            inputs.len()
+        } else {
+            MICRO_BATCH
+        };
+        let rest = inputs.split_off(take);
+        let mut part = doc.clone();
+        if let Some(o) = part.as_object_mut() {
+            o.insert("inputs".into(), Value::Array(inputs));
+        }
+        parts.push_back(part);
+        inputs = rest;
+    }
+    Ok(parts)
+}
+
 /// A successful response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
@@ -188,13 +262,8 @@ impl InferenceService {
     }
 
     /// Answers a JSON Lines body given as a stream of lines (see [`crate::lines`]): the answers
-    /// come as a stream, framed as JSON Lines or as one JSON array (`format`). Fails up front
-    /// only for a format that cannot frame lines.
-    pub fn invoke_lines<S>(
-        &self,
-        lines: S,
-        format: ResponseFormat,
-    ) -> Result<impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static, ToolkitError>
+    /// come as a stream, laid out as `framing` says.
+    pub fn invoke_lines<S>(&self, lines: S, framing: Framing) -> AnswerStream
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, ToolkitError>> + Send + 'static,
     {
@@ -202,35 +271,159 @@ impl InferenceService {
             Arc::clone(&self.pipeline),
             Arc::clone(&self.runtime),
             lines,
-            format,
+            framing,
             self.runtime.options().workers * 2,
         )
     }
 
+    /// One invocation of a buffered body, answered whole or, for long work, as a stream:
+    /// a JSON Lines body (or several JSON documents in an `application/json` body, as batch
+    /// transform's `SplitType=Line` sends them) line by line; a JSON request whose `inputs` list
+    /// is longer than [`MICRO_BATCH`] in parts of that size, each answered as soon as it is done
+    /// (the first part before anything is sent, so a bad request still gets its status; a later
+    /// part that fails gets an error object for each of its inputs).
+    pub async fn invoke_body(
+        &self,
+        request_format: RequestFormat,
+        response_format: ResponseFormat,
+        body: bytes::Bytes,
+    ) -> Result<Answer, ToolkitError> {
+        let lines_of = |body: bytes::Bytes, framing| {
+            let lines = crate::lines::split_lines(
+                futures_util::stream::iter([Ok::<_, std::convert::Infallible>(body)]),
+                usize::MAX,
+            );
+            self.invoke_lines(lines, framing)
+        };
+        if request_format == RequestFormat::JsonLines {
+            let framing = Framing::of(response_format)?;
+            return Ok(Answer::Stream {
+                content_type: response_format.content_type(),
+                chunks: lines_of(body, framing),
+            });
+        }
+        let pipeline = Arc::clone(&self.pipeline);
+        let streamable = matches!(
+            response_format,
+            ResponseFormat::Json | ResponseFormat::JsonLines
+        ) && pipeline.task().batches_inputs();
+        let b = body.clone();
+        let first = self
+            .runtime
+            .run(move || {
+                let doc = codec::decode(request_format, &b)?;
+                match split_inputs(doc, streamable) {
+                    Ok(mut parts) => {
+                        let first = parts.pop_front().unwrap_or(Value::Null);
+                        let items = pipeline.run(first)?.encode_items()?;
+                        Ok(Decoded::Parts(items, parts))
+                    }
+                    Err(doc) => Ok(Decoded::Whole(pipeline.run(doc)?.encode(response_format)?)),
+                }
+            })
+            .await;
+        match first {
+            Ok(Decoded::Whole(body)) => Ok(Answer::Whole(Encoded {
+                content_type: response_format.content_type(),
+                body,
+            })),
+            Ok(Decoded::Parts(items, rest)) => {
+                let framing = Framing::of(response_format)?;
+                Ok(Answer::Stream {
+                    content_type: response_format.content_type(),
+                    chunks: framing.frame(self.answer_parts(items, rest)),
+                })
+            }
+            Err(ToolkitError::Validation(m)) if request_format == RequestFormat::Json => {
+                let b = body.clone();
+                let several = tokio::task::spawn_blocking(move || codec::several_documents(&b))
+                    .await
+                    .unwrap_or(false);
+                if !several {
+                    return Err(ToolkitError::Validation(m));
+                }
+                // one answer per document, one per line, as batch transform assembles them
+                let format = match response_format {
+                    ResponseFormat::JsonLines => ResponseFormat::JsonLines,
+                    _ => ResponseFormat::Json,
+                };
+                Ok(Answer::Stream {
+                    content_type: format.content_type(),
+                    chunks: lines_of(body, Framing::Lines),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The encoded answers of the first part, then of each further part as it is run.
+    fn answer_parts(
+        &self,
+        first: Vec<Vec<u8>>,
+        rest: std::collections::VecDeque<Value>,
+    ) -> impl futures_util::Stream<Item = Vec<u8>> + Send + 'static {
+        use futures_util::StreamExt;
+        let (pipeline, runtime) = (Arc::clone(&self.pipeline), Arc::clone(&self.runtime));
+        let later = futures_util::stream::iter(rest)
+            .then(move |part| {
+                let (pipeline, runtime) = (Arc::clone(&pipeline), Arc::clone(&runtime));
+                async move {
+                    let n = part
+                        .get("inputs")
+                        .and_then(Value::as_array)
+                        .map_or(1, Vec::len);
+                    let part = Arc::new(part);
+                    let result = crate::lines::run_patiently(&runtime, move || {
+                        pipeline.run(Value::clone(&part))?.encode_items()
+                    })
+                    .await;
+                    match result {
+                        Ok(items) if items.len() == n => items,
+                        Ok(_) => vec![
+                            ToolkitError::Internal(
+                                "a part was answered with the wrong length".into()
+                            )
+                            .body_json();
+                            n
+                        ],
+                        Err(e) => vec![e.body_json(); n],
+                    }
+                }
+            })
+            .flat_map(futures_util::stream::iter);
+        futures_util::stream::iter(first).chain(later)
+    }
+
     /// One invocation whose media types are already negotiated (hosts that check the headers
-    /// before reading the body). A JSON Lines body is answered line by line into one buffer.
+    /// before reading the body), answered into one buffer.
     pub async fn invoke_negotiated(
         &self,
         request_format: RequestFormat,
         response_format: ResponseFormat,
         body: impl AsRef<[u8]> + Send + 'static,
     ) -> Result<Encoded, ToolkitError> {
-        if request_format == RequestFormat::JsonLines {
+        if request_format != RequestFormat::Csv {
             use futures_util::StreamExt;
-            let bytes = bytes::Bytes::copy_from_slice(body.as_ref());
-            let lines = crate::lines::split_lines(
-                futures_util::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]),
-                usize::MAX,
-            );
-            let mut out = Vec::new();
-            let mut answers = Box::pin(self.invoke_lines(lines, response_format)?);
-            while let Some(chunk) = answers.next().await {
-                out.extend_from_slice(&chunk);
-            }
-            return Ok(Encoded {
-                content_type: response_format.content_type(),
-                body: out,
-            });
+            let body = bytes::Bytes::copy_from_slice(body.as_ref());
+            return match self
+                .invoke_body(request_format, response_format, body)
+                .await?
+            {
+                Answer::Whole(e) => Ok(e),
+                Answer::Stream {
+                    content_type,
+                    mut chunks,
+                } => {
+                    let mut out = Vec::new();
+                    while let Some(c) = chunks.next().await {
+                        out.extend_from_slice(&c);
+                    }
+                    Ok(Encoded {
+                        content_type,
+                        body: out,
+                    })
+                }
+            };
         }
         let pipeline = Arc::clone(&self.pipeline);
         self.runtime

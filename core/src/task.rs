@@ -98,6 +98,20 @@ impl Task {
         }
     }
 
+    /// Whether a list of `inputs` is a batch of independent inputs answered by a list of the same
+    /// length (so a long list may be run in parts); not so for chat messages or tables.
+    pub fn batches_inputs(self) -> bool {
+        matches!(
+            self,
+            Task::TextClassification
+                | Task::FeatureExtraction
+                | Task::ZeroShotClassification
+                | Task::FillMask
+                | Task::TokenClassification
+                | Task::QuestionAnswering
+        )
+    }
+
     /// Whether this build serves the task.
     pub fn is_implemented(self) -> bool {
         matches!(

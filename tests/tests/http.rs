@@ -182,7 +182,9 @@ async fn limits_routing_and_media_types() {
     let (service, gate, _started) = gated_service(RuntimeOptions::default());
     let settings = HttpSettings {
         max_payload_bytes: 1000,
+        max_stream_bytes: 1000,
         model_url: "/opt/ml/model".into(),
+        ..Default::default()
     };
     let app = router(AppState::ready(settings, service));
 

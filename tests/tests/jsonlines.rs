@@ -137,3 +137,134 @@ async fn the_payload_limit_holds_for_a_streamed_body() {
     assert!(lines.len() > 1 && lines.len() < 8000, "{}", lines.len());
     assert!(json(lines[0])[0]["label"].is_string(), "{}", lines[0]);
 }
+
+/// The same request run in one piece, straight through the pipeline.
+fn whole(golden_model: &str, task: &str, request: &serde_json::Value) -> serde_json::Value {
+    let dir = hf_inference_tests::fixtures()
+        .join("models")
+        .join(golden_model);
+    let opts = hf_inference_core::LoadOptions {
+        max_request_tokens: 1 << 30,
+        ..hf_inference_core::LoadOptions::local(dir, Some(task.parse().unwrap()))
+    };
+    let p = hf_inference_core::AnyPipeline::load(&opts).unwrap();
+    p.run(request.clone()).unwrap().to_value()
+}
+
+/// A long `inputs` list is run in parts and streamed; the answer is the one of the whole list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_input_lists_are_answered_in_parts_as_one_array() {
+    let texts: Vec<String> = (0..300)
+        .map(|i| format!("sentence {i} is {}", "very ".repeat(i % 5)))
+        .collect();
+    for (model, task, request) in [
+        (
+            "text-classification",
+            "text-classification",
+            serde_json::json!({"inputs": texts, "parameters": {"top_k": 2}}),
+        ),
+        (
+            "token-classification",
+            "token-classification",
+            serde_json::json!({"inputs": texts[..129], "parameters": {"aggregation_strategy": "first"}}),
+        ),
+        (
+            "question-answering",
+            "question-answering",
+            // 65 pairs: one part (no one-pair tail, which QA would answer unwrapped)
+            serde_json::json!({"inputs": texts[..65].iter().map(|t| serde_json::json!({"question": "What is it?", "context": t})).collect::<Vec<_>>()}),
+        ),
+        (
+            "feature-extraction-tiny",
+            "feature-extraction",
+            serde_json::json!({"inputs": texts[..100]}),
+        ),
+    ] {
+        let app = hf_inference_tests::router_for_dir(
+            &hf_inference_tests::fixtures().join("models").join(model),
+            task,
+        );
+        let (status, ct, out) = call(
+            &app,
+            "application/json",
+            None,
+            Body::from(request.to_string()),
+        )
+        .await;
+        assert_eq!(status, 200, "{task}: {out}");
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        let got = json(&out);
+        let want = whole(model, task, &request);
+        assert_eq!(
+            got.as_array().map(Vec::len),
+            want.as_array().map(Vec::len),
+            "{task}"
+        );
+        let verdict = hf_inference_tests::parity_close(&want, &got, "$");
+        assert!(verdict.is_none(), "{task}: {verdict:?}");
+
+        // the same inputs as JSON Lines: one answer per input
+        let (status, ct, out) = call(
+            &app,
+            "application/json",
+            Some("application/jsonlines"),
+            Body::from(request.to_string()),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(ct.as_deref(), Some("application/jsonlines"));
+        assert_eq!(
+            out.lines().count(),
+            want.as_array().unwrap().len(),
+            "{task}"
+        );
+        assert_eq!(json(out.lines().next().unwrap()), want[0], "{task}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_long_request_still_gets_its_status() {
+    let app = router_for("text-classification");
+    let texts: Vec<String> = (0..200).map(|i| format!("text {i}")).collect();
+    let body = serde_json::json!({"inputs": texts, "parameters": {"top_k": -1}}).to_string();
+    let (status, _, out) = call(&app, "application/json", None, Body::from(body)).await;
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(json(&out)["code"], 400);
+}
+
+/// Batch transform's SplitType=Line joins records with newlines and keeps `application/json`:
+/// one answer per record, one per line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_json_documents_in_one_body_are_answered_one_per_line() {
+    let app = router_for("text-classification");
+    let records = [
+        r#"{"inputs": "I love this"}"#,
+        r#"{"inputs": ["I hate this", "meh"], "parameters": {"top_k": 2}}"#,
+        r#"{"inputs": 5}"#,
+    ];
+    let (status, ct, out) = call(
+        &app,
+        "application/json",
+        Some("application/json"),
+        Body::from(records.join("\n")),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (r, line) in records.iter().zip(&lines).take(2) {
+        let (_, _, alone) = call(&app, "application/json", None, Body::from(r.to_string())).await;
+        assert_eq!(json(line), json(&alone));
+    }
+    assert_eq!(json(lines[2])["code"], 400);
+    // one broken document is still a plain 400
+    let (status, _, _) = call(
+        &app,
+        "application/json",
+        None,
+        Body::from("{\"inputs\": \"a\"} x"),
+    )
+    .await;
+    assert_eq!(status, 400);
+}

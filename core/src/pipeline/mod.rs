@@ -127,6 +127,29 @@ impl PipelineOutput {
     }
 }
 
+impl PipelineOutput {
+    /// The output of a batched request, one encoded JSON answer per input (what a JSON array
+    /// response would hold).
+    pub fn encode_items(&self) -> Result<Vec<Vec<u8>>, ToolkitError> {
+        match self {
+            PipelineOutput::Embeddings { items, .. } => Ok(items
+                .iter()
+                .map(|m| write_embeddings_json(false, std::slice::from_ref(m)))
+                .collect()),
+            PipelineOutput::Json(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    crate::json::to_vec(v)
+                        .map_err(|e| ToolkitError::Internal(format!("JSON encoding failed: {e}")))
+                })
+                .collect(),
+            PipelineOutput::Json(_) => Err(ToolkitError::Internal(
+                "a batched request did not answer with a list".into(),
+            )),
+        }
+    }
+}
+
 /// Writes token embeddings straight into the output buffer (the batch-32 reply of a 384-wide
 /// model is megabytes of floats: no intermediate JSON tree).
 fn write_embeddings_json(batched: bool, items: &[Matrix]) -> Vec<u8> {

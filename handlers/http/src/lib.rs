@@ -19,7 +19,8 @@ use axum::routing::{any, get};
 use axum::Router;
 use futures_util::StreamExt;
 use hf_inference_core::codec::RequestFormat;
-use hf_inference_core::{InferenceService, ToolkitError};
+use hf_inference_core::lines::Framing;
+use hf_inference_core::{Answer, InferenceService, ToolkitError};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// Oversized bodies up to this size are read and discarded before the 413 is sent.
@@ -30,15 +31,25 @@ const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 pub struct HttpSettings {
     /// Largest accepted request body, in bytes (`SAGEMAKER_MAX_PAYLOAD_IN_MB`).
     pub max_payload_bytes: usize,
+    /// Largest JSON Lines body, which is streamed rather than held (`usize::MAX`: no limit).
+    pub max_stream_bytes: usize,
     /// What `/models` reports as the model's location.
     pub model_url: String,
+    /// `/execution-parameters` `MaxConcurrentTransforms` (`SAGEMAKER_MAX_CONCURRENT_TRANSFORMS`);
+    /// `None`: the number of request threads.
+    pub max_concurrent_transforms: Option<usize>,
+    /// `/execution-parameters` `BatchStrategy` (`SAGEMAKER_BATCH_STRATEGY`).
+    pub batch_strategy: String,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             max_payload_bytes: 6 * 1024 * 1024,
+            max_stream_bytes: 6 * 1024 * 1024,
             model_url: "/opt/ml/model".into(),
+            max_concurrent_transforms: None,
+            batch_strategy: "MULTI_RECORD".into(),
         }
     }
 }
@@ -171,7 +182,14 @@ async fn invocations(
         ))
         .into());
     }
-    let limit = state.settings.max_payload_bytes;
+    let json_lines =
+        hf_inference_core::codec::request_format(header_str(req.headers(), header::CONTENT_TYPE))
+            .is_ok_and(|f| f == RequestFormat::JsonLines);
+    let limit = if json_lines {
+        state.settings.max_stream_bytes
+    } else {
+        state.settings.max_payload_bytes
+    };
     let declared =
         header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
@@ -196,16 +214,12 @@ async fn invocations(
     )?;
     if request_format == RequestFormat::JsonLines {
         // streamed in and out: memory holds the lines in flight, not the body
+        let framing = Framing::of(response_format)?;
         let lines = hf_inference_core::lines::split_lines(body.into_data_stream(), limit);
-        let answers = service.invoke_lines(lines, response_format)?;
-        let mut r = Response::new(Body::from_stream(
-            answers.map(Ok::<_, std::convert::Infallible>),
+        return Ok(streamed(
+            response_format.content_type(),
+            service.invoke_lines(lines, framing),
         ));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(response_format.content_type()),
-        );
-        return Ok(r);
     }
     let bytes = Limited::new(body, limit).collect().await.map_err(|e| {
         if e.downcast_ref::<LengthLimitError>().is_some() {
@@ -214,30 +228,57 @@ async fn invocations(
             ToolkitError::Validation(format!("could not read the request body: {e}"))
         }
     })?;
-    let out = service
-        .invoke_negotiated(request_format, response_format, bytes.to_bytes())
-        .await?;
-    let mut r = Response::new(Body::from(out.body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(out.content_type),
-    );
-    Ok(r)
+    match service
+        .invoke_body(request_format, response_format, bytes.to_bytes())
+        .await?
+    {
+        Answer::Whole(out) => {
+            let mut r = Response::new(Body::from(out.body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(out.content_type),
+            );
+            Ok(r)
+        }
+        Answer::Stream {
+            content_type,
+            chunks,
+        } => Ok(streamed(content_type, chunks)),
+    }
+}
+
+fn streamed(
+    content_type: &'static str,
+    chunks: hf_inference_core::runtime::AnswerStream,
+) -> Response {
+    let mut r = Response::new(Body::from_stream(
+        chunks.map(Ok::<_, std::convert::Infallible>),
+    ));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
 }
 
 async fn execution_parameters(State(state): State<Arc<AppState>>) -> Response {
-    let workers = state
-        .service()
-        .map(|s| s.runtime().options().workers)
-        .unwrap_or(1);
-    let mb = state
-        .settings
-        .max_payload_bytes
-        .div_ceil(1024 * 1024)
-        .max(1);
+    let workers = state.settings.max_concurrent_transforms.unwrap_or_else(|| {
+        state
+            .service()
+            .map(|s| s.runtime().options().workers)
+            .unwrap_or(1)
+    });
+    // batch transform allows at most 100 MB (0 = unbounded, chunked)
+    let mb = if state.settings.max_stream_bytes == usize::MAX {
+        0
+    } else {
+        state
+            .settings
+            .max_payload_bytes
+            .div_ceil(1024 * 1024)
+            .clamp(1, 100)
+    };
     let body = serde_json::json!({
         "MaxConcurrentTransforms": workers,
-        "BatchStrategy": "MULTI_RECORD",
+        "BatchStrategy": state.settings.batch_strategy,
         "MaxPayloadInMB": mb,
     });
     json_response(StatusCode::OK, body.to_string().into_bytes())

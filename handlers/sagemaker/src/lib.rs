@@ -93,13 +93,29 @@ pub struct Config {
     #[arg(long, env = "HF_BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind: std::net::IpAddr,
 
-    /// Largest request body in MiB; larger requests get 413 before they are read.
+    /// Largest request body in MiB; larger requests get 413 before they are read. 0 (batch
+    /// transform's "unbounded, chunked") lifts the limit for JSON Lines, which is streamed, and
+    /// caps other bodies at 1 GiB (asynchronous inference's largest payload).
     #[arg(long, env = "SAGEMAKER_MAX_PAYLOAD_IN_MB", default_value_t = 6)]
     pub max_payload_mb: usize,
 
-    /// Seconds one request may wait and run before it gets 504.
-    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT", default_value_t = 60)]
-    pub timeout: u64,
+    /// Seconds one request (one line of a JSON Lines body, one part of a long input list) may
+    /// wait and run before it gets 504. Default 60, or 600 under batch transform.
+    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT")]
+    pub timeout: Option<u64>,
+
+    /// Set to true by SageMaker batch transform: the timeout defaults to 600 s.
+    #[arg(long, env = "SAGEMAKER_BATCH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub batch: bool,
+
+    /// Batch transform's MaxConcurrentTransforms, echoed by /execution-parameters (default: the
+    /// request threads).
+    #[arg(long, env = "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")]
+    pub max_concurrent_transforms: Option<usize>,
+
+    /// Batch transform's BatchStrategy, echoed by /execution-parameters.
+    #[arg(long, env = "SAGEMAKER_BATCH_STRATEGY", default_value = "MULTI_RECORD")]
+    pub batch_strategy: String,
 
     /// Request threads: each decodes, tokenizes and encodes one request at a time, while one
     /// model thread runs the forward passes, merging the sequences of concurrent requests.
@@ -162,10 +178,14 @@ impl Config {
             }
             _ => None,
         };
-        if self.max_payload_mb == 0 {
-            return Err(ToolkitError::Config(
-                "SAGEMAKER_MAX_PAYLOAD_IN_MB must be at least 1".into(),
-            ));
+        if !matches!(
+            self.batch_strategy.as_str(),
+            "MULTI_RECORD" | "SINGLE_RECORD"
+        ) {
+            return Err(ToolkitError::Config(format!(
+                "SAGEMAKER_BATCH_STRATEGY {:?} is not MULTI_RECORD or SINGLE_RECORD",
+                self.batch_strategy
+            )));
         }
         let mut opts = LoadOptions::local(self.model_dir(), task);
         opts.source = self.source();
@@ -174,11 +194,35 @@ impl Config {
         Ok(opts)
     }
 
+    /// The timeout in force: SAGEMAKER_MODEL_SERVER_TIMEOUT, else 60 s (600 s in batch transform).
+    pub fn timeout(&self) -> u64 {
+        self.timeout.unwrap_or(if self.batch { 600 } else { 60 })
+    }
+
+    /// The HTTP limits and the batch-transform parameters.
+    pub fn http_settings(&self, model_url: String) -> HttpSettings {
+        const GIB: usize = 1 << 30;
+        let (max_payload_bytes, max_stream_bytes) = match self.max_payload_mb {
+            0 => (GIB, usize::MAX),
+            mb => {
+                let b = mb.saturating_mul(1024 * 1024);
+                (b, b)
+            }
+        };
+        HttpSettings {
+            max_payload_bytes,
+            max_stream_bytes,
+            model_url,
+            max_concurrent_transforms: self.max_concurrent_transforms.filter(|&n| n > 0),
+            batch_strategy: self.batch_strategy.clone(),
+        }
+    }
+
     fn runtime_options(&self) -> RuntimeOptions {
         RuntimeOptions {
             workers: self.workers.max(1),
             queue_capacity: self.queue_capacity.max(1),
-            timeout: Duration::from_secs(self.timeout.max(1)),
+            timeout: Duration::from_secs(self.timeout().max(1)),
         }
     }
 }
@@ -195,13 +239,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         return Ok(());
     }
     let load = config.load_options()?;
-    let settings = HttpSettings {
-        max_payload_bytes: config.max_payload_mb.saturating_mul(1024 * 1024),
-        model_url: match &load.source {
-            ModelSource::Hub(h) => format!("{}/{}@{}", h.options.endpoint, h.id, h.revision),
-            ModelSource::LocalDir(d) => d.display().to_string(),
-        },
-    };
+    let settings = config.http_settings(match &load.source {
+        ModelSource::Hub(h) => format!("{}/{}@{}", h.options.endpoint, h.id, h.revision),
+        ModelSource::LocalDir(d) => d.display().to_string(),
+    });
     let state = AppState::loading(settings);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
@@ -293,7 +334,39 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.model_dir(), PathBuf::from("/opt/ml/model"));
         assert_eq!(c.max_payload_mb, 6);
-        assert_eq!(c.timeout, 60);
+        assert_eq!(c.timeout(), 60);
+    }
+
+    #[test]
+    fn batch_transform_settings() {
+        let c = Config::try_parse_from([
+            "serve",
+            "--batch",
+            "true",
+            "--max-payload-mb",
+            "0",
+            "--max-concurrent-transforms",
+            "3",
+            "--batch-strategy",
+            "SINGLE_RECORD",
+        ])
+        .unwrap();
+        assert_eq!(c.timeout(), 600);
+        assert!(c.load_options().is_ok());
+        let s = c.http_settings("m".into());
+        assert_eq!(s.max_stream_bytes, usize::MAX);
+        assert_eq!(s.max_payload_bytes, 1 << 30);
+        assert_eq!(s.max_concurrent_transforms, Some(3));
+        assert_eq!(s.batch_strategy, "SINGLE_RECORD");
+        let c = Config::try_parse_from(["serve", "--batch", "true", "--timeout", "90"]).unwrap();
+        assert_eq!(c.timeout(), 90);
+        let s = c.http_settings("m".into());
+        assert_eq!(
+            (s.max_payload_bytes, s.max_stream_bytes),
+            (6 << 20, 6 << 20)
+        );
+        let c = Config::try_parse_from(["serve", "--batch-strategy", "ALL"]).unwrap();
+        assert!(c.load_options().is_err());
     }
 
     #[test]

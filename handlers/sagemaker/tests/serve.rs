@@ -300,3 +300,59 @@ fn serves_a_hub_model_from_the_hf_cache_offline() {
         "{help}"
     );
 }
+
+/// Decodes a `Transfer-Encoding: chunked` body.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// Batch transform: SAGEMAKER_BATCH, its parameters echoed by /execution-parameters, and a
+/// JSON Lines mini-batch answered line by line through the real binary.
+#[test]
+fn batch_transform_with_json_lines() {
+    let dir = fixture("text-classification");
+    let server = start(&[
+        ("HF_TASK", "text-classification"),
+        ("HF_MODEL_DIR", dir.to_str().unwrap()),
+        ("SAGEMAKER_BATCH", "true"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "0"),
+        ("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "2"),
+        ("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),
+    ]);
+    wait_healthy(&server.addr);
+    let (status, body) = http(&server.addr, "GET", "/execution-parameters", &[], b"");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 0})
+    );
+    let lines = "{\"inputs\": \"I love this\"}\n{\"inputs\": 1}\n{\"inputs\": [\"a\", \"b\"]}\n";
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/jsonlines")],
+        lines.as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = dechunk(&body);
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 3, "{out}");
+    assert!(answers[0][0]["label"].is_string(), "{out}");
+    assert_eq!(answers[1]["code"], 400, "{out}");
+    assert_eq!(answers[2].as_array().map(Vec::len), Some(2), "{out}");
+}
