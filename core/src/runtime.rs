@@ -197,24 +197,30 @@ fn split_inputs(mut doc: Value, allowed: bool) -> Result<std::collections::VecDe
     if !long {
         return Err(doc);
     }
-    let Some(Value::Array(mut inputs)) = doc.as_object_mut().and_then(|o| o.remove("inputs"))
-    else {
+    let Some(Value::Array(inputs)) = doc.as_object_mut().and_then(|o| o.remove("inputs")) else {
         return Err(doc);
     };
-    let mut parts = std::collections::VecDeque::new();
-    while !inputs.is_empty() {
-        let take = if inputs.len() <= MICRO_BATCH + 1 {
-            inputs.len()
-        } else {
-            MICRO_BATCH
-        };
-        let rest = inputs.split_off(take);
+    // parts of MICRO_BATCH, the last one taking a lone remainder; each part gets a Vec of its
+    // own size (splitting the list in place would leave every part the capacity of the rest)
+    let n = inputs.len();
+    let mut sizes = vec![MICRO_BATCH; n / MICRO_BATCH];
+    match n % MICRO_BATCH {
+        0 => {}
+        1 => {
+            if let Some(last) = sizes.last_mut() {
+                *last += 1;
+            }
+        }
+        r => sizes.push(r),
+    }
+    let mut items = inputs.into_iter();
+    let mut parts = std::collections::VecDeque::with_capacity(sizes.len());
+    for size in sizes {
         let mut part = doc.clone();
         if let Some(o) = part.as_object_mut() {
-            o.insert("inputs".into(), Value::Array(inputs));
+            o.insert("inputs".into(), items.by_ref().take(size).collect());
         }
         parts.push_back(part);
-        inputs = rest;
     }
     Ok(parts)
 }
@@ -364,8 +370,9 @@ impl InferenceService {
     ) -> impl futures_util::Stream<Item = Vec<u8>> + Send + 'static {
         use futures_util::StreamExt;
         let (pipeline, runtime) = (Arc::clone(&self.pipeline), Arc::clone(&self.runtime));
+        let concurrency = runtime.options().workers.max(1);
         let later = futures_util::stream::iter(rest)
-            .then(move |part| {
+            .map(move |part| {
                 let (pipeline, runtime) = (Arc::clone(&pipeline), Arc::clone(&runtime));
                 async move {
                     let n = part
@@ -390,6 +397,7 @@ impl InferenceService {
                     }
                 }
             })
+            .buffered(concurrency)
             .flat_map(futures_util::stream::iter);
         futures_util::stream::iter(first).chain(later)
     }
@@ -491,6 +499,31 @@ mod tests {
             assert!(matches!(q, Err(ToolkitError::Timeout(_))), "{q:?}");
             let _ = gate_tx.send(());
         });
+    }
+
+    #[test]
+    fn long_input_lists_split_into_parts_of_their_own_size() {
+        let sizes = |n: usize| {
+            let doc = serde_json::json!({"inputs": vec!["x"; n], "parameters": {"top_k": 1}});
+            match split_inputs(doc, true) {
+                Err(_) => vec![n],
+                Ok(parts) => parts
+                    .iter()
+                    .map(|p| {
+                        assert_eq!(p["parameters"]["top_k"], 1);
+                        let a = p["inputs"].as_array().unwrap();
+                        assert!(a.capacity() <= a.len() + MICRO_BATCH, "{}", a.capacity());
+                        a.len()
+                    })
+                    .collect(),
+            }
+        };
+        assert_eq!(sizes(64), vec![64]);
+        assert_eq!(sizes(65), vec![65]);
+        assert_eq!(sizes(129), vec![64, 65]);
+        assert_eq!(sizes(130), vec![64, 64, 2]);
+        assert_eq!(sizes(1000).iter().sum::<usize>(), 1000);
+        assert!(split_inputs(serde_json::json!({"inputs": vec!["x"; 500]}), false).is_err());
     }
 
     #[test]

@@ -33,52 +33,9 @@ pub struct Config {
     #[arg(value_parser = ["serve"], hide = true)]
     pub command: Option<String>,
 
-    /// The pipeline task (text-classification, sentiment-analysis, feature-extraction, ...).
-    /// Unset: inferred from config.json `architectures`.
-    #[arg(long, env = "HF_TASK")]
-    pub task: Option<String>,
-
-    /// The model directory. Default: $SAGEMAKER_BASE_DIR/model.
-    #[arg(long, env = "HF_MODEL_DIR")]
-    pub model_dir: Option<PathBuf>,
-
-    /// SageMaker's base directory; the model is read from its `model` subdirectory.
-    #[arg(long, env = "SAGEMAKER_BASE_DIR", default_value = "/opt/ml")]
-    pub base_dir: PathBuf,
-
-    /// A Hugging Face Hub model id (`org/name`) to download at start-up when no model directory
-    /// is given (HF_MODEL_DIR). The server listens meanwhile; /ping is 503 until the model is ready.
-    #[arg(long, env = "HF_MODEL_ID")]
-    pub model_id: Option<String>,
-
-    /// The Hub revision: a branch, tag or commit.
-    #[arg(long, env = "HF_MODEL_REVISION", default_value = "main")]
-    pub model_revision: String,
-
-    /// A Hub token for private and gated models (sent to the Hub only; never logged).
-    #[arg(long, env = "HF_API_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub api_token: Option<Secret>,
-
-    /// Read when HF_API_TOKEN is unset, as huggingface_hub does.
-    #[arg(long, env = "HF_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub hf_token: Option<Secret>,
-
-    /// The Hub endpoint.
-    #[arg(long, env = "HF_ENDPOINT", default_value = HubOptions::DEFAULT_ENDPOINT)]
-    pub hf_endpoint: String,
-
-    /// The Hugging Face home; the cache is $HF_HOME/hub (default ~/.cache/huggingface/hub).
-    #[arg(long, env = "HF_HOME")]
-    pub hf_home: Option<PathBuf>,
-
-    /// The Hub cache directory (overrides $HF_HOME/hub).
-    #[arg(long, env = "HF_HUB_CACHE")]
-    pub hf_hub_cache: Option<PathBuf>,
-
-    /// Use only the cache, never the network (1/true/yes).
-    #[arg(long, env = "HF_HUB_OFFLINE", default_value_t = false, action = clap::ArgAction::Set,
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub hub_offline: bool,
+    /// Where the model comes from and which task it serves.
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     /// Download the model (HF_MODEL_ID) into the cache, print its directory and exit: bakes a
     /// model into an image at build time.
@@ -135,11 +92,59 @@ pub struct Config {
     pub max_batch_size: usize,
 }
 
-fn secret(s: &str) -> Result<Secret, String> {
-    Ok(Secret::new(s))
+/// Where the model comes from and which task it serves: the toolkit's model variables, shared
+/// by every host that loads a model (`serve`, the async handler).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// The pipeline task (text-classification, sentiment-analysis, feature-extraction, ...).
+    /// Unset: inferred from config.json `architectures`.
+    #[arg(long, env = "HF_TASK")]
+    pub task: Option<String>,
+
+    /// The model directory. Default: $SAGEMAKER_BASE_DIR/model.
+    #[arg(long, env = "HF_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// SageMaker's base directory; the model is read from its `model` subdirectory.
+    #[arg(long, env = "SAGEMAKER_BASE_DIR", default_value = "/opt/ml")]
+    pub base_dir: PathBuf,
+
+    /// A Hugging Face Hub model id (`org/name`) to download at start-up when no model directory
+    /// is given (HF_MODEL_DIR). The server listens meanwhile; /ping is 503 until the model is ready.
+    #[arg(long, env = "HF_MODEL_ID")]
+    pub model_id: Option<String>,
+
+    /// The Hub revision: a branch, tag or commit.
+    #[arg(long, env = "HF_MODEL_REVISION", default_value = "main")]
+    pub model_revision: String,
+
+    /// A Hub token for private and gated models (sent to the Hub only; never logged).
+    #[arg(long, env = "HF_API_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub api_token: Option<Secret>,
+
+    /// Read when HF_API_TOKEN is unset, as huggingface_hub does.
+    #[arg(long, env = "HF_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub hf_token: Option<Secret>,
+
+    /// The Hub endpoint.
+    #[arg(long, env = "HF_ENDPOINT", default_value = HubOptions::DEFAULT_ENDPOINT)]
+    pub hf_endpoint: String,
+
+    /// The Hugging Face home; the cache is $HF_HOME/hub (default ~/.cache/huggingface/hub).
+    #[arg(long, env = "HF_HOME")]
+    pub hf_home: Option<PathBuf>,
+
+    /// The Hub cache directory (overrides $HF_HOME/hub).
+    #[arg(long, env = "HF_HUB_CACHE")]
+    pub hf_hub_cache: Option<PathBuf>,
+
+    /// Use only the cache, never the network (1/true/yes).
+    #[arg(long, env = "HF_HUB_OFFLINE", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub hub_offline: bool,
 }
 
-impl Config {
+impl ModelArgs {
     /// The model directory in use.
     pub fn model_dir(&self) -> PathBuf {
         self.model_dir
@@ -168,7 +173,7 @@ impl Config {
         }
     }
 
-    /// Checks the configuration and builds the load options; fails fast with a clear message.
+    /// The task (checked to be served by this build) and the model source, with default limits.
     pub fn load_options(&self) -> Result<LoadOptions, ToolkitError> {
         let task = match &self.task {
             Some(t) if !t.trim().is_empty() => {
@@ -178,6 +183,19 @@ impl Config {
             }
             _ => None,
         };
+        let mut opts = LoadOptions::local(self.model_dir(), task);
+        opts.source = self.source();
+        Ok(opts)
+    }
+}
+
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
+impl Config {
+    /// Checks the configuration and builds the load options; fails fast with a clear message.
+    pub fn load_options(&self) -> Result<LoadOptions, ToolkitError> {
         if !matches!(
             self.batch_strategy.as_str(),
             "MULTI_RECORD" | "SINGLE_RECORD"
@@ -187,8 +205,7 @@ impl Config {
                 self.batch_strategy
             )));
         }
-        let mut opts = LoadOptions::local(self.model_dir(), task);
-        opts.source = self.source();
+        let mut opts = self.model.load_options()?;
         opts.max_request_tokens = self.max_request_tokens.max(1);
         opts.max_batch_size = self.max_batch_size.max(1);
         Ok(opts)
@@ -231,7 +248,7 @@ impl Config {
 /// is unusable (the process then exits non-zero, which SageMaker reports as a failed start).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.download_only {
-        let ModelSource::Hub(model) = config.source() else {
+        let ModelSource::Hub(model) = config.model.source() else {
             anyhow::bail!("--download-only needs HF_MODEL_ID (and no HF_MODEL_DIR)");
         };
         let dir = tokio::task::spawn_blocking(move || model.fetch()).await??;
@@ -248,7 +265,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // tests and operators read this line to find the port
     println!("listening on {addr}");
-    tracing::info!(%addr, model_dir = %config.model_dir().display(), "listening; loading the model");
+    tracing::info!(%addr, model_dir = %config.model.model_dir().display(), "listening; loading the model");
 
     let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel::<ToolkitError>();
     let loader_state = state.clone();
@@ -332,7 +349,7 @@ mod tests {
     fn defaults_follow_the_toolkit() {
         let c = Config::try_parse_from(["serve", "serve"]).unwrap();
         assert_eq!(c.port, 8080);
-        assert_eq!(c.model_dir(), PathBuf::from("/opt/ml/model"));
+        assert_eq!(c.model.model_dir(), PathBuf::from("/opt/ml/model"));
         assert_eq!(c.max_payload_mb, 6);
         assert_eq!(c.timeout(), 60);
     }
@@ -374,7 +391,7 @@ mod tests {
         let c =
             Config::try_parse_from(["serve", "--base-dir", "/x", "--task", "sentiment-analysis"])
                 .unwrap();
-        assert_eq!(c.model_dir(), PathBuf::from("/x/model"));
+        assert_eq!(c.model.model_dir(), PathBuf::from("/x/model"));
         assert!(c.load_options().is_ok());
         let c = Config::try_parse_from(["serve", "--task", "summarization"]).unwrap();
         let e = c.load_options().unwrap_err().to_string();
@@ -392,7 +409,7 @@ mod tests {
             Config::try_parse_from(["serve", "--model-id", "org/model", "--api-token", "hf_abc"])
                 .unwrap();
         assert!(
-            matches!(c.source(), ModelSource::Hub(ref h) if h.id == "org/model" && h.revision == "main")
+            matches!(c.model.source(), ModelSource::Hub(ref h) if h.id == "org/model" && h.revision == "main")
         );
         assert!(
             !format!("{c:?}").contains("hf_abc"),
@@ -400,9 +417,9 @@ mod tests {
         );
         let c = Config::try_parse_from(["serve", "--model-id", "org/model", "--model-dir", "/m"])
             .unwrap();
-        assert_eq!(c.source(), ModelSource::LocalDir("/m".into()));
+        assert_eq!(c.model.source(), ModelSource::LocalDir("/m".into()));
         let c = Config::try_parse_from(["serve", "--hub-offline", "1"]).unwrap();
-        assert!(c.hub_offline);
+        assert!(c.model.hub_offline);
         assert!(Config::try_parse_from(["serve", "train"]).is_err());
     }
 }
