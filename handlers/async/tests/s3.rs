@@ -1,0 +1,192 @@
+//! The handler against a real S3 API served locally by moto (PyPI `moto[server]`, installed by
+//! infra/ci/check.sh, which exports HF_TEST_MOTO_DIR): S3 events, SQS messages, poison inputs,
+//! redelivery and SNS notifications. Skipped with a notice when moto is not installed.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hf_inference_async::notify::Topic;
+use hf_inference_async::storage::Stores;
+use hf_inference_async::{AsyncArgs, Handler, Location};
+use hf_inference_core::{AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
+use serde_json::{json, Value};
+
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_moto(pkgs: &str) -> (Moto, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .env("PYTHONPATH", pkgs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m moto.server");
+    let moto = Moto(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (moto, url)
+}
+
+async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
+    let o = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    let b = o.body.collect().await.ok()?.into_bytes();
+    Some(String::from_utf8_lossy(&b).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
+    let Ok(pkgs) = std::env::var("HF_TEST_MOTO_DIR") else {
+        eprintln!("skipped: moto is not installed (infra/ci/check.sh installs it and sets HF_TEST_MOTO_DIR)");
+        return;
+    };
+    let (_moto, url) = start_moto(&pkgs);
+    // this test binary holds only this test: the environment is ours to set
+    std::env::set_var("AWS_ENDPOINT_URL", &url);
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    std::env::set_var("AWS_REGION", "us-east-1");
+
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    );
+    let sns = aws_sdk_sns::Client::new(&shared);
+    let bucket = "hf-async-demo";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let topic = sns.create_topic().name("done").send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_owned();
+    let put = |key: &'static str, body: &'static str, ct: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type(ct)
+                .body(body.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    put(
+        "inputs/review 1.json",
+        r#"{"inputs": "I love this"}"#,
+        "application/json",
+    )
+    .await;
+    put(
+        "inputs/batch-7.jsonl",
+        "{\"inputs\": \"a\"}\n{\"inputs\": \"b\"}\n",
+        "application/jsonlines",
+    )
+    .await;
+    put("inputs/poison.json", "{\"inputs\": ", "application/json").await;
+
+    let dir = hf_inference_tests::fixtures().join("models/text-classification");
+    let pipeline = AnyPipeline::load(&LoadOptions::local(
+        dir,
+        Some("text-classification".parse().unwrap()),
+    ))
+    .unwrap();
+    let service = InferenceService::new(pipeline, Runtime::new(RuntimeOptions::default()).unwrap());
+    let expected = service
+        .invoke(
+            Some("application/json"),
+            None,
+            br#"{"inputs": "I love this"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    let args = AsyncArgs {
+        output: Some("s3://hf-async-demo/outputs/".parse::<Location>().unwrap()),
+        failure: Some("s3://hf-async-demo/failures/".parse::<Location>().unwrap()),
+        content_type: "application/json".into(),
+        accept: None,
+        max_input_mb: 16,
+        success_topic: Some(Topic::Sns(topic_arn.clone())),
+        error_topic: Some(Topic::Sns(topic_arn)),
+        endpoint_name: None,
+    };
+    let handler = Handler::new(service, Arc::new(Stores::default()), args);
+
+    // the sample S3 event (a form-encoded key) and the sample SQS job, aimed at our objects
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut s3_event: Value =
+        serde_json::from_str(&std::fs::read_to_string(events.join("s3-put.json")).unwrap())
+            .unwrap();
+    s3_event["Records"][0]["s3"]["object"]["key"] = json!("inputs/review+1.json");
+    let answer = handler.handle_event(s3_event.clone()).await.unwrap();
+    assert_eq!(answer["outcomes"][0]["status"], "Completed", "{answer}");
+    let out = body_of(&s3, bucket, "outputs/review-1.out").await.unwrap();
+    assert_eq!(out.as_bytes(), expected.body.as_slice());
+
+    let sqs: Value =
+        serde_json::from_str(&std::fs::read_to_string(events.join("sqs-job.json")).unwrap())
+            .unwrap();
+    let answer = handler.handle_event(sqs.clone()).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let lines = body_of(&s3, bucket, "outputs/batch-7.out").await.unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+
+    // a poison input ends in the failure location, once
+    let poison = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": "inputs/poison.json"}}}]});
+    let answer = handler.handle_event(poison.clone()).await.unwrap();
+    assert_eq!(answer["outcomes"][0]["status"], "Failed", "{answer}");
+    let err: Value = serde_json::from_str(
+        &body_of(&s3, bucket, "failures/poison-error.out")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(err["code"], 400);
+    let again = handler.handle_event(poison).await.unwrap();
+    assert_eq!(again["outcomes"][0]["status"], "Skipped", "{again}");
+
+    // redelivery of a finished job recomputes nothing
+    let again = handler.handle_event(s3_event).await.unwrap();
+    assert_eq!(again["outcomes"][0]["status"], "Skipped", "{again}");
+
+    // a folder run over the S3 prefix: everything is already done
+    let all = handler
+        .run_prefix(&"s3://hf-async-demo/inputs/".parse::<Location>().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+
+    // storage that does not exist: retried, not failed
+    let lost = json!({"Records": [{"messageId": "x", "eventSource": "aws:sqs",
+        "body": json!({"InputLocation": "s3://no-such-bucket/in.json"}).to_string()}]});
+    let answer = handler.handle_event(lost).await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "x"}]})
+    );
+}
