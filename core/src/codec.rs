@@ -187,12 +187,24 @@ fn decode_json(body: &[u8]) -> Result<Value, ToolkitError> {
     })
 }
 
-/// Whether a body that failed to decode as one JSON document is several documents separated by
-/// whitespace: batch transform's `SplitType=Line` joins records with newlines and still says
-/// `application/json`.
-pub fn several_documents(body: &[u8]) -> bool {
+/// The byte ranges of the JSON documents in a body holding several of them separated by
+/// whitespace (batch transform's `SplitType=Line` joins records with newlines and still says
+/// `application/json`); `None` unless there are at least two and all parse.
+pub fn documents(body: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     let mut docs = serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>();
-    matches!((docs.next(), docs.next()), (Some(Ok(_)), Some(Ok(_))))
+    let mut ranges = Vec::new();
+    let mut end = 0;
+    while let Some(doc) = docs.next() {
+        doc.ok()?;
+        let start = end
+            + body[end..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+        end = docs.byte_offset();
+        ranges.push(start..end);
+    }
+    (ranges.len() >= 2).then_some(ranges)
 }
 
 /// The toolkit's CSV rule (`decoder_encoder.decode_csv`): the first line must be a header naming
@@ -449,6 +461,19 @@ mod tests {
                 .status(),
             406
         );
+    }
+
+    #[test]
+    fn several_documents_are_found_even_pretty_printed() {
+        let body = b"{\"inputs\": \"a\"}\n{\n  \"inputs\": [1,\n 2]\n}  \n";
+        let ranges = documents(body).unwrap();
+        assert_eq!(ranges.len(), 2);
+        assert_eq!(&body[ranges[0].clone()], b"{\"inputs\": \"a\"}");
+        assert!(std::str::from_utf8(&body[ranges[1].clone()])
+            .unwrap()
+            .starts_with('{'));
+        assert!(documents(b"{\"inputs\": 1}").is_none());
+        assert!(documents(b"{\"inputs\": 1} x").is_none());
     }
 
     #[test]

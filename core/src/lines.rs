@@ -17,10 +17,11 @@ use crate::pipeline::AnyPipeline;
 use crate::runtime::Runtime;
 
 /// Splits a body into lines (`\n`, a trailing `\r` dropped), failing once more than `limit`
-/// bytes have arrived. Each line is a view of the bytes read, copied once.
+/// bytes have arrived or a line grows past `max_line` bytes. Each byte is scanned once.
 pub fn split_lines<S, E>(
     body: S,
     limit: usize,
+    max_line: usize,
 ) -> impl Stream<Item = Result<Bytes, ToolkitError>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
@@ -31,6 +32,8 @@ where
         buf: Vec<u8>,
         /// where the unread part of `buf` starts
         start: usize,
+        /// how far past `start` is known to hold no newline
+        scanned: usize,
         total: usize,
         done: bool,
     }
@@ -44,6 +47,7 @@ where
         body,
         buf: Vec::new(),
         start: 0,
+        scanned: 0,
         total: 0,
         done: false,
     };
@@ -52,11 +56,21 @@ where
             if st.done {
                 return None;
             }
-            if let Some(n) = st.buf[st.start..].iter().position(|&b| b == b'\n') {
-                let end = st.start + n;
+            let from = st.start + st.scanned;
+            if let Some(n) = st.buf[from..].iter().position(|&b| b == b'\n') {
+                let end = from + n;
                 let out = line(st.buf[st.start..end].to_vec());
                 st.start = end + 1;
+                st.scanned = 0;
                 return Some((Ok(out), st));
+            }
+            st.scanned = st.buf.len() - st.start;
+            if st.scanned > max_line {
+                st.done = true;
+                let e = ToolkitError::Validation(format!(
+                    "a line is longer than {max_line} bytes; JSON Lines holds one request per line"
+                ));
+                return Some((Err(e), st));
             }
             match st.body.next().await {
                 Some(Ok(chunk)) => {
@@ -212,7 +226,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(
-            split_lines(body, limit)
+            split_lines(body, limit, 16)
                 .map(|l| {
                     l.map(|b| String::from_utf8(b.to_vec()).unwrap())
                         .map_err(|e| e.status().as_u16())
@@ -233,6 +247,21 @@ mod tests {
             ]
         );
         assert_eq!(split(&[], 10), vec![]);
+    }
+
+    #[test]
+    fn a_line_past_its_limit_ends_the_stream() {
+        assert_eq!(
+            split(
+                &[
+                    "short\n",
+                    "a very long line that never ends",
+                    " and goes on"
+                ],
+                1000
+            ),
+            vec![Ok("short".into()), Err(400)]
+        );
     }
 
     #[test]

@@ -298,6 +298,7 @@ impl InferenceService {
             let lines = crate::lines::split_lines(
                 futures_util::stream::iter([Ok::<_, std::convert::Infallible>(body)]),
                 usize::MAX,
+                usize::MAX,
             );
             self.invoke_lines(lines, framing)
         };
@@ -342,20 +343,32 @@ impl InferenceService {
             }
             Err(ToolkitError::Validation(m)) if request_format == RequestFormat::Json => {
                 let b = body.clone();
-                let several = tokio::task::spawn_blocking(move || codec::several_documents(&b))
+                let ranges = tokio::task::spawn_blocking(move || codec::documents(&b))
                     .await
-                    .unwrap_or(false);
-                if !several {
+                    .ok()
+                    .flatten();
+                let Some(ranges) = ranges else {
                     return Err(ToolkitError::Validation(m));
-                }
+                };
                 // one answer per document, one per line, as batch transform assembles them
                 let format = match response_format {
                     ResponseFormat::JsonLines => ResponseFormat::JsonLines,
-                    _ => ResponseFormat::Json,
+                    ResponseFormat::Json => ResponseFormat::Json,
+                    other => {
+                        return Err(ToolkitError::UnsupportedAccept {
+                            accept: other.content_type().into(),
+                            reason: " for a body of several JSON documents (answered one per line)"
+                                .into(),
+                            supported: "application/json, application/jsonlines".into(),
+                        })
+                    }
                 };
+                let docs = ranges
+                    .into_iter()
+                    .map(move |r| Ok::<_, ToolkitError>(body.slice(r)));
                 Ok(Answer::Stream {
                     content_type: format.content_type(),
-                    chunks: lines_of(body, Framing::Lines),
+                    chunks: self.invoke_lines(futures_util::stream::iter(docs), Framing::Lines),
                 })
             }
             Err(e) => Err(e),
@@ -400,6 +413,38 @@ impl InferenceService {
             .buffered(concurrency)
             .flat_map(futures_util::stream::iter);
         futures_util::stream::iter(first).chain(later)
+    }
+
+    /// One invocation of a body already in memory, negotiated from its headers and answered
+    /// into one buffer (the body is not copied).
+    pub async fn invoke_bytes(
+        &self,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: bytes::Bytes,
+    ) -> Result<Encoded, ToolkitError> {
+        use futures_util::StreamExt;
+        let request_format = codec::request_format(content_type)?;
+        let response_format = codec::response_format_for(request_format, accept)?;
+        match self
+            .invoke_body(request_format, response_format, body)
+            .await?
+        {
+            Answer::Whole(e) => Ok(e),
+            Answer::Stream {
+                content_type,
+                mut chunks,
+            } => {
+                let mut out = Vec::new();
+                while let Some(c) = chunks.next().await {
+                    out.extend_from_slice(&c);
+                }
+                Ok(Encoded {
+                    content_type,
+                    body: out,
+                })
+            }
+        }
     }
 
     /// One invocation whose media types are already negotiated (hosts that check the headers

@@ -93,11 +93,17 @@ pub fn ensure_available(task: Task) -> Result<(), ToolkitError> {
     compiled(task).map(|_| ())
 }
 
-fn describe(validator: &Validator, value: &Value) -> Option<String> {
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .take(3)
-        .map(|e| {
+/// The most specific errors under an error: a `oneOf`/`anyOf` failure says only that no branch
+/// matched, so its branches' own errors are what tell a client what to fix.
+fn leaves(e: &jsonschema::ValidationError<'_>, out: &mut Vec<(String, String)>) {
+    use jsonschema::error::ValidationErrorKind as K;
+    match e.kind() {
+        K::OneOfNotValid { context } | K::AnyOf { context } if !context.is_empty() => {
+            for sub in context.iter().flatten() {
+                leaves(sub, out);
+            }
+        }
+        _ => {
             let path = e.instance_path().to_string();
             let path = if path.is_empty() {
                 "the body".to_owned()
@@ -113,8 +119,24 @@ fn describe(validator: &Validator, value: &Value) -> Option<String> {
                 text.truncate(cut);
                 text.push('…');
             }
-            format!("{path}: {text}")
-        })
+            out.push((path, text));
+        }
+    }
+}
+
+fn describe(validator: &Validator, value: &Value) -> Option<String> {
+    let mut found = Vec::new();
+    for e in validator.iter_errors(value).take(8) {
+        leaves(&e, &mut found);
+    }
+    // the deepest first: they are about the value that is wrong, not about its containers
+    found.sort_by_key(|(path, _)| std::cmp::Reverse(path.matches('/').count()));
+    let mut seen = std::collections::HashSet::new();
+    let errors: Vec<String> = found
+        .into_iter()
+        .filter(|e| seen.insert(e.clone()))
+        .take(3)
+        .map(|(path, text)| format!("{path}: {text}"))
         .collect();
     (!errors.is_empty()).then(|| errors.join("; "))
 }

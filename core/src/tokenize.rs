@@ -302,6 +302,7 @@ impl TextTokenizer {
         strategy: TruncationStrategy,
         max_length: Option<usize>,
         stride: usize,
+        max_tokens: usize,
     ) -> Result<Vec<Encoding>, ToolkitError> {
         // raw encodings: no post-processor yet (it trims byte-level offsets, and must do so
         // once, after truncation; tokenizers' own truncation also drops the overflow)
@@ -353,6 +354,14 @@ impl TextTokenizer {
                         if stride >= kept {
                             return Err(ToolkitError::InvalidParameters(format!(
                                 "the stride ({stride} tokens) must be shorter than the {kept} tokens of text that fit in a window of {max}; lower the stride or raise the maximum length"
+                            )));
+                        }
+                        // every window is built at once: with a stride they repeat tokens, so
+                        // bound them before they exist (without one they are the text itself)
+                        let windows = 1 + (len - kept).div_ceil(kept - stride);
+                        if stride > 0 && windows.saturating_mul(max) > max_tokens {
+                            return Err(ToolkitError::InputTooLong(format!(
+                                "this text would be split into {windows} windows of up to {max} tokens (stride {stride}), more than the {max_tokens} tokens one request may hold (HF_MAX_REQUEST_TOKENS); lower the stride, shorten the text or split the request"
                             )));
                         }
                     }

@@ -246,6 +246,11 @@ impl TextEncoder {
         self.max_positions
     }
 
+    /// The most tokens one request may hold (`HF_MAX_REQUEST_TOKENS`).
+    pub fn max_request_tokens(&self) -> usize {
+        self.max_request_tokens
+    }
+
     /// Checks lengths and the request budget, then runs the model on every sequence, batching
     /// sequences of similar length together. Returns one matrix per sequence, in order.
     pub fn run(&self, seqs: Vec<TokenSequence>) -> Result<Vec<Matrix>, ToolkitError> {

@@ -117,6 +117,7 @@ impl QuestionAnsweringPipeline {
                 TruncationStrategy::OnlySecond,
                 Some(settings.max_seq_len),
                 settings.doc_stride,
+                self.encoder.max_request_tokens(),
             )?);
         }
         let seqs: Vec<TokenSequence> = windows.iter().flatten().map(TokenSequence::from).collect();

@@ -202,6 +202,7 @@ impl TokenClassificationPipeline {
                 TruncationStrategy::LongestFirst,
                 Some(window),
                 params.stride.unwrap_or(0),
+                self.encoder.max_request_tokens(),
             )?;
             if params.stride.is_none() {
                 w.truncate(1);

@@ -153,6 +153,17 @@ pub enum Outcome {
     },
 }
 
+/// How a job is run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Send the notification again when the job turns out to be done already (event
+    /// redelivery: the first notification may be what failed).
+    pub renotify: bool,
+    /// Give up (and record the failure) at this instant: a Lambda function's deadline less a
+    /// margin, so that an input too slow to finish fails once instead of being retried forever.
+    pub deadline: Option<std::time::Instant>,
+}
+
 /// The handler: the service, storage, notifications and settings.
 pub struct Handler {
     service: InferenceService,
@@ -233,28 +244,46 @@ impl Handler {
     /// Runs one job. `Err` only for outages worth retrying (storage, notifications); a job
     /// that cannot succeed ends as [`Outcome::Failed`].
     pub async fn run(&self, job: &Job) -> Result<Outcome, StorageError> {
+        self.run_with(job, RunOptions::default()).await
+    }
+
+    /// Runs one job with options (see [`RunOptions`]).
+    pub async fn run_with(&self, job: &Job, opts: RunOptions) -> Result<Outcome, StorageError> {
         let received = SystemTime::now();
-        for done in [&job.output_location, &job.failure_location] {
-            if self.store.exists(done).await? {
-                tracing::info!(inference_id = %job.inference_id, location = %done, "already done; skipped");
-                return Ok(Outcome::Skipped {
-                    inference_id: job.inference_id.clone(),
-                    location: done.to_string(),
-                });
-            }
+        if let Some(done) = self.already_done(job, opts.renotify, received).await? {
+            return Ok(done);
         }
         let limit = self.args.max_input_mb.saturating_mul(1024 * 1024);
         let (content_type, result) = match self.store.get(&job.input_location, limit).await {
             Ok(object) => {
+                // S3 says binary/octet-stream for uploads that gave no type: that is no answer
+                let stored = object
+                    .content_type
+                    .filter(|c| !c.trim().is_empty() && !c.contains("octet-stream"));
                 let ct = job
                     .content_type
                     .clone()
-                    .or(object.content_type)
+                    .or(stored)
+                    .or_else(|| {
+                        job.input_location
+                            .file_name()
+                            .and_then(storage::content_type_of)
+                            .map(str::to_owned)
+                    })
                     .unwrap_or_else(|| self.args.content_type.clone());
-                let result = self
+                let call = self
                     .service
-                    .invoke(Some(&ct), job.accept.as_deref(), object.body)
-                    .await;
+                    .invoke_bytes(Some(&ct), job.accept.as_deref(), object.body);
+                let result = match opts.deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(ToolkitError::Validation(
+                                "the job did not finish within the function's time limit; give it a longer timeout, split the input, or run it on an asynchronous endpoint (the container)".into(),
+                            ))
+                        }),
+                    None => call.await,
+                };
                 (ct, result)
             }
             Err(StorageError::NotFound(what)) => (
@@ -340,6 +369,72 @@ impl Handler {
         Ok(outcome)
     }
 
+    /// A job whose output or failure object exists is not run again. With `renotify` (a
+    /// redelivered event) its notification is sent again: the first one may be what failed.
+    async fn already_done(
+        &self,
+        job: &Job,
+        renotify: bool,
+        received: SystemTime,
+    ) -> Result<Option<Outcome>, StorageError> {
+        let request = |content_type: String| RequestParameters {
+            content_type,
+            endpoint_name: self.endpoint_name(),
+            input_location: job.input_location.to_string(),
+        };
+        let input_type = job.content_type.clone().unwrap_or_default();
+        let (location, notification) =
+            if let Some(ct) = self.store.head(&job.output_location).await? {
+                let location = job.output_location.to_string();
+                let n = self.notification(
+                    job,
+                    received,
+                    request(input_type),
+                    None,
+                    ResponseParameters {
+                        content_type: ct.unwrap_or_else(|| "application/json".into()),
+                        output_location: Some(location.clone()),
+                        failure_location: None,
+                    },
+                );
+                (location, n)
+            } else if self.store.head(&job.failure_location).await?.is_some() {
+                let location = job.failure_location.to_string();
+                let reason = match self.store.get(&job.failure_location, 1 << 20).await {
+                    Ok(o) => serde_json::from_slice::<Value>(&o.body)
+                        .ok()
+                        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                let n = self.notification(
+                    job,
+                    received,
+                    request(input_type),
+                    Some(format!("ClientError: {reason}")),
+                    ResponseParameters {
+                        content_type: "application/json".into(),
+                        output_location: None,
+                        failure_location: Some(location.clone()),
+                    },
+                );
+                (location, n)
+            } else {
+                return Ok(None);
+            };
+        tracing::info!(inference_id = %job.inference_id, %location, "already done; skipped");
+        if renotify {
+            self.notifier
+                .publish(&notification)
+                .await
+                .map_err(StorageError::Unavailable)?;
+        }
+        Ok(Some(Outcome::Skipped {
+            inference_id: job.inference_id.clone(),
+            location,
+        }))
+    }
+
     fn endpoint_name(&self) -> String {
         self.args
             .endpoint_name
@@ -397,7 +492,15 @@ impl Handler {
 
     /// Handles a Lambda event: S3 notifications, SQS messages (jobs or forwarded S3
     /// notifications; answered with `batchItemFailures`) or a job object.
-    pub async fn handle_event(&self, event: Value) -> Result<Value, String> {
+    pub async fn handle_event(
+        &self,
+        event: Value,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Value, String> {
+        let opts = RunOptions {
+            renotify: true,
+            deadline,
+        };
         if let Some(records) = event.get("Records").and_then(Value::as_array) {
             let sqs = records
                 .iter()
@@ -407,28 +510,28 @@ impl Handler {
                 for r in records {
                     let id = r.get("messageId").and_then(Value::as_str).unwrap_or("");
                     let body = r.get("body").and_then(Value::as_str).unwrap_or("");
-                    if let Err(e) = self.handle_message(body).await {
+                    if let Err(e) = self.handle_message(body, opts).await {
                         tracing::warn!(message_id = id, error = %e, "will be retried");
                         failures.push(serde_json::json!({ "itemIdentifier": id }));
                     }
                 }
                 return Ok(serde_json::json!({ "batchItemFailures": failures }));
             }
-            let outcomes = self.handle_s3_records(records).await?;
+            let outcomes = self.handle_s3_records(records, opts).await?;
             return Ok(serde_json::json!({ "outcomes": outcomes }));
         }
         if event.get("InputLocation").is_some() {
             let req: JobRequest =
                 serde_json::from_value(event).map_err(|e| format!("not a job: {e}"))?;
             let job = self.job(req)?;
-            let outcome = self.run(&job).await.map_err(|e| e.to_string())?;
+            let outcome = self.run_with(&job, opts).await.map_err(|e| e.to_string())?;
             return serde_json::to_value(outcome).map_err(|e| e.to_string());
         }
         Err("unrecognised event: expected S3 or SQS records, or a job with InputLocation".into())
     }
 
     /// One SQS message body. `Err` only when the message should be redelivered.
-    async fn handle_message(&self, body: &str) -> Result<(), String> {
+    async fn handle_message(&self, body: &str, opts: RunOptions) -> Result<(), String> {
         let value: Value = match serde_json::from_str(body) {
             Ok(v) => v,
             Err(e) => {
@@ -438,7 +541,7 @@ impl Handler {
             }
         };
         if let Some(records) = value.get("Records").and_then(Value::as_array) {
-            return self.handle_s3_records(records).await.map(|_| ());
+            return self.handle_s3_records(records, opts).await.map(|_| ());
         }
         if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
             return Ok(());
@@ -453,10 +556,17 @@ impl Handler {
                 return Ok(());
             }
         };
-        self.run(&job).await.map(|_| ()).map_err(|e| e.to_string())
+        self.run_with(&job, opts)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
-    async fn handle_s3_records(&self, records: &[Value]) -> Result<Vec<Outcome>, String> {
+    async fn handle_s3_records(
+        &self,
+        records: &[Value],
+        opts: RunOptions,
+    ) -> Result<Vec<Outcome>, String> {
         let mut outcomes = Vec::new();
         for r in records {
             let created = r
@@ -473,16 +583,46 @@ impl Handler {
             let key = percent_encoding::percent_decode_str(&key)
                 .decode_utf8_lossy()
                 .into_owned();
+            if key.ends_with('/') || key.ends_with(".out") {
+                // a folder marker, or one of our own results written under the trigger prefix
+                tracing::info!(%key, "not an input; skipped");
+                continue;
+            }
+            let input = format!("s3://{bucket}/{key}");
+            // the id carries the object's ETag: the same name uploaded again is a new job, and
+            // two inputs of the same name in different folders do not share a result unless
+            // they are the same bytes
+            let etag: String = r
+                .pointer("/s3/object/eTag")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect();
+            let stem = input.parse::<Location>().ok().and_then(|l| l.stem());
             let req = JobRequest {
-                input_location: format!("s3://{bucket}/{key}"),
-                inference_id: None,
+                inference_id: stem.map(|s| {
+                    if etag.is_empty() {
+                        s
+                    } else {
+                        format!("{s}-{etag}")
+                    }
+                }),
+                input_location: input,
                 content_type: None,
                 accept: None,
                 output_location: None,
                 failure_location: None,
             };
-            let job = self.job(req)?;
-            outcomes.push(self.run(&job).await.map_err(|e| e.to_string())?);
+            let job = match self.job(req) {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "not a job; skipped");
+                    continue;
+                }
+            };
+            outcomes.push(self.run_with(&job, opts).await.map_err(|e| e.to_string())?);
         }
         Ok(outcomes)
     }

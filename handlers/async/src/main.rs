@@ -2,6 +2,8 @@
 //! default inside Lambda) or from the command line over a folder or S3 prefix (`run`) or one
 //! object (`job`). `--help` lists every option and its environment variable.
 
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,8 +95,16 @@ async fn main() -> anyhow::Result<()> {
                 move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                     let handler = Arc::clone(&handler);
                     async move {
+                        // stop 15 s before Lambda does, so a job too slow to finish fails once
+                        // (in its failure location) instead of being retried forever
+                        let now_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        let left = event.context.deadline.saturating_sub(now_ms);
+                        let deadline = std::time::Instant::now()
+                            + Duration::from_millis(left.saturating_sub(15_000));
                         handler
-                            .handle_event(event.payload)
+                            .handle_event(event.payload, Some(deadline))
                             .await
                             .map_err(lambda_runtime::Error::from)
                     }

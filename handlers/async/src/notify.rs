@@ -159,7 +159,11 @@ impl Notifier {
                     .open(path)
                     .await
                     .map_err(|e| format!("{}: {e}", path.display()))?;
+                // tokio hands writes to a blocking thread: flush before reporting success
                 f.write_all(format!("{message}\n").as_bytes())
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                f.flush()
                     .await
                     .map_err(|e| format!("{}: {e}", path.display()))
             }

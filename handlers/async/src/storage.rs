@@ -60,14 +60,17 @@ pub trait ObjectStore: Send + Sync {
         body: Bytes,
         content_type: &'a str,
     ) -> BoxFuture<'a, Result<(), StorageError>>;
-    /// Whether an object exists.
-    fn exists<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<bool, StorageError>>;
+    /// Whether an object exists: `None` if not, else its content type if known.
+    fn head<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<Head, StorageError>>;
     /// The objects directly under a prefix (a folder's files, an S3 prefix's keys), sorted.
     fn list<'a>(
         &'a self,
         prefix: &'a Location,
     ) -> BoxFuture<'a, Result<Vec<Location>, StorageError>>;
 }
+
+/// What [`ObjectStore::head`] finds: `None` for no object, else its content type if known.
+pub type Head = Option<Option<String>>;
 
 /// The content type a file name suggests.
 pub fn content_type_of(name: &str) -> Option<&'static str> {
@@ -151,11 +154,12 @@ impl ObjectStore for LocalStore {
         })
     }
 
-    fn exists<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<bool, StorageError>> {
+    fn head<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<Head, StorageError>> {
         Box::pin(async move {
-            tokio::fs::try_exists(local_path(at)?)
+            let exists = tokio::fs::try_exists(local_path(at)?)
                 .await
-                .map_err(|e| io_error(at, &e))
+                .map_err(|e| io_error(at, &e))?;
+            Ok(exists.then(|| at.file_name().and_then(content_type_of).map(str::to_owned)))
         })
     }
 
@@ -290,7 +294,7 @@ impl ObjectStore for S3Store {
         })
     }
 
-    fn exists<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<bool, StorageError>> {
+    fn head<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<Head, StorageError>> {
         Box::pin(async move {
             let (bucket, key) = s3_parts(at)?;
             match self
@@ -301,8 +305,8 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
             {
-                Ok(_) => Ok(true),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+                Ok(o) => Ok(Some(o.content_type().map(str::to_owned))),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
                 Err(e) => Err(sdk_error(at, &e)),
             }
         })
@@ -386,8 +390,8 @@ impl ObjectStore for Stores {
         Box::pin(async move { self.pick(at).await.put(at, body, content_type).await })
     }
 
-    fn exists<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<bool, StorageError>> {
-        Box::pin(async move { self.pick(at).await.exists(at).await })
+    fn head<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<Head, StorageError>> {
+        Box::pin(async move { self.pick(at).await.head(at).await })
     }
 
     fn list<'a>(

@@ -118,7 +118,7 @@ async fn a_folder_of_inputs_becomes_outputs_failures_and_notifications() {
     assert_eq!(lines[2].as_array().map(Vec::len), Some(2));
 
     let notes = notifications(&root);
-    assert_eq!(notes.len(), 4);
+    assert_eq!(notes.len(), 4, "{notes:#?}");
     let good = notes.iter().find(|n| n["inferenceId"] == "good").unwrap();
     assert_eq!(good["invocationStatus"], "Completed");
     assert_eq!(good["eventSource"], "aws:sagemaker");
@@ -166,7 +166,7 @@ async fn sqs_and_direct_events() {
         {"messageId": "m3", "eventSource": "aws:sqs", "body": json!({"InputLocation": format!("file://{}/in/missing.json", root.display())}).to_string()},
         {"messageId": "m4", "eventSource": "aws:sqs", "body": json!({"Event": "s3:TestEvent"}).to_string()},
     ]});
-    let answer = handler.handle_event(event).await.unwrap();
+    let answer = handler.handle_event(event, None).await.unwrap();
     // nothing to retry: m1 done, m2 unusable (dropped), m3's input is missing (failed for good)
     assert_eq!(answer, json!({"batchItemFailures": []}));
     // the id is made file-safe; Accept JSON Lines gives one answer per input
@@ -182,12 +182,30 @@ async fn sqs_and_direct_events() {
         "{missing}"
     );
 
+    // a redelivered message is not recomputed, but its notification is sent again (the
+    // first one may be what failed)
+    let before = notifications(&root).len();
+    std::fs::write(root.join("out/r-1.out"), "kept").unwrap();
+    let again = json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": job.to_string()}]});
+    assert_eq!(
+        handler.handle_event(again, None).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/r-1.out")).unwrap(),
+        "kept"
+    );
+    let notes = notifications(&root);
+    assert_eq!(notes.len(), before + 1);
+    assert_eq!(notes.last().unwrap()["inferenceId"], "r-1");
+    assert_eq!(notes.last().unwrap()["invocationStatus"], "Completed");
+
     // a direct invocation with its own output location
     let direct = json!({
         "InputLocation": input.display().to_string(),
         "OutputLocation": root.join("elsewhere/result.json").display().to_string(),
     });
-    let answer = handler.handle_event(direct).await.unwrap();
+    let answer = handler.handle_event(direct, None).await.unwrap();
     assert_eq!(answer["status"], "Completed", "{answer}");
     assert_eq!(
         read_json(&root.join("elsewhere/result.json"))
@@ -195,12 +213,15 @@ async fn sqs_and_direct_events() {
             .map(Vec::len),
         Some(2)
     );
-    assert!(handler.handle_event(json!({"hello": 1})).await.is_err());
+    assert!(handler
+        .handle_event(json!({"hello": 1}), None)
+        .await
+        .is_err());
 
     // an SQS message whose storage is unreachable is handed back for redelivery
     let unreachable = json!({"Records": [{"messageId": "m9", "eventSource": "aws:sqs",
         "body": json!({"InputLocation": input.display().to_string(), "OutputLocation": "/proc/forbidden/x.out"}).to_string()}]});
-    let answer = handler.handle_event(unreachable).await.unwrap();
+    let answer = handler.handle_event(unreachable, None).await.unwrap();
     assert_eq!(
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "m9"}]})

@@ -142,23 +142,55 @@ async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
         serde_json::from_str(&std::fs::read_to_string(events.join("s3-put.json")).unwrap())
             .unwrap();
     s3_event["Records"][0]["s3"]["object"]["key"] = json!("inputs/review+1.json");
-    let answer = handler.handle_event(s3_event.clone()).await.unwrap();
+    let answer = handler.handle_event(s3_event.clone(), None).await.unwrap();
     assert_eq!(answer["outcomes"][0]["status"], "Completed", "{answer}");
-    let out = body_of(&s3, bucket, "outputs/review-1.out").await.unwrap();
+    // the id is the file name plus the event's ETag prefix
+    let out = body_of(&s3, bucket, "outputs/review-1-01234567.out")
+        .await
+        .unwrap();
     assert_eq!(out.as_bytes(), expected.body.as_slice());
 
     let sqs: Value =
         serde_json::from_str(&std::fs::read_to_string(events.join("sqs-job.json")).unwrap())
             .unwrap();
-    let answer = handler.handle_event(sqs.clone()).await.unwrap();
+    let answer = handler.handle_event(sqs.clone(), None).await.unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let lines = body_of(&s3, bucket, "outputs/batch-7.out").await.unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
 
+    // an upload without a content type (S3 says binary/octet-stream): the extension decides
+    s3.put_object()
+        .bucket(bucket)
+        .key("inputs/plain.jsonl")
+        .body(b"{\"inputs\": \"x\"}\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let job = json!({"Records": [{"messageId": "p", "eventSource": "aws:sqs",
+        "body": json!({"InputLocation": "s3://hf-async-demo/inputs/plain.jsonl"}).to_string()}]});
+    assert_eq!(
+        handler.handle_event(job, None).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    let plain = body_of(&s3, bucket, "outputs/plain.out").await.unwrap();
+    assert_eq!(plain.lines().count(), 1, "{plain}");
+    assert!(body_of(&s3, bucket, "failures/plain-error.out")
+        .await
+        .is_none());
+
+    // a folder marker and our own results are not inputs
+    let markers = json!({"Records": [
+        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": "inputs/"}}},
+        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": "outputs/review-1-01234567.out"}}}]});
+    assert_eq!(
+        handler.handle_event(markers, None).await.unwrap(),
+        json!({"outcomes": []})
+    );
+
     // a poison input ends in the failure location, once
     let poison = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": bucket}, "object": {"key": "inputs/poison.json"}}}]});
-    let answer = handler.handle_event(poison.clone()).await.unwrap();
+    let answer = handler.handle_event(poison.clone(), None).await.unwrap();
     assert_eq!(answer["outcomes"][0]["status"], "Failed", "{answer}");
     let err: Value = serde_json::from_str(
         &body_of(&s3, bucket, "failures/poison-error.out")
@@ -167,11 +199,11 @@ async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
     )
     .unwrap();
     assert_eq!(err["code"], 400);
-    let again = handler.handle_event(poison).await.unwrap();
+    let again = handler.handle_event(poison, None).await.unwrap();
     assert_eq!(again["outcomes"][0]["status"], "Skipped", "{again}");
 
     // redelivery of a finished job recomputes nothing
-    let again = handler.handle_event(s3_event).await.unwrap();
+    let again = handler.handle_event(s3_event, None).await.unwrap();
     assert_eq!(again["outcomes"][0]["status"], "Skipped", "{again}");
 
     // a folder run over the S3 prefix: everything is already done
@@ -179,12 +211,12 @@ async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
         .run_prefix(&"s3://hf-async-demo/inputs/".parse::<Location>().unwrap())
         .await
         .unwrap();
-    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all.len(), 4, "{all:?}");
 
     // storage that does not exist: retried, not failed
     let lost = json!({"Records": [{"messageId": "x", "eventSource": "aws:sqs",
         "body": json!({"InputLocation": "s3://no-such-bucket/in.json"}).to_string()}]});
-    let answer = handler.handle_event(lost).await.unwrap();
+    let answer = handler.handle_event(lost, None).await.unwrap();
     assert_eq!(
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "x"}]})

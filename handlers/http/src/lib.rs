@@ -215,11 +215,30 @@ async fn invocations(
     if request_format == RequestFormat::JsonLines {
         // streamed in and out: memory holds the lines in flight, not the body
         let framing = Framing::of(response_format)?;
-        let lines = hf_inference_core::lines::split_lines(body.into_data_stream(), limit);
-        return Ok(streamed(
-            response_format.content_type(),
-            service.invoke_lines(lines, framing),
-        ));
+        let lines = hf_inference_core::lines::split_lines(
+            body.into_data_stream(),
+            limit,
+            state.settings.max_payload_bytes,
+        );
+        // Answers go through an unbounded queue so that reading the request never waits on a
+        // client that sends its whole body before it reads the answer (it would deadlock on
+        // full socket buffers); a client that reads as it sends keeps the queue short. A client
+        // that goes away drops the receiver and stops the work.
+        let mut answers = service.invoke_lines(lines, framing);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+        tokio::spawn(async move {
+            while let Some(chunk) = answers.next().await {
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let chunks =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
+            );
+        return Ok(streamed(response_format.content_type(), Box::pin(chunks)));
     }
     let bytes = Limited::new(body, limit).collect().await.map_err(|e| {
         if e.downcast_ref::<LengthLimitError>().is_some() {

@@ -1,0 +1,561 @@
+//! # hf-inference-lambda
+//!
+//! The Lambda front-end: an HTTP function (API Gateway REST and HTTP APIs, ALB, function URLs,
+//! through `lambda_http`) that validates each payload against its task's JSON Schema and
+//! proxies it to a SageMaker endpoint with `InvokeEndpoint`, or runs the model in-process.
+//!
+//! Routes come from configuration only, so a caller can never make the function's role invoke
+//! an endpoint it was not given: `SAGEMAKER_ENDPOINT_NAME` + `HF_TASK` serve `POST /invocations`;
+//! `HF_ROUTES` (JSON, or a file named by `HF_ROUTES_FILE`) maps `POST /{name}/invocations` to an
+//! endpoint (or to the function's own model) and a task.
+//!
+//! Nothing invalid reaches an endpoint: body size, media types, JSON well-formedness and the
+//! request schema are checked first (400 listing the schema errors). The endpoint's answer is
+//! returned as it came; its errors are mapped: a `ModelError` gives the container's own status
+//! and body, throttling 429, a model not ready or a service unavailable 503 with `Retry-After`,
+//! a timeout 504, anything else 502 with the AWS request id.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use aws_sdk_sagemakerruntime::operation::RequestId;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::Value;
+
+use hf_inference_core::codec::{self, RequestFormat};
+use hf_inference_core::{schema, Answer, InferenceService, Task, TaskSpec, ToolkitError};
+
+/// SageMaker's `InvokeEndpoint` payload limit (and about Lambda's synchronous one).
+pub const MAX_BODY: usize = 6 * 1024 * 1024;
+
+const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
+
+/// Where a route sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SageMaker endpoint (and optionally one of its variants).
+    Endpoint {
+        /// The endpoint's name.
+        name: String,
+        /// `TargetVariant`; `None`: SageMaker's weights (a client's header may choose).
+        variant: Option<String>,
+    },
+    /// The model packaged with the function (`HF_MODEL_DIR`), run in-process.
+    Local,
+}
+
+/// One configured route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The task whose schema requests are validated against.
+    pub task: Task,
+    /// Where they go.
+    pub target: Target,
+    /// Also validate successful JSON responses against the response schema (502 if they fail).
+    pub validate_response: bool,
+}
+
+/// A route as `HF_ROUTES` writes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteSpec {
+    #[serde(default)]
+    endpoint: Option<String>,
+    task: String,
+    #[serde(default)]
+    target_variant: Option<String>,
+    #[serde(default)]
+    local: bool,
+    #[serde(default)]
+    validate_response: bool,
+}
+
+/// The routing table: `""` is `POST /invocations`, any other name `POST /{name}/invocations`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes(pub BTreeMap<String, Route>);
+
+fn task_of(name: &str) -> Result<Task, String> {
+    let spec: TaskSpec = name.parse().map_err(|e: ToolkitError| e.to_string())?;
+    schema::ensure_available(spec.task).map_err(|_| {
+        format!(
+            "task {name:?} has no JSON Schema in this build; tasks with schemas: {}",
+            Task::implemented_list()
+        )
+    })?;
+    Ok(spec.task)
+}
+
+impl Routes {
+    /// Reads the routes: `HF_ROUTES` (JSON) or `HF_ROUTES_FILE`, plus the single route of
+    /// `SAGEMAKER_ENDPOINT_NAME` + `HF_TASK` at `POST /invocations`.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let json = match (var("HF_ROUTES"), var("HF_ROUTES_FILE")) {
+            (Some(j), _) => Some(j),
+            (None, Some(f)) => {
+                Some(std::fs::read_to_string(&f).map_err(|e| format!("HF_ROUTES_FILE {f}: {e}"))?)
+            }
+            (None, None) => None,
+        };
+        let mut routes = match json {
+            Some(j) => Self::parse(&j)?,
+            None => Routes::default(),
+        };
+        if let Some(endpoint) = var("SAGEMAKER_ENDPOINT_NAME") {
+            let task = var("HF_TASK").ok_or("SAGEMAKER_ENDPOINT_NAME needs HF_TASK (the task whose schema requests are checked against)")?;
+            routes.0.insert(
+                String::new(),
+                Route {
+                    task: task_of(&task)?,
+                    target: Target::Endpoint {
+                        name: endpoint,
+                        variant: var("SAGEMAKER_TARGET_VARIANT"),
+                    },
+                    validate_response: false,
+                },
+            );
+        }
+        if routes.0.is_empty() {
+            return Err("no routes: set SAGEMAKER_ENDPOINT_NAME and HF_TASK, or HF_ROUTES".into());
+        }
+        Ok(routes)
+    }
+
+    /// Parses `{"name": {"endpoint": "...", "task": "...", "target_variant"?, "local"?,
+    /// "validate_response"?}, ...}`.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let specs: BTreeMap<String, RouteSpec> =
+            serde_json::from_str(json).map_err(|e| format!("HF_ROUTES is not valid: {e}"))?;
+        let mut routes = BTreeMap::new();
+        for (name, spec) in specs {
+            let valid_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid_name {
+                return Err(format!(
+                    "route name {name:?}: use letters, digits, '-', '_' or '.'"
+                ));
+            }
+            let target = match (spec.local, spec.endpoint) {
+                (true, None) => Target::Local,
+                (false, Some(e)) if !e.trim().is_empty() => Target::Endpoint {
+                    name: e,
+                    variant: spec.target_variant,
+                },
+                _ => {
+                    return Err(format!(
+                        "route {name:?}: give either \"endpoint\" or \"local\": true"
+                    ))
+                }
+            };
+            routes.insert(
+                name,
+                Route {
+                    task: task_of(&spec.task)?,
+                    target,
+                    validate_response: spec.validate_response,
+                },
+            );
+        }
+        Ok(Routes(routes))
+    }
+
+    /// Whether any route runs the model in-process.
+    pub fn needs_model(&self) -> bool {
+        self.0.values().any(|r| r.target == Target::Local)
+    }
+}
+
+/// The proxy's state.
+pub struct Proxy {
+    routes: Routes,
+    client: Option<aws_sdk_sagemakerruntime::Client>,
+    local: Option<InferenceService>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy over `routes`: `client` for endpoint routes, `local` for in-process ones.
+    pub fn new(
+        routes: Routes,
+        client: Option<aws_sdk_sagemakerruntime::Client>,
+        local: Option<InferenceService>,
+    ) -> Result<Self, String> {
+        for (name, r) in &routes.0 {
+            match r.target {
+                Target::Endpoint { .. } if client.is_none() => {
+                    return Err(format!("route {name:?} needs a SageMaker client"))
+                }
+                Target::Local if local.is_none() => {
+                    return Err(format!(
+                        "route {name:?} runs locally but no model is loaded"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            routes,
+            client,
+            local,
+        })
+    }
+}
+
+/// The function's HTTP surface.
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    Router::new()
+        .route(
+            "/ping",
+            get(|| async { (StatusCode::OK, "{\"status\":\"Healthy\"}") }),
+        )
+        .route("/invocations", any(invoke_default))
+        .route("/{route}/invocations", any(invoke_named))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "no such path: send POST /invocations or POST /{route}/invocations".into(),
+            )
+        })
+        .with_state(proxy)
+}
+
+fn error(status: StatusCode, kind: &str, message: String) -> Response {
+    let body = serde_json::json!({"code": status.as_u16(), "type": kind, "message": message});
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn toolkit_error(e: &ToolkitError) -> Response {
+    let mut r = Response::new(Body::from(e.body_json()));
+    *r.status_mut() = e.status();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn invoke_default(State(p): State<Arc<Proxy>>, req: Request) -> Response {
+    invoke(p, String::new(), req).await
+}
+
+async fn invoke_named(
+    State(p): State<Arc<Proxy>>,
+    Path(route): Path<String>,
+    req: Request,
+) -> Response {
+    invoke(p, route, req).await
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks a request against the route's task before anything is sent on.
+fn validate(task: Task, format: RequestFormat, body: &[u8]) -> Result<(), ToolkitError> {
+    match format {
+        RequestFormat::JsonLines => {
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let doc = codec::decode(RequestFormat::Json, line)
+                    .map_err(|e| ToolkitError::Validation(format!("line {}: {e}", i + 1)))?;
+                schema::validate_request(task, &doc)
+                    .map_err(|e| ToolkitError::Validation(format!("line {}: {e}", i + 1)))?;
+            }
+            Ok(())
+        }
+        f => schema::validate_request(task, &codec::decode(f, body)?),
+    }
+}
+
+async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
+    let started = Instant::now();
+    let Some(route) = p.routes.0.get(&name).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route named {name:?} is configured"),
+        );
+    };
+    if req.method() != http::Method::POST && req.method() != http::Method::PUT {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{}; send the request with POST", req.method()),
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let declared = header_str(&parts.headers, header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return toolkit_error(&ToolkitError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    let content_type = header_str(&parts.headers, header::CONTENT_TYPE.as_str());
+    let accept = header_str(&parts.headers, header::ACCEPT.as_str());
+    let format = match codec::request_format(content_type)
+        .and_then(|f| codec::response_format_for(f, accept).map(|_| f))
+    {
+        Ok(f) => f,
+        Err(e) => return toolkit_error(&e),
+    };
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return toolkit_error(&ToolkitError::PayloadTooLarge { limit: MAX_BODY })
+        }
+        Err(e) => {
+            return toolkit_error(&ToolkitError::Validation(format!(
+                "could not read the request body: {e}"
+            )))
+        }
+    };
+    if let Err(e) = validate(route.task, format, &bytes) {
+        tracing::info!(route = %name, status = 400, "rejected before the endpoint");
+        return toolkit_error(&e);
+    }
+    let response = match &route.target {
+        Target::Local => match &p.local {
+            Some(service) => match service
+                .invoke_body(
+                    format,
+                    codec::response_format_for(format, accept)
+                        .unwrap_or(codec::ResponseFormat::Json),
+                    bytes,
+                )
+                .await
+            {
+                Ok(Answer::Whole(out)) => {
+                    let mut r = Response::new(Body::from(out.body));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(out.content_type),
+                    );
+                    r
+                }
+                Ok(Answer::Stream {
+                    content_type,
+                    chunks,
+                }) => {
+                    let mut r = Response::new(Body::from_stream(
+                        chunks.map(Ok::<_, std::convert::Infallible>),
+                    ));
+                    r.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                    r
+                }
+                Err(e) => toolkit_error(&e),
+            },
+            None => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal",
+                "the local model is not loaded".into(),
+            ),
+        },
+        Target::Endpoint {
+            name: endpoint,
+            variant,
+        } => {
+            let Some(client) = &p.client else {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal",
+                    "no SageMaker client".into(),
+                );
+            };
+            let mut call = client
+                .invoke_endpoint()
+                .endpoint_name(endpoint)
+                .body(bytes.to_vec().into())
+                .set_content_type(content_type.map(str::to_owned))
+                .set_accept(accept.map(str::to_owned))
+                .set_custom_attributes(
+                    header_str(&parts.headers, CUSTOM_ATTRIBUTES).map(str::to_owned),
+                )
+                .set_inference_id(header_str(&parts.headers, INFERENCE_ID).map(str::to_owned));
+            let variant = variant
+                .clone()
+                .or_else(|| header_str(&parts.headers, TARGET_VARIANT).map(str::to_owned));
+            call = call.set_target_variant(variant);
+            match call.send().await {
+                Ok(out) => {
+                    let ct = out
+                        .content_type()
+                        .unwrap_or("application/octet-stream")
+                        .to_owned();
+                    let attrs = out.custom_attributes().map(str::to_owned);
+                    let body = out.body.map(|b| b.into_inner()).unwrap_or_default();
+                    if route.validate_response {
+                        if let Err(why) = check_response(route.task, &ct, &body) {
+                            return error(StatusCode::BAD_GATEWAY, "InvalidResponse", why);
+                        }
+                    }
+                    let mut r = Response::new(Body::from(body));
+                    if let Ok(v) = HeaderValue::from_str(&ct) {
+                        r.headers_mut().insert(header::CONTENT_TYPE, v);
+                    }
+                    if let Some(v) = attrs.and_then(|a| HeaderValue::from_str(&a).ok()) {
+                        r.headers_mut().insert(CUSTOM_ATTRIBUTES, v);
+                    }
+                    r
+                }
+                Err(e) => map_sdk_error(endpoint, e),
+            }
+        }
+    };
+    let target = match &route.target {
+        Target::Endpoint { name, .. } => name.as_str(),
+        Target::Local => "(in-process)",
+    };
+    tracing::info!(
+        route = %name,
+        endpoint = target,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_millis() as u64,
+        "invocation"
+    );
+    response
+}
+
+/// Response-schema check of a JSON answer.
+fn check_response(task: Task, content_type: &str, body: &[u8]) -> Result<(), String> {
+    if !content_type.starts_with("application/json") {
+        return Ok(());
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the endpoint answered invalid JSON: {e}"))?;
+    schema::validate_response(task, &v).map_err(|e| {
+        format!("the endpoint's response does not match the {task} response schema: {e}")
+    })
+}
+
+/// SageMaker's errors, as an HTTP client of this function should see them.
+pub fn map_sdk_error<R>(endpoint: &str, e: SdkError<InvokeEndpointError, R>) -> Response
+where
+    R: std::fmt::Debug,
+{
+    let request_id = match &e {
+        SdkError::ServiceError(s) => s.err().request_id().map(str::to_owned),
+        _ => None,
+    };
+    let with_id = |mut r: Response| {
+        if let Some(v) = request_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+        {
+            r.headers_mut().insert("x-amzn-requestid", v);
+        }
+        r
+    };
+    let retry = |mut r: Response| {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        r
+    };
+    let rid = request_id.as_deref().unwrap_or("none");
+    match e {
+        SdkError::TimeoutError(_) => with_id(error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            format!("endpoint {endpoint} did not answer in time; retry, or use an asynchronous route for long work"),
+        )),
+        SdkError::ServiceError(s) => {
+            let err = s.into_err();
+            match &err {
+                InvokeEndpointError::ModelError(m) => {
+                    // the container's own answer, status and body
+                    let status = m
+                        .original_status_code()
+                        .and_then(|c| u16::try_from(c).ok())
+                        .and_then(|c| StatusCode::from_u16(c).ok())
+                        .filter(|c| c.is_client_error() || c.is_server_error())
+                        .unwrap_or(StatusCode::BAD_GATEWAY);
+                    let body = m.original_message().unwrap_or_default().to_owned();
+                    if serde_json::from_str::<Value>(&body).is_ok() {
+                        let mut r = (status, body).into_response();
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        );
+                        with_id(r)
+                    } else {
+                        with_id(error(status, "ModelError", body))
+                    }
+                }
+                InvokeEndpointError::ModelNotReadyException(_) => with_id(retry(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ModelNotReady",
+                    format!("endpoint {endpoint}'s model is not ready yet; retry shortly (request id {rid})"),
+                ))),
+                InvokeEndpointError::ServiceUnavailable(_) => with_id(retry(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    format!("SageMaker is unavailable; retry shortly (request id {rid})"),
+                ))),
+                other if other.code() == Some("ThrottlingException") => with_id(retry(error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Throttled",
+                    format!("SageMaker throttled the call to {endpoint}; slow down and retry (request id {rid})"),
+                ))),
+                other => with_id(error(
+                    StatusCode::BAD_GATEWAY,
+                    "UpstreamError",
+                    format!(
+                        "endpoint {endpoint}: {} (request id {rid})",
+                        other.message().or(other.code()).unwrap_or("SageMaker refused the call")
+                    ),
+                )),
+            }
+        }
+        other => with_id(error(
+            StatusCode::BAD_GATEWAY,
+            "UpstreamError",
+            format!(
+                "could not reach endpoint {endpoint}: {}",
+                aws_sdk_sagemakerruntime::error::DisplayErrorContext(&other)
+            ),
+        )),
+    }
+}
+
+/// A client from the standard AWS configuration (`AWS_ENDPOINT_URL` /
+/// `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` point it at a stand-in), with a per-call timeout.
+pub async fn client_from_env(timeout: Duration) -> aws_sdk_sagemakerruntime::Client {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_sdk_sagemakerruntime::config::Builder::from(&shared)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(timeout)
+                .build(),
+        )
+        .build();
+    aws_sdk_sagemakerruntime::Client::from_conf(config)
+}

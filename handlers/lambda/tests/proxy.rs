@@ -1,0 +1,491 @@
+//! The Lambda front-end against a local stand-in for SageMaker Runtime: a test double that speaks
+//! its REST API (`POST /endpoints/{name}/invocations`, restJson1 errors) and forwards to the real
+//! container router serving a fixture model. Covers success with every passed-through header,
+//! schema rejection before any call, oversize, unknown routes, every error mapping, response
+//! validation and the in-process route.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use hf_inference_lambda::{router, Proxy, Route, Routes, Target};
+
+/// The stand-in: endpoint name → container router; a few names act out SageMaker's errors.
+struct Double {
+    containers: HashMap<String, Router>,
+    calls: AtomicUsize,
+    seen: std::sync::Mutex<Vec<HeaderMap>>,
+}
+
+fn aws_error(status: u16, kind: &str, body: Value) -> Response {
+    let mut r = (StatusCode::from_u16(status).unwrap(), body.to_string()).into_response();
+    r.headers_mut()
+        .insert("x-amzn-errortype", kind.parse().unwrap());
+    r.headers_mut()
+        .insert("x-amzn-requestid", "req-1234".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+async fn invocations(
+    State(d): State<Arc<Double>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    d.calls.fetch_add(1, Ordering::SeqCst);
+    d.seen.lock().unwrap().push(req.headers().clone());
+    match name.as_str() {
+        "throttled" => {
+            return aws_error(
+                400,
+                "ThrottlingException",
+                json!({"message": "Rate exceeded"}),
+            )
+        }
+        "not-ready" => {
+            return aws_error(
+                429,
+                "ModelNotReadyException",
+                json!({"Message": "Model not ready"}),
+            )
+        }
+        "unavailable" => {
+            return aws_error(
+                503,
+                "ServiceUnavailable",
+                json!({"Message": "Service unavailable"}),
+            )
+        }
+        "broken" => {
+            return aws_error(
+                500,
+                "InternalFailure",
+                json!({"Message": "Internal failure"}),
+            )
+        }
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return (StatusCode::OK, "[]").into_response();
+        }
+        "liar" => {
+            let mut r = (StatusCode::OK, r#"[{"label": 5}]"#).into_response();
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            return r;
+        }
+        _ => {}
+    }
+    let Some(container) = d.containers.get(&name) else {
+        return aws_error(
+            400,
+            "ValidationError",
+            json!({"Message": format!("Endpoint {name} of account 123456789012 not found.")}),
+        );
+    };
+    // SageMaker forwards the body with Content-Type and Accept to the container
+    let mut fwd = axum::http::Request::post("/invocations");
+    for h in ["content-type", "accept"] {
+        if let Some(v) = req.headers().get(h) {
+            fwd = fwd.header(h, v);
+        }
+    }
+    let attrs = req
+        .headers()
+        .get("x-amzn-sagemaker-custom-attributes")
+        .cloned();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let resp = container
+        .clone()
+        .oneshot(fwd.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let ct = resp.headers().get("content-type").cloned();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    if !status.is_success() {
+        let original = String::from_utf8_lossy(&body).into_owned();
+        return aws_error(
+            424,
+            "ModelError",
+            json!({
+                "Message": format!("Received client error ({}) from primary with message \"{original}\".", status.as_u16()),
+                "OriginalStatusCode": status.as_u16(),
+                "OriginalMessage": original,
+                "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/x",
+            }),
+        );
+    }
+    let mut r = (StatusCode::OK, body).into_response();
+    if let Some(ct) = ct {
+        r.headers_mut().insert("content-type", ct);
+    }
+    if let Some(a) = attrs {
+        r.headers_mut()
+            .insert("x-amzn-sagemaker-custom-attributes", a);
+    }
+    r
+}
+
+async fn start_double() -> (Arc<Double>, String) {
+    let mut containers = HashMap::new();
+    containers.insert(
+        "sentiment-prod".to_owned(),
+        hf_inference_tests::router_for("text-classification"),
+    );
+    let d = Arc::new(Double {
+        containers,
+        calls: AtomicUsize::new(0),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let app = Router::new()
+        .route("/endpoints/{name}/invocations", post(invocations))
+        .with_state(Arc::clone(&d));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (d, format!("http://{addr}"))
+}
+
+fn client(url: &str) -> aws_sdk_sagemakerruntime::Client {
+    let config = aws_sdk_sagemakerruntime::Config::builder()
+        .behavior_version(aws_sdk_sagemakerruntime::config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_sdk_sagemakerruntime::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .timeout_config(
+            aws_sdk_sagemakerruntime::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(1))
+                .build(),
+        )
+        .retry_config(aws_sdk_sagemakerruntime::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_sagemakerruntime::Client::from_conf(config)
+}
+
+fn endpoint(name: &str) -> Route {
+    Route {
+        task: hf_inference_core::Task::TextClassification,
+        target: Target::Endpoint {
+            name: name.into(),
+            variant: None,
+        },
+        validate_response: false,
+    }
+}
+
+async fn call(
+    app: &Router,
+    path: &str,
+    ct: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
+    let mut req = axum::http::Request::post(path).header("content-type", ct);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_validates_and_maps_errors() {
+    let (double, url) = start_double().await;
+    let mut routes = Routes::default();
+    routes.0.insert(String::new(), endpoint("sentiment-prod"));
+    for name in [
+        "throttled",
+        "not-ready",
+        "unavailable",
+        "broken",
+        "slow",
+        "missing",
+    ] {
+        routes.0.insert(name.into(), endpoint(name));
+    }
+    let mut liar = endpoint("liar");
+    liar.validate_response = true;
+    routes.0.insert("liar".into(), liar);
+    let app = router(Arc::new(
+        Proxy::new(routes, Some(client(&url)), None).unwrap(),
+    ));
+    let calls = || double.calls.load(Ordering::SeqCst);
+
+    // success: the container's answer, with the passed-through headers
+    let (s, h, b) = call(
+        &app,
+        "/invocations",
+        "application/json",
+        r#"{"inputs": "I love this"}"#,
+        &[
+            ("accept", "application/json"),
+            ("x-amzn-sagemaker-custom-attributes", "trace=abc"),
+            ("x-amzn-sagemaker-inference-id", "id-1"),
+            ("x-amzn-sagemaker-target-variant", "blue"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let direct = call(
+        &hf_inference_tests::router_for("text-classification"),
+        "/invocations",
+        "application/json",
+        r#"{"inputs": "I love this"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(b, direct.2);
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["x-amzn-sagemaker-custom-attributes"], "trace=abc");
+    let seen = double.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen["x-amzn-sagemaker-inference-id"], "id-1");
+    assert_eq!(seen["x-amzn-sagemaker-target-variant"], "blue");
+    assert_eq!(calls(), 1);
+
+    // invalid payloads never reach the endpoint
+    for (ct, body, want) in [
+        ("application/json", r#"{"inputs": 123}"#, 400),
+        (
+            "application/json",
+            r#"{"inputs": "a", "parameters": {"top_k": -1}}"#,
+            400,
+        ),
+        ("application/json", r#"{"inputs": "unterminated"#, 400),
+        ("text/plain", "hello", 415),
+        (
+            "application/jsonlines",
+            "{\"inputs\": \"ok\"}\n{\"inputs\": 5}\n",
+            400,
+        ),
+    ] {
+        let (s, _, b) = call(&app, "/invocations", ct, body, &[]).await;
+        assert_eq!(s, want, "{body}: {b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["code"], want);
+        assert!(!v["message"].as_str().unwrap().is_empty());
+    }
+    let (_, _, b) = call(
+        &app,
+        "/invocations",
+        "application/json",
+        r#"{"inputs": 123}"#,
+        &[],
+    )
+    .await;
+    assert!(
+        b.contains("/inputs"),
+        "the schema error names the path: {b}"
+    );
+    let (_, _, b) = call(
+        &app,
+        "/invocations",
+        "application/jsonlines",
+        "{\"inputs\": \"ok\"}\n{\"inputs\": 5}\n",
+        &[],
+    )
+    .await;
+    assert!(b.contains("line 2"), "{b}");
+    let (s, _, _) = call(
+        &app,
+        "/invocations",
+        "application/json",
+        &format!("{{\"inputs\": \"{}\"}}", "a".repeat(7 << 20)),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 413);
+    assert_eq!(calls(), 1, "nothing invalid was sent on");
+
+    // only configured routes exist
+    let (s, _, b) = call(
+        &app,
+        "/other-endpoint/invocations",
+        "application/json",
+        r#"{"inputs": "x"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 404, "{b}");
+    assert_eq!(calls(), 1);
+
+    // a container error comes back with its own status and body
+    let (s, h, b) = call(
+        &app,
+        "/invocations",
+        "application/json",
+        r#"{"inputs": "x"}"#,
+        &[("accept", "application/x-npy")],
+    )
+    .await;
+    assert_eq!(s, 406, "the container's 406 comes back as is: {b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["code"], 406);
+    assert_eq!(h["x-amzn-requestid"], "req-1234");
+
+    // SageMaker's own errors
+    for (route, want, kind) in [
+        ("throttled", 429, "Throttled"),
+        ("not-ready", 503, "ModelNotReady"),
+        ("unavailable", 503, "ServiceUnavailable"),
+        ("broken", 502, "UpstreamError"),
+        ("missing", 502, "UpstreamError"),
+        ("slow", 504, "Timeout"),
+        ("liar", 502, "InvalidResponse"),
+    ] {
+        let (s, h, b) = call(
+            &app,
+            &format!("/{route}/invocations"),
+            "application/json",
+            r#"{"inputs": "x"}"#,
+            &[],
+        )
+        .await;
+        assert_eq!(s, want, "{route}: {b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["type"], kind, "{route}: {b}");
+        if want == 503 || want == 429 {
+            assert_eq!(h["retry-after"], "5", "{route}");
+        }
+        if route == "missing" {
+            assert!(b.contains("not found") && b.contains("req-1234"), "{b}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_route_runs_the_model_in_the_function() {
+    let dir = hf_inference_tests::fixtures().join("models/token-classification");
+    let opts = hf_inference_core::LoadOptions::local(dir, Some("ner".parse().unwrap()));
+    let pipeline = hf_inference_core::AnyPipeline::load(&opts).unwrap();
+    let service = hf_inference_core::InferenceService::new(
+        pipeline,
+        hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),
+    );
+    let routes = Routes::parse(r#"{"ner": {"local": true, "task": "ner"}}"#).unwrap();
+    let app = router(Arc::new(Proxy::new(routes, None, Some(service)).unwrap()));
+    let body = r#"{"inputs": "My name is Sylvain and I work at Hugging Face in Brooklyn.", "parameters": {"aggregation_strategy": "simple"}}"#;
+    let (s, _, b) = call(&app, "/ner/invocations", "application/json", body, &[]).await;
+    assert_eq!(s, 200, "{b}");
+    let direct = call(
+        &hf_inference_tests::router_for("token-classification"),
+        "/invocations",
+        "application/json",
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(b, direct.2);
+    let (s, _, _) = call(
+        &app,
+        "/ner/invocations",
+        "application/json",
+        r#"{"inputs": "x", "parameters": {"aggregation_strategy": "bogus"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _, _) = call(
+        &app,
+        "/invocations",
+        "application/json",
+        r#"{"inputs": "x"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 404, "no default route was configured");
+}
+
+#[test]
+fn route_configuration() {
+    let r = Routes::parse(
+        r#"{"sentiment": {"endpoint": "sentiment-prod", "task": "sentiment-analysis", "target_variant": "v2", "validate_response": true},
+            "qa": {"endpoint": "qa", "task": "question-answering"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        r.0["sentiment"],
+        Route {
+            task: hf_inference_core::Task::TextClassification,
+            target: Target::Endpoint {
+                name: "sentiment-prod".into(),
+                variant: Some("v2".into())
+            },
+            validate_response: true,
+        }
+    );
+    assert!(!r.needs_model());
+    for bad in [
+        r#"{"x": {"task": "ner"}}"#,
+        r#"{"x": {"endpoint": "e", "local": true, "task": "ner"}}"#,
+        r#"{"x": {"endpoint": "e", "task": "summarization"}}"#,
+        r#"{"x/y": {"endpoint": "e", "task": "ner"}}"#,
+        r#"{"x": {"endpoint": "e", "task": "ner", "typo": 1}}"#,
+    ] {
+        assert!(Routes::parse(bad).is_err(), "{bad}");
+    }
+}
+
+/// The sample events in handlers/lambda/events (API Gateway REST and HTTP APIs, ALB, function
+/// URL), converted by lambda_http as on Lambda, then served by the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_events_through_lambda_http() {
+    // as main() does: REST API stages are not part of our routes
+    std::env::set_var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true");
+    let (double, url) = start_double().await;
+    let mut routes = Routes::default();
+    routes.0.insert(String::new(), endpoint("sentiment-prod"));
+    let app = router(Arc::new(
+        Proxy::new(routes, Some(client(&url)), None).unwrap(),
+    ));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    for (name, want) in [
+        ("apigw-v1.json", 200),
+        ("apigw-v2.json", 400),
+        ("alb.json", 200),
+        ("function-url.json", 200),
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (parts, body) = req.into_parts();
+        let body = match body {
+            lambda_http::Body::Empty => Vec::new(),
+            lambda_http::Body::Text(t) => t.into_bytes(),
+            lambda_http::Body::Binary(b) => b,
+            _ => Vec::new(),
+        };
+        let resp = app
+            .clone()
+            .oneshot(axum::http::Request::from_parts(parts, Body::from(body)))
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(status, want, "{name}: {}", String::from_utf8_lossy(&b));
+    }
+    assert_eq!(
+        double.calls.load(Ordering::SeqCst),
+        2,
+        "the invalid v2 payload was not sent on"
+    );
+}
