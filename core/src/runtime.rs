@@ -168,6 +168,26 @@ pub enum Answer {
     },
 }
 
+impl Answer {
+    /// The whole body, the stream read to its end.
+    pub async fn collect(self) -> Encoded {
+        use futures_util::StreamExt;
+        match self {
+            Answer::Whole(e) => e,
+            Answer::Stream {
+                content_type,
+                mut chunks,
+            } => {
+                let mut body = Vec::new();
+                while let Some(c) = chunks.next().await {
+                    body.extend_from_slice(&c);
+                }
+                Encoded { content_type, body }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -423,28 +443,12 @@ impl InferenceService {
         accept: Option<&str>,
         body: bytes::Bytes,
     ) -> Result<Encoded, ToolkitError> {
-        use futures_util::StreamExt;
         let request_format = codec::request_format(content_type)?;
         let response_format = codec::response_format_for(request_format, accept)?;
-        match self
+        let answer = self
             .invoke_body(request_format, response_format, body)
-            .await?
-        {
-            Answer::Whole(e) => Ok(e),
-            Answer::Stream {
-                content_type,
-                mut chunks,
-            } => {
-                let mut out = Vec::new();
-                while let Some(c) = chunks.next().await {
-                    out.extend_from_slice(&c);
-                }
-                Ok(Encoded {
-                    content_type,
-                    body: out,
-                })
-            }
-        }
+            .await?;
+        Ok(answer.collect().await)
     }
 
     /// One invocation whose media types are already negotiated (hosts that check the headers
@@ -456,27 +460,11 @@ impl InferenceService {
         body: impl AsRef<[u8]> + Send + 'static,
     ) -> Result<Encoded, ToolkitError> {
         if request_format != RequestFormat::Csv {
-            use futures_util::StreamExt;
             let body = bytes::Bytes::copy_from_slice(body.as_ref());
-            return match self
+            let answer = self
                 .invoke_body(request_format, response_format, body)
-                .await?
-            {
-                Answer::Whole(e) => Ok(e),
-                Answer::Stream {
-                    content_type,
-                    mut chunks,
-                } => {
-                    let mut out = Vec::new();
-                    while let Some(c) = chunks.next().await {
-                        out.extend_from_slice(&c);
-                    }
-                    Ok(Encoded {
-                        content_type,
-                        body: out,
-                    })
-                }
-            };
+                .await?;
+            return Ok(answer.collect().await);
         }
         let pipeline = Arc::clone(&self.pipeline);
         self.runtime

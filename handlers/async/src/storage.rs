@@ -83,6 +83,17 @@ pub fn content_type_of(name: &str) -> Option<&'static str> {
     }
 }
 
+fn within_limit(at: &Location, size: u64, limit: u64) -> Result<(), StorageError> {
+    if size > limit {
+        return Err(StorageError::TooLarge {
+            location: at.to_string(),
+            size,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// Local files.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalStore;
@@ -116,13 +127,7 @@ impl ObjectStore for LocalStore {
                 .await
                 .map_err(|e| io_error(at, &e))?
                 .len();
-            if size > limit {
-                return Err(StorageError::TooLarge {
-                    location: at.to_string(),
-                    size,
-                    limit,
-                });
-            }
+            within_limit(at, size, limit)?;
             let body = tokio::fs::read(path).await.map_err(|e| io_error(at, &e))?;
             Ok(Object {
                 body: body.into(),
@@ -255,13 +260,7 @@ impl ObjectStore for S3Store {
                     }
                 })?;
             let size = out.content_length().unwrap_or(0).max(0) as u64;
-            if size > limit {
-                return Err(StorageError::TooLarge {
-                    location: at.to_string(),
-                    size,
-                    limit,
-                });
-            }
+            within_limit(at, size, limit)?;
             let content_type = out.content_type().map(str::to_owned);
             let body = out
                 .body

@@ -228,7 +228,12 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
     Router::new()
         .route(
             "/ping",
-            get(|| async { (StatusCode::OK, "{\"status\":\"Healthy\"}") }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"status\":\"Healthy\"}",
+                )
+            }),
         )
         .route("/invocations", any(invoke_default))
         .route("/{route}/invocations", any(invoke_named))
