@@ -150,11 +150,15 @@ impl Routes {
                     "route name {name:?}: use letters, digits, '-', '_' or '.'"
                 ));
             }
+            let variant = match spec.target_variant.as_deref().map(str::trim) {
+                Some("") => return Err(format!("route {name:?}: target_variant is empty")),
+                v => v.map(str::to_owned),
+            };
             let target = match (spec.local, spec.endpoint) {
-                (true, None) => Target::Local,
+                (true, None) if variant.is_none() => Target::Local,
                 (false, Some(e)) if !e.trim().is_empty() => Target::Endpoint {
-                    name: e,
-                    variant: spec.target_variant,
+                    name: e.trim().to_owned(),
+                    variant,
                 },
                 _ => {
                     return Err(format!(
@@ -169,6 +173,17 @@ impl Routes {
                     target,
                     validate_response: spec.validate_response,
                 },
+            );
+        }
+        let local: std::collections::HashSet<Task> = routes
+            .values()
+            .filter(|r| r.target == Target::Local)
+            .map(|r| r.task)
+            .collect();
+        if local.len() > 1 {
+            return Err(
+                "local routes run the one model packaged with the function: give them one task"
+                    .into(),
             );
         }
         Ok(Routes(routes))
@@ -207,11 +222,21 @@ impl Proxy {
                 Target::Endpoint { .. } if client.is_none() => {
                     return Err(format!("route {name:?} needs a SageMaker client"))
                 }
-                Target::Local if local.is_none() => {
-                    return Err(format!(
-                        "route {name:?} runs locally but no model is loaded"
-                    ))
-                }
+                Target::Local => match &local {
+                    None => {
+                        return Err(format!(
+                            "route {name:?} runs locally but no model is loaded"
+                        ))
+                    }
+                    Some(s) if s.pipeline().task() != r.task => {
+                        return Err(format!(
+                            "route {name:?} is {} but the local model serves {}",
+                            r.task,
+                            s.pipeline().task()
+                        ))
+                    }
+                    Some(_) => {}
+                },
                 _ => {}
             }
         }
@@ -283,18 +308,64 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The headers passed on must be what SageMaker accepts: refused here (400) rather than
+/// dropped or refused there (which would look like an upstream fault).
+fn check_headers(h: &HeaderMap) -> Result<(), ToolkitError> {
+    let bad = |m: String| Err(ToolkitError::Validation(m));
+    for name in [
+        CUSTOM_ATTRIBUTES,
+        INFERENCE_ID,
+        TARGET_VARIANT,
+        header::CONTENT_TYPE.as_str(),
+        header::ACCEPT.as_str(),
+    ] {
+        if h.get(name).is_some_and(|v| v.to_str().is_err()) {
+            return bad(format!("the {name} header must be visible ASCII"));
+        }
+    }
+    if header_str(h, CUSTOM_ATTRIBUTES).is_some_and(|v| v.len() > 1024) {
+        return bad(format!(
+            "{CUSTOM_ATTRIBUTES} is longer than SageMaker's 1024 characters"
+        ));
+    }
+    if let Some(id) = header_str(h, INFERENCE_ID) {
+        if id.is_empty() || id.len() > 64 {
+            return bad(format!("{INFERENCE_ID} must be 1 to 64 characters"));
+        }
+    }
+    if let Some(v) = header_str(h, TARGET_VARIANT) {
+        let ok = !v.is_empty()
+            && v.len() <= 63
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !v.starts_with('-');
+        if !ok {
+            return bad(format!(
+                "{TARGET_VARIANT} must be a production variant name: letters, digits and '-', at most 63"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a request against the route's task before anything is sent on.
 fn validate(task: Task, format: RequestFormat, body: &[u8]) -> Result<(), ToolkitError> {
     match format {
         RequestFormat::JsonLines => {
+            let mut requests = 0;
             for (i, line) in body.split(|&b| b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
+                requests += 1;
                 let doc = codec::decode(RequestFormat::Json, line)
                     .map_err(|e| ToolkitError::Validation(format!("line {}: {e}", i + 1)))?;
                 schema::validate_request(task, &doc)
                     .map_err(|e| ToolkitError::Validation(format!("line {}: {e}", i + 1)))?;
+            }
+            if requests == 0 {
+                return Err(ToolkitError::Validation(
+                    "the JSON Lines body holds no request; send one JSON object per line".into(),
+                ));
             }
             Ok(())
         }
@@ -319,6 +390,9 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         );
     }
     let (parts, body) = req.into_parts();
+    if let Err(e) = check_headers(&parts.headers) {
+        return toolkit_error(&e);
+    }
     let declared = header_str(&parts.headers, header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
@@ -452,14 +526,31 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
 
 /// Response-schema check of a JSON answer.
 fn check_response(task: Task, content_type: &str, body: &[u8]) -> Result<(), String> {
-    if !content_type.starts_with("application/json") {
-        return Ok(());
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let check = |doc: &[u8]| -> Result<(), String> {
+        let v: Value = serde_json::from_slice(doc)
+            .map_err(|e| format!("the endpoint answered invalid JSON: {e}"))?;
+        // a JSON Lines line may be an error object of its own
+        if v.get("code").is_some() && v.get("message").is_some() {
+            return Ok(());
+        }
+        schema::validate_response(task, &v).map_err(|e| {
+            format!("the endpoint's response does not match the {task} response schema: {e}")
+        })
+    };
+    match essence.as_str() {
+        "application/json" => check(body),
+        "application/jsonlines" | "application/x-jsonlines" | "application/jsonl" => body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .try_for_each(check),
+        _ => Ok(()),
     }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the endpoint answered invalid JSON: {e}"))?;
-    schema::validate_response(task, &v).map_err(|e| {
-        format!("the endpoint's response does not match the {task} response schema: {e}")
-    })
 }
 
 /// SageMaker's errors, as an HTTP client of this function should see them.
@@ -504,16 +595,15 @@ where
                         .filter(|c| c.is_client_error() || c.is_server_error())
                         .unwrap_or(StatusCode::BAD_GATEWAY);
                     let body = m.original_message().unwrap_or_default().to_owned();
-                    if serde_json::from_str::<Value>(&body).is_ok() {
-                        let mut r = (status, body).into_response();
-                        r.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        );
-                        with_id(r)
+                    let ct = if serde_json::from_str::<Value>(&body).is_ok() {
+                        "application/json"
                     } else {
-                        with_id(error(status, "ModelError", body))
-                    }
+                        "text/plain; charset=utf-8"
+                    };
+                    let mut r = (status, body).into_response();
+                    r.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+                    with_id(r)
                 }
                 InvokeEndpointError::ModelNotReadyException(_) => with_id(retry(error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -540,14 +630,19 @@ where
                 )),
             }
         }
-        other => with_id(error(
-            StatusCode::BAD_GATEWAY,
-            "UpstreamError",
-            format!(
-                "could not reach endpoint {endpoint}: {}",
-                aws_sdk_sagemakerruntime::error::DisplayErrorContext(&other)
-            ),
-        )),
+        other => {
+            // the details (credentials, DNS, connections) go to the log, not to the caller
+            tracing::warn!(
+                endpoint,
+                error = %aws_sdk_sagemakerruntime::error::DisplayErrorContext(&other),
+                "could not call SageMaker"
+            );
+            with_id(error(
+                StatusCode::BAD_GATEWAY,
+                "UpstreamError",
+                format!("could not reach endpoint {endpoint}; see the function's log"),
+            ))
+        }
     }
 }
 

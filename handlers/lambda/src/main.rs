@@ -30,10 +30,13 @@ async fn run() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
     let routes = Routes::from_env()?;
-    let timeout = std::env::var("HF_PROXY_TIMEOUT_SECONDS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(60);
+    let timeout = match std::env::var("HF_PROXY_TIMEOUT_SECONDS") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("HF_PROXY_TIMEOUT_SECONDS={v:?} is not a number of seconds"))?,
+        Err(_) => 60,
+    };
     let has_endpoints = routes
         .0
         .values()

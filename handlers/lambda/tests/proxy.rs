@@ -224,6 +224,9 @@ async fn proxies_validates_and_maps_errors() {
     ] {
         routes.0.insert(name.into(), endpoint(name));
     }
+    let mut checked = endpoint("sentiment-prod");
+    checked.validate_response = true;
+    routes.0.insert("checked".into(), checked);
     let mut liar = endpoint("liar");
     liar.validate_response = true;
     routes.0.insert("liar".into(), liar);
@@ -317,6 +320,41 @@ async fn proxies_validates_and_maps_errors() {
     assert_eq!(s, 413);
     assert_eq!(calls(), 1, "nothing invalid was sent on");
 
+    // headers SageMaker would refuse are refused here, and nothing is sent
+    let long_id = "x".repeat(65);
+    for (h, v) in [
+        ("x-amzn-sagemaker-target-variant", "no_such!"),
+        ("x-amzn-sagemaker-inference-id", long_id.as_str()),
+    ] {
+        let (s, _, b) = call(
+            &app,
+            "/invocations",
+            "application/json",
+            r#"{"inputs": "x"}"#,
+            &[(h, v)],
+        )
+        .await;
+        assert_eq!(s, 400, "{h}: {b}");
+    }
+    let (s, _, b) = call(&app, "/invocations", "application/jsonlines", "\n \n", &[]).await;
+    assert_eq!(s, 400, "an empty JSON Lines body: {b}");
+    assert_eq!(calls(), 1);
+
+    // a JSON Lines answer is checked line by line against the response schema
+    let two = "{\"inputs\": \"a\"}\n{\"inputs\": \"b\"}\n";
+    let (s, h, b) = call(
+        &app,
+        "/checked/invocations",
+        "application/jsonlines",
+        two,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["content-type"], "application/jsonlines");
+    assert_eq!(b.lines().count(), 2);
+    assert_eq!(calls(), 2);
+
     // only configured routes exist
     let (s, _, b) = call(
         &app,
@@ -327,7 +365,7 @@ async fn proxies_validates_and_maps_errors() {
     )
     .await;
     assert_eq!(s, 404, "{b}");
-    assert_eq!(calls(), 1);
+    assert_eq!(calls(), 2);
 
     // a container error comes back with its own status and body
     let (s, h, b) = call(
@@ -414,6 +452,16 @@ async fn an_in_process_route_runs_the_model_in_the_function() {
     )
     .await;
     assert_eq!(s, 404, "no default route was configured");
+
+    // a local route whose task is not the loaded model's is a configuration error
+    let dir = hf_inference_tests::fixtures().join("models/token-classification");
+    let opts = hf_inference_core::LoadOptions::local(dir, Some("ner".parse().unwrap()));
+    let service = hf_inference_core::InferenceService::new(
+        hf_inference_core::AnyPipeline::load(&opts).unwrap(),
+        hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),
+    );
+    let wrong = Routes::parse(r#"{"s": {"local": true, "task": "sentiment-analysis"}}"#).unwrap();
+    assert!(Proxy::new(wrong, None, Some(service)).is_err());
 }
 
 #[test]
@@ -441,51 +489,10 @@ fn route_configuration() {
         r#"{"x": {"endpoint": "e", "task": "summarization"}}"#,
         r#"{"x/y": {"endpoint": "e", "task": "ner"}}"#,
         r#"{"x": {"endpoint": "e", "task": "ner", "typo": 1}}"#,
+        r#"{"x": {"endpoint": "e", "task": "ner", "target_variant": " "}}"#,
+        r#"{"x": {"local": true, "task": "ner", "target_variant": "v1"}}"#,
+        r#"{"x": {"local": true, "task": "ner"}, "y": {"local": true, "task": "fill-mask"}}"#,
     ] {
         assert!(Routes::parse(bad).is_err(), "{bad}");
     }
-}
-
-/// The sample events in handlers/lambda/events (API Gateway REST and HTTP APIs, ALB, function
-/// URL), converted by lambda_http as on Lambda, then served by the router.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sample_events_through_lambda_http() {
-    // as main() does: REST API stages are not part of our routes
-    std::env::set_var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true");
-    let (double, url) = start_double().await;
-    let mut routes = Routes::default();
-    routes.0.insert(String::new(), endpoint("sentiment-prod"));
-    let app = router(Arc::new(
-        Proxy::new(routes, Some(client(&url)), None).unwrap(),
-    ));
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    for (name, want) in [
-        ("apigw-v1.json", 200),
-        ("apigw-v2.json", 400),
-        ("alb.json", 200),
-        ("function-url.json", 200),
-    ] {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (parts, body) = req.into_parts();
-        let body = match body {
-            lambda_http::Body::Empty => Vec::new(),
-            lambda_http::Body::Text(t) => t.into_bytes(),
-            lambda_http::Body::Binary(b) => b,
-            _ => Vec::new(),
-        };
-        let resp = app
-            .clone()
-            .oneshot(axum::http::Request::from_parts(parts, Body::from(body)))
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let b = resp.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(status, want, "{name}: {}", String::from_utf8_lossy(&b));
-    }
-    assert_eq!(
-        double.calls.load(Ordering::SeqCst),
-        2,
-        "the invalid v2 payload was not sent on"
-    );
 }
