@@ -7,7 +7,8 @@
 //! Routes come from configuration only, so a caller can never make the function's role invoke
 //! an endpoint it was not given: `SAGEMAKER_ENDPOINT_NAME` + `HF_TASK` serve `POST /invocations`;
 //! `HF_ROUTES` (JSON, or a file named by `HF_ROUTES_FILE`) maps `POST /{name}/invocations` to an
-//! endpoint (or to the function's own model) and a task.
+//! endpoint (or to the function's own model) and a task. An asynchronous route writes the body to
+//! S3, calls `InvokeEndpointAsync` (202), and serves the result from `GET /{name}/results`.
 //!
 //! Nothing invalid reaches an endpoint: body size, media types, JSON well-formedness and the
 //! request schema are checked first (400 listing the schema errors). The endpoint's answer is
@@ -33,6 +34,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde_json::Value;
 
+use hf_inference_async::storage::{ObjectStore, Stores};
+use hf_inference_async::Location;
 use hf_inference_core::codec::{self, RequestFormat};
 use hf_inference_core::{schema, Answer, InferenceService, Task, TaskSpec, ToolkitError};
 
@@ -55,6 +58,19 @@ pub enum Target {
     },
     /// The model packaged with the function (`HF_MODEL_DIR`), run in-process.
     Local,
+    /// An asynchronous SageMaker endpoint: the body is written under `input`, sent with
+    /// `InvokeEndpointAsync` (202), and its result read back from `output` or `failure` (the
+    /// endpoint's S3OutputPath / S3FailurePath) by `GET .../results`.
+    AsyncEndpoint {
+        /// The endpoint's name.
+        name: String,
+        /// Where request bodies are written.
+        input: Location,
+        /// The endpoint's output prefix.
+        output: Location,
+        /// The endpoint's failure prefix.
+        failure: Location,
+    },
 }
 
 /// One configured route.
@@ -81,6 +97,12 @@ struct RouteSpec {
     local: bool,
     #[serde(default)]
     validate_response: bool,
+    #[serde(default)]
+    async_input_path: Option<String>,
+    #[serde(default)]
+    async_output_path: Option<String>,
+    #[serde(default)]
+    async_failure_path: Option<String>,
 }
 
 /// The routing table: `""` is `POST /invocations`, any other name `POST /{name}/invocations`.
@@ -154,7 +176,34 @@ impl Routes {
                 Some("") => return Err(format!("route {name:?}: target_variant is empty")),
                 v => v.map(str::to_owned),
             };
+            let paths = (
+                spec.async_input_path.as_deref(),
+                spec.async_output_path.as_deref(),
+                spec.async_failure_path.as_deref(),
+            );
             let target = match (spec.local, spec.endpoint) {
+                (false, Some(e)) if paths != (None, None, None) => {
+                    let (Some(i), Some(o), Some(f)) = paths else {
+                        return Err(format!(
+                            "route {name:?}: an asynchronous route needs async_input_path, async_output_path and async_failure_path"
+                        ));
+                    };
+                    if variant.is_some() {
+                        return Err(format!(
+                            "route {name:?}: InvokeEndpointAsync takes no target_variant"
+                        ));
+                    }
+                    let s3 = |what: &str, v: &str| match v.parse::<Location>() {
+                        Ok(l @ Location::S3 { .. }) => Ok(l),
+                        _ => Err(format!("route {name:?}: {what} must be an s3:// prefix")),
+                    };
+                    Target::AsyncEndpoint {
+                        name: e.trim().to_owned(),
+                        input: s3("async_input_path", i)?,
+                        output: s3("async_output_path", o)?,
+                        failure: s3("async_failure_path", f)?,
+                    }
+                }
                 (true, None) if variant.is_none() => Target::Local,
                 (false, Some(e)) if !e.trim().is_empty() => Target::Endpoint {
                     name: e.trim().to_owned(),
@@ -200,6 +249,7 @@ pub struct Proxy {
     routes: Routes,
     client: Option<aws_sdk_sagemakerruntime::Client>,
     local: Option<InferenceService>,
+    store: Arc<dyn ObjectStore>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -219,7 +269,7 @@ impl Proxy {
     ) -> Result<Self, String> {
         for (name, r) in &routes.0 {
             match r.target {
-                Target::Endpoint { .. } if client.is_none() => {
+                Target::Endpoint { .. } | Target::AsyncEndpoint { .. } if client.is_none() => {
                     return Err(format!("route {name:?} needs a SageMaker client"))
                 }
                 Target::Local => match &local {
@@ -244,7 +294,14 @@ impl Proxy {
             routes,
             client,
             local,
+            store: Arc::new(Stores::default()),
         })
+    }
+
+    /// Uses `store` for the asynchronous routes' S3 objects (default: S3 from the environment).
+    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Self {
+        self.store = store;
+        self
     }
 }
 
@@ -262,6 +319,8 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         )
         .route("/invocations", any(invoke_default))
         .route("/{route}/invocations", any(invoke_named))
+        .route("/results", get(results_default))
+        .route("/{route}/results", get(results_named))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -459,6 +518,58 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
                 "the local model is not loaded".into(),
             ),
         },
+        Target::AsyncEndpoint {
+            name: endpoint,
+            input,
+            ..
+        } => {
+            let Some(client) = &p.client else {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal",
+                    "no SageMaker client".into(),
+                );
+            };
+            let id = header_str(&parts.headers, INFERENCE_ID)
+                .map(str::to_owned)
+                .unwrap_or_else(new_inference_id);
+            let at = input.join(&id);
+            let ct = content_type.unwrap_or("application/json");
+            if let Err(e) = p.store.put(&at, bytes, ct).await {
+                tracing::warn!(route = %name, error = %e, "could not store the request");
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "UpstreamError",
+                    "could not store the request for the asynchronous endpoint; see the function's log".into(),
+                );
+            }
+            let call = client
+                .invoke_endpoint_async()
+                .endpoint_name(endpoint)
+                .input_location(at.to_string())
+                .inference_id(&id)
+                .set_content_type(content_type.map(str::to_owned))
+                .set_accept(accept.map(str::to_owned))
+                .set_custom_attributes(
+                    header_str(&parts.headers, CUSTOM_ATTRIBUTES).map(str::to_owned),
+                );
+            match call.send().await {
+                Ok(out) => {
+                    let body = serde_json::json!({
+                        "InferenceId": out.inference_id().unwrap_or(&id),
+                        "OutputLocation": out.output_location(),
+                        "FailureLocation": out.failure_location(),
+                    });
+                    let mut r = (StatusCode::ACCEPTED, body.to_string()).into_response();
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    r
+                }
+                Err(e) => map_upstream_error(endpoint, e),
+            }
+        }
         Target::Endpoint {
             name: endpoint,
             variant,
@@ -511,7 +622,7 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         }
     };
     let target = match &route.target {
-        Target::Endpoint { name, .. } => name.as_str(),
+        Target::Endpoint { name, .. } | Target::AsyncEndpoint { name, .. } => name.as_str(),
         Target::Local => "(in-process)",
     };
     tracing::info!(
@@ -522,6 +633,155 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         "invocation"
     );
     response
+}
+
+/// A fresh inference id (32 hex digits; SageMaker allows 64 characters).
+fn new_inference_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = String::new();
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        id.push_str(&format!("{:016x}", h.finish()));
+    }
+    id
+}
+
+async fn results_default(
+    State(p): State<Arc<Proxy>>,
+    query: axum::extract::Query<BTreeMap<String, String>>,
+) -> Response {
+    results(p, String::new(), query.0).await
+}
+
+async fn results_named(
+    State(p): State<Arc<Proxy>>,
+    Path(route): Path<String>,
+    query: axum::extract::Query<BTreeMap<String, String>>,
+) -> Response {
+    results(p, route, query.0).await
+}
+
+/// Whether `at` lies under `prefix` (same bucket, key below the prefix's).
+fn under(at: &Location, prefix: &Location) -> bool {
+    match (at, prefix) {
+        (Location::S3 { bucket, key }, Location::S3 { bucket: b, key: k }) => {
+            bucket == b && key.starts_with(k.as_str()) && !key.contains("..")
+        }
+        _ => false,
+    }
+}
+
+/// `GET .../results?output=<OutputLocation>&failure=<FailureLocation>`: the answer once it is
+/// there (200, or the error's own status), 202 while it is not. Only locations under the
+/// route's configured prefixes are read.
+async fn results(p: Arc<Proxy>, name: String, query: BTreeMap<String, String>) -> Response {
+    let Some(Route {
+        target: Target::AsyncEndpoint {
+            output, failure, ..
+        },
+        ..
+    }) = p.routes.0.get(&name).cloned()
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no asynchronous route named {name:?} is configured"),
+        );
+    };
+    // Err(key): the location given for `key` is not under the route's prefix
+    let parse = |key: &'static str, prefix: &Location| -> Result<Option<Location>, &'static str> {
+        match query.get(key) {
+            None => Ok(None),
+            Some(v) => match v.parse::<Location>() {
+                Ok(l) if under(&l, prefix) => Ok(Some(l)),
+                _ => Err(key),
+            },
+        }
+    };
+    let (out, fail) = match (parse("output", &output), parse("failure", &failure)) {
+        (Ok(o), Ok(f)) => (o, f),
+        (Err(key), _) | (_, Err(key)) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("{key} must be a location under this route's {key} prefix, as the 202 answer gave it"),
+            )
+        }
+    };
+    if out.is_none() && fail.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            "give output= (and failure=) as the 202 answer's OutputLocation and FailureLocation"
+                .into(),
+        );
+    }
+    for (at, is_failure) in [(out, false), (fail, true)] {
+        let Some(at) = at else { continue };
+        match p.store.head(&at).await {
+            Ok(Some(ct)) => {
+                return match p.store.get(&at, MAX_BODY as u64).await {
+                    Ok(obj) => {
+                        let status = if is_failure {
+                            serde_json::from_slice::<Value>(&obj.body)
+                                .ok()
+                                .and_then(|v| v.get("code").and_then(Value::as_u64))
+                                .and_then(|c| u16::try_from(c).ok())
+                                .and_then(|c| StatusCode::from_u16(c).ok())
+                                .filter(|c| c.is_client_error() || c.is_server_error())
+                                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                        } else {
+                            StatusCode::OK
+                        };
+                        let mut r = (status, obj.body).into_response();
+                        let ct = ct.unwrap_or_else(|| "application/json".into());
+                        if let Ok(v) = HeaderValue::from_str(&ct) {
+                            r.headers_mut().insert(header::CONTENT_TYPE, v);
+                        }
+                        r
+                    }
+                    Err(hf_inference_async::storage::StorageError::TooLarge { .. }) => error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "TooLarge",
+                        format!(
+                            "the result is larger than a Lambda answer can be; read {at} directly"
+                        ),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read a result");
+                        error(
+                            StatusCode::BAD_GATEWAY,
+                            "UpstreamError",
+                            "could not read the result; see the function's log".into(),
+                        )
+                    }
+                };
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for a result");
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "UpstreamError",
+                    "could not look for the result; see the function's log".into(),
+                );
+            }
+        }
+    }
+    let mut r = (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"InProgress\"}",
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 /// Response-schema check of a JSON answer.
@@ -553,95 +813,105 @@ fn check_response(task: Task, content_type: &str, body: &[u8]) -> Result<(), Str
     }
 }
 
-/// SageMaker's errors, as an HTTP client of this function should see them.
+/// SageMaker's errors on `InvokeEndpoint`, as an HTTP client of this function should see them:
+/// a `ModelError` is the container's own answer; the rest as [`map_upstream_error`].
 pub fn map_sdk_error<R>(endpoint: &str, e: SdkError<InvokeEndpointError, R>) -> Response
 where
     R: std::fmt::Debug,
 {
-    let request_id = match &e {
-        SdkError::ServiceError(s) => s.err().request_id().map(str::to_owned),
-        _ => None,
-    };
-    let with_id = |mut r: Response| {
-        if let Some(v) = request_id
-            .as_deref()
-            .and_then(|id| HeaderValue::from_str(id).ok())
-        {
-            r.headers_mut().insert("x-amzn-requestid", v);
+    if let SdkError::ServiceError(s) = &e {
+        if let InvokeEndpointError::ModelError(m) = s.err() {
+            let status = m
+                .original_status_code()
+                .and_then(|c| u16::try_from(c).ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .filter(|c| c.is_client_error() || c.is_server_error())
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = m.original_message().unwrap_or_default().to_owned();
+            let ct = if serde_json::from_str::<Value>(&body).is_ok() {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            let mut r = (status, body).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            return with_request_id(r, s.err().request_id());
         }
-        r
-    };
+    }
+    map_upstream_error(endpoint, e)
+}
+
+fn with_request_id(mut r: Response, id: Option<&str>) -> Response {
+    if let Some(v) = id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        r.headers_mut().insert("x-amzn-requestid", v);
+    }
+    r
+}
+
+/// Any SageMaker Runtime error but the container's own: throttling 429, a model not ready or
+/// the service unavailable 503 with `Retry-After`, a timeout 504, anything else 502 naming the
+/// request id (transport details go to the log, not to the caller).
+pub fn map_upstream_error<E, R>(endpoint: &str, e: SdkError<E, R>) -> Response
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     let retry = |mut r: Response| {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         r
     };
-    let rid = request_id.as_deref().unwrap_or("none");
     match e {
-        SdkError::TimeoutError(_) => with_id(error(
+        SdkError::TimeoutError(_) => error(
             StatusCode::GATEWAY_TIMEOUT,
             "Timeout",
             format!("endpoint {endpoint} did not answer in time; retry, or use an asynchronous route for long work"),
-        )),
+        ),
         SdkError::ServiceError(s) => {
             let err = s.into_err();
-            match &err {
-                InvokeEndpointError::ModelError(m) => {
-                    // the container's own answer, status and body
-                    let status = m
-                        .original_status_code()
-                        .and_then(|c| u16::try_from(c).ok())
-                        .and_then(|c| StatusCode::from_u16(c).ok())
-                        .filter(|c| c.is_client_error() || c.is_server_error())
-                        .unwrap_or(StatusCode::BAD_GATEWAY);
-                    let body = m.original_message().unwrap_or_default().to_owned();
-                    let ct = if serde_json::from_str::<Value>(&body).is_ok() {
-                        "application/json"
-                    } else {
-                        "text/plain; charset=utf-8"
-                    };
-                    let mut r = (status, body).into_response();
-                    r.headers_mut()
-                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-                    with_id(r)
-                }
-                InvokeEndpointError::ModelNotReadyException(_) => with_id(retry(error(
+            let id = err.request_id().map(str::to_owned);
+            let rid = id.as_deref().unwrap_or("none");
+            let r = match err.code() {
+                Some("ModelNotReadyException") => retry(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ModelNotReady",
                     format!("endpoint {endpoint}'s model is not ready yet; retry shortly (request id {rid})"),
-                ))),
-                InvokeEndpointError::ServiceUnavailable(_) => with_id(retry(error(
+                )),
+                Some("ServiceUnavailable") => retry(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailable",
                     format!("SageMaker is unavailable; retry shortly (request id {rid})"),
-                ))),
-                other if other.code() == Some("ThrottlingException") => with_id(retry(error(
+                )),
+                Some("ThrottlingException") => retry(error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Throttled",
                     format!("SageMaker throttled the call to {endpoint}; slow down and retry (request id {rid})"),
-                ))),
-                other => with_id(error(
+                )),
+                _ => error(
                     StatusCode::BAD_GATEWAY,
                     "UpstreamError",
                     format!(
                         "endpoint {endpoint}: {} (request id {rid})",
-                        other.message().or(other.code()).unwrap_or("SageMaker refused the call")
+                        err.message()
+                            .or(err.code())
+                            .unwrap_or("SageMaker refused the call")
                     ),
-                )),
-            }
+                ),
+            };
+            with_request_id(r, id.as_deref())
         }
         other => {
-            // the details (credentials, DNS, connections) go to the log, not to the caller
             tracing::warn!(
                 endpoint,
                 error = %aws_sdk_sagemakerruntime::error::DisplayErrorContext(&other),
                 "could not call SageMaker"
             );
-            with_id(error(
+            error(
                 StatusCode::BAD_GATEWAY,
                 "UpstreamError",
                 format!("could not reach endpoint {endpoint}; see the function's log"),
-            ))
+            )
         }
     }
 }
