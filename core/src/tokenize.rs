@@ -225,11 +225,7 @@ impl TextTokenizer {
         pair: Option<&str>,
         opts: &TokenizeOptions,
     ) -> Result<TokenSequence, ToolkitError> {
-        let first = self.inner.encode(text, false).map_err(tokenizer_error)?;
-        let second = match pair {
-            Some(p) => Some(self.inner.encode(p, false).map_err(tokenizer_error)?),
-            None => None,
-        };
+        let (first, second) = self.raw_pair(text, pair, false)?;
         let (first, second) = match opts.truncation {
             None => (first, second),
             Some(strategy) => {
@@ -242,12 +238,7 @@ impl TextTokenizer {
                     None => (first, second),
                     Some(max) => {
                         let added = if opts.add_special_tokens {
-                            self.inner
-                                .get_post_processor()
-                                .map(|p| {
-                                    tokenizers::PostProcessor::added_tokens(p, second.is_some())
-                                })
-                                .unwrap_or(0)
+                            self.added_tokens(second.is_some())
                         } else {
                             0
                         };
@@ -270,11 +261,7 @@ impl TextTokenizer {
             .inner
             .post_process(first, second, opts.add_special_tokens)
             .map_err(tokenizer_error)?;
-        let mut seq = TokenSequence {
-            ids: enc.get_ids().to_vec(),
-            type_ids: enc.get_type_ids().to_vec(),
-            attention_mask: enc.get_attention_mask().to_vec(),
-        };
+        let mut seq = TokenSequence::from(&enc);
         if opts.padding == Padding::MaxLength {
             if let Some(target) = opts.max_length.or(self.model_max_length) {
                 let n = seq.ids.len();
@@ -290,6 +277,44 @@ impl TextTokenizer {
 }
 
 impl TextTokenizer {
+    /// The encodings of a text and its pair as the tokenizer's model makes them, before
+    /// truncation and special tokens: no post-processor has run yet (it trims byte-level
+    /// offsets and must do so once, after truncation), and the pair is segment 1 as
+    /// `tokenizers` makes it (so overflow windows cut from it keep that segment).
+    fn raw_pair(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        char_offsets: bool,
+    ) -> Result<(Encoding, Option<Encoding>), ToolkitError> {
+        let encode = |t: &str| {
+            if char_offsets {
+                self.raw.encode_char_offsets(t, false)
+            } else {
+                self.raw.encode(t, false)
+            }
+            .map_err(tokenizer_error)
+        };
+        let first = encode(text)?;
+        let second = pair
+            .map(|p| {
+                encode(p).map(|mut e| {
+                    e.set_type_ids(vec![1; e.len()]);
+                    e
+                })
+            })
+            .transpose()?;
+        Ok((first, second))
+    }
+
+    /// The special tokens the post-processor adds to one text or a pair.
+    fn added_tokens(&self, is_pair: bool) -> usize {
+        self.inner
+            .get_post_processor()
+            .map(|p| tokenizers::PostProcessor::added_tokens(p, is_pair))
+            .unwrap_or(0)
+    }
+
     /// Tokenizes `text` (and `pair`) into windows of at most `max_length` tokens, special tokens
     /// included, each overlapping the previous one by `stride` tokens of the truncated sequence:
     /// transformers' `tokenizer(text, pair, truncation=strategy, max_length=..., stride=...,
@@ -304,32 +329,11 @@ impl TextTokenizer {
         stride: usize,
         max_tokens: usize,
     ) -> Result<Vec<Encoding>, ToolkitError> {
-        // raw encodings: no post-processor yet (it trims byte-level offsets, and must do so
-        // once, after truncation; tokenizers' own truncation also drops the overflow)
-        let encode = |t: &str| {
-            self.raw
-                .encode_char_offsets(t, false)
-                .map_err(tokenizer_error)
-        };
-        let first = encode(text)?;
-        // the pair's tokens are segment 1 before truncation, so its overflow windows are too
-        // (processors re-type the main window, not the overflow)
-        let second = pair
-            .map(|p| {
-                encode(p).map(|mut e| {
-                    e.set_type_ids(vec![1; e.len()]);
-                    e
-                })
-            })
-            .transpose()?;
+        let (first, second) = self.raw_pair(text, pair, true)?;
         let (first, second) = match max_length {
             None => (first, second),
             Some(max) => {
-                let added = self
-                    .inner
-                    .get_post_processor()
-                    .map(|p| tokenizers::PostProcessor::added_tokens(p, second.is_some()))
-                    .unwrap_or(0);
+                let added = self.added_tokens(second.is_some());
                 let budget = max.checked_sub(added).filter(|&b| b > 0).ok_or_else(|| {
                     ToolkitError::InvalidParameters(format!(
                         "a window of {max} tokens leaves no room next to the {added} special tokens the model adds; raise the maximum length"
