@@ -331,9 +331,17 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .with_state(proxy)
 }
 
-fn error(status: StatusCode, kind: &str, message: String) -> Response {
-    let body = serde_json::json!({"code": status.as_u16(), "type": kind, "message": message});
-    let mut r = (status, body.to_string()).into_response();
+/// Tells the client to come back in a few seconds.
+fn retry_later(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+/// A response with a JSON body.
+fn json(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -341,14 +349,22 @@ fn error(status: StatusCode, kind: &str, message: String) -> Response {
     r
 }
 
+fn error(status: StatusCode, kind: &str, message: String) -> Response {
+    let body = serde_json::json!({"code": status.as_u16(), "type": kind, "message": message});
+    json(status, body.to_string())
+}
+
 fn toolkit_error(e: &ToolkitError) -> Response {
-    let mut r = Response::new(Body::from(e.body_json()));
-    *r.status_mut() = e.status();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    json(e.status(), e.body_json())
+}
+
+/// An endpoint route without a SageMaker client ([`Proxy::new`] refuses to build one).
+fn no_client() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal",
+        "no SageMaker client".into(),
+    )
 }
 
 async fn invoke_default(State(p): State<Arc<Proxy>>, req: Request) -> Response {
@@ -524,11 +540,7 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
             ..
         } => {
             let Some(client) = &p.client else {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal",
-                    "no SageMaker client".into(),
-                );
+                return no_client();
             };
             let id = header_str(&parts.headers, INFERENCE_ID)
                 .map(str::to_owned)
@@ -560,12 +572,7 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
                         "OutputLocation": out.output_location(),
                         "FailureLocation": out.failure_location(),
                     });
-                    let mut r = (StatusCode::ACCEPTED, body.to_string()).into_response();
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    r
+                    json(StatusCode::ACCEPTED, body.to_string())
                 }
                 Err(e) => map_upstream_error(endpoint, e),
             }
@@ -575,11 +582,7 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
             variant,
         } => {
             let Some(client) = &p.client else {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal",
-                    "no SageMaker client".into(),
-                );
+                return no_client();
             };
             let mut call = client
                 .invoke_endpoint()
@@ -773,15 +776,7 @@ async fn results(p: Arc<Proxy>, name: String, query: BTreeMap<String, String>) -
             }
         }
     }
-    let mut r = (
-        StatusCode::ACCEPTED,
-        [(header::CONTENT_TYPE, "application/json")],
-        "{\"status\":\"InProgress\"}",
-    )
-        .into_response();
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
+    retry_later(json(StatusCode::ACCEPTED, "{\"status\":\"InProgress\"}"))
 }
 
 /// Response-schema check of a JSON answer.
@@ -857,11 +852,6 @@ where
     E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let retry = |mut r: Response| {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        r
-    };
     match e {
         SdkError::TimeoutError(_) => error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -873,17 +863,17 @@ where
             let id = err.request_id().map(str::to_owned);
             let rid = id.as_deref().unwrap_or("none");
             let r = match err.code() {
-                Some("ModelNotReadyException") => retry(error(
+                Some("ModelNotReadyException") => retry_later(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ModelNotReady",
                     format!("endpoint {endpoint}'s model is not ready yet; retry shortly (request id {rid})"),
                 )),
-                Some("ServiceUnavailable") => retry(error(
+                Some("ServiceUnavailable") => retry_later(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailable",
                     format!("SageMaker is unavailable; retry shortly (request id {rid})"),
                 )),
-                Some("ThrottlingException") => retry(error(
+                Some("ThrottlingException") => retry_later(error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Throttled",
                     format!("SageMaker throttled the call to {endpoint}; slow down and retry (request id {rid})"),
