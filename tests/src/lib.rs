@@ -479,3 +479,58 @@ pub async fn send(router: &axum::Router, g: &Golden) -> (u16, Option<String>, Ve
         .unwrap_or_default();
     (status, ct, body)
 }
+
+/// A local S3/SNS API (moto's server, installed by `infra/fetch-moto.sh`), stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto from the packages in `HF_TEST_MOTO_DIR` (which `infra/ci/check.sh` sets) and
+    /// waits for it; `None`, with a notice, where it is not installed.
+    pub fn start() -> Option<Moto> {
+        let Ok(pkgs) = std::env::var("HF_TEST_MOTO_DIR") else {
+            eprintln!("skipped: moto is not installed (infra/ci/check.sh installs it and sets HF_TEST_MOTO_DIR)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .env("PYTHONPATH", pkgs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server");
+        let moto = Moto { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2,55 +2,13 @@
 //! infra/ci/check.sh, which exports HF_TEST_MOTO_DIR): S3 events, SQS messages, poison inputs,
 //! redelivery and SNS notifications. Skipped with a notice when moto is not installed.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use hf_inference_async::notify::Topic;
 use hf_inference_async::storage::Stores;
 use hf_inference_async::{AsyncArgs, Handler, Location};
 use hf_inference_core::{AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
 use serde_json::{json, Value};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto(pkgs: &str) -> (Moto, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .env("PYTHONPATH", pkgs)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m moto.server");
-    let moto = Moto(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (moto, url)
-}
 
 async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
     let o = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
@@ -60,11 +18,10 @@ async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
-    let Ok(pkgs) = std::env::var("HF_TEST_MOTO_DIR") else {
-        eprintln!("skipped: moto is not installed (infra/ci/check.sh installs it and sets HF_TEST_MOTO_DIR)");
+    let Some(moto) = hf_inference_tests::Moto::start() else {
         return;
     };
-    let (_moto, url) = start_moto(&pkgs);
+    let url = moto.url();
     // this test binary holds only this test: the environment is ours to set
     std::env::set_var("AWS_ENDPOINT_URL", &url);
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");

@@ -4,11 +4,8 @@
 //! container router on the stored input and writing its answer where SageMaker would. Its own
 //! test binary: it sets the AWS environment before any thread starts.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -21,15 +18,6 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use hf_inference_lambda::{router, Proxy, Routes};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const BUCKET: &str = "hf-async-route";
 
@@ -143,38 +131,11 @@ fn query(v: &Value) -> String {
 
 #[test]
 fn an_asynchronous_route_stores_the_input_invokes_and_serves_the_result() {
-    let Ok(pkgs) = std::env::var("HF_TEST_MOTO_DIR") else {
-        eprintln!("skipped: moto is not installed (infra/ci/check.sh installs it and sets HF_TEST_MOTO_DIR)");
+    let Some(moto) = hf_inference_tests::Moto::start() else {
         return;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _moto = Moto(
-        Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .env("PYTHONPATH", pkgs)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m moto.server"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     // before any thread: the proxy's S3 store reads the standard environment
-    std::env::set_var("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{port}"));
+    std::env::set_var("AWS_ENDPOINT_URL_S3", moto.url());
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
     std::env::set_var("AWS_REGION", "us-east-1");
@@ -183,7 +144,7 @@ fn an_asynchronous_route_stores_the_input_invokes_and_serves_the_result() {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(run(port));
+        .block_on(run(moto.port));
 }
 
 async fn run(port: u16) {
