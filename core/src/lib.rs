@@ -23,6 +23,7 @@
 pub mod batcher;
 pub mod codec;
 pub mod error;
+pub mod generate;
 pub mod hub;
 pub mod json;
 pub mod kernels;

@@ -53,7 +53,56 @@ pub const SOURCES: &[SchemaSource] = &[
         request: include_str!("../../schemas/question-answering/request.schema.json"),
         response: include_str!("../../schemas/question-answering/response.schema.json"),
     },
+    SchemaSource {
+        task: Task::TextGeneration,
+        request: include_str!("../../schemas/text-generation/request.schema.json"),
+        response: include_str!("../../schemas/text-generation/response.schema.json"),
+    },
+    SchemaSource {
+        task: Task::Text2TextGeneration,
+        request: include_str!("../../schemas/text2text-generation/request.schema.json"),
+        response: include_str!("../../schemas/text2text-generation/response.schema.json"),
+    },
+    SchemaSource {
+        task: Task::Summarization,
+        request: include_str!("../../schemas/summarization/request.schema.json"),
+        response: include_str!("../../schemas/summarization/response.schema.json"),
+    },
+    SchemaSource {
+        task: Task::Translation,
+        request: include_str!("../../schemas/translation/request.schema.json"),
+        response: include_str!("../../schemas/translation/response.schema.json"),
+    },
 ];
+
+/// Schemas other schemas refer to by `$id` (resolved from the build, never fetched).
+pub const SHARED: &[(&str, &str)] = &[
+    (
+        "https://hf-inference-rs.invalid/schemas/generation/parameters.schema.json",
+        include_str!("../../schemas/generation/parameters.schema.json"),
+    ),
+    (
+        "https://hf-inference-rs.invalid/schemas/text2text-generation/request.schema.json",
+        include_str!("../../schemas/text2text-generation/request.schema.json"),
+    ),
+];
+
+/// Resolves [`SHARED`] schemas by their URI; anything else is an error (no network).
+struct Embedded;
+
+impl jsonschema::Retrieve for Embedded {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let wanted = uri.as_str();
+        SHARED
+            .iter()
+            .find(|(id, _)| *id == wanted)
+            .ok_or_else(|| format!("unknown schema {wanted}").into())
+            .and_then(|(_, text)| serde_json::from_str(text).map_err(Into::into))
+    }
+}
 
 struct Compiled {
     task: Task,
@@ -63,7 +112,10 @@ struct Compiled {
 
 fn compile(text: &str) -> Result<Validator, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    jsonschema::draft202012::new(&value).map_err(|e| e.to_string())
+    jsonschema::draft202012::options()
+        .with_retriever(Embedded)
+        .build(&value)
+        .map_err(|e| e.to_string())
 }
 
 static COMPILED: LazyLock<Result<Vec<Compiled>, String>> = LazyLock::new(|| {

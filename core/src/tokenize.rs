@@ -213,6 +213,25 @@ impl TextTokenizer {
         })
     }
 
+    /// Decodes ids with an explicit `clean_up_tokenization_spaces` (the generation pipelines
+    /// always pass one).
+    pub fn decode_with(
+        &self,
+        ids: &[u32],
+        skip_special_tokens: bool,
+        clean_up: bool,
+    ) -> Result<String, ToolkitError> {
+        let text = self
+            .inner
+            .decode(ids, skip_special_tokens)
+            .map_err(tokenizer_error)?;
+        Ok(if clean_up {
+            clean_up_tokenization(&text)
+        } else {
+            text
+        })
+    }
+
     /// `model_max_length` from `tokenizer_config.json`, if it sets a real limit.
     pub fn model_max_length(&self) -> Option<usize> {
         self.model_max_length

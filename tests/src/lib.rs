@@ -412,6 +412,14 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
     ("fill-mask", "fill-mask", "fill-mask"),
     ("distilbert-fill-mask", "distilbert-fill-mask", "fill-mask"),
     ("roberta-fill-mask", "roberta-fill-mask", "fill-mask"),
+    ("text-generation", "text-generation", "text-generation"),
+    ("summarization", "summarization", "summarization"),
+    (
+        "text2text-generation",
+        "text2text-generation",
+        "text2text-generation",
+    ),
+    ("translation-t5", "translation-t5", "translation"),
 ];
 
 /// The fixture model and task behind a golden file.

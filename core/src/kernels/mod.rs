@@ -416,6 +416,8 @@ pub fn attention(qkv: &[f32], s: usize, h: usize, heads: usize, mask: &[u32]) ->
 }
 }
 
+pub mod decode;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,14 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "camembert",
     "distilbert",
     "deberta-v2",
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "phi3",
+    "gemma",
+    "t5",
+    "mt5",
 ];
 
 /// An activation function named in `config.json`.
@@ -125,6 +133,15 @@ struct Common {
     problem_type: Option<String>,
     num_labels: Option<usize>,
     pad_token_id: Option<u32>,
+}
+
+/// Reads `config.json` as JSON, without interpreting it.
+pub fn read_raw(path: &Path) -> Result<serde_json::Value, ToolkitError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ToolkitError::model_load_with(format!("cannot read {}", path.display()), e)
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| ToolkitError::model_load(format!("{}: not valid JSON: {e}", path.display())))
 }
 
 /// What we read from `config.json`.

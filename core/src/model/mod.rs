@@ -5,6 +5,7 @@
 //! `model_type` and builds the matching candle implementation.
 
 pub mod bert;
+pub mod causal;
 pub mod config;
 pub mod deberta;
 pub mod distilbert;
@@ -12,6 +13,7 @@ pub mod fast;
 pub(crate) mod layers;
 pub mod loader;
 pub mod mlm;
+pub mod t5;
 pub mod token_head;
 
 use candle_core::{DType, Device, Tensor};

@@ -3,6 +3,7 @@
 
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod generation;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;
@@ -23,6 +24,7 @@ use crate::task::{Task, TaskSpec};
 use crate::tokenize::TextTokenizer;
 pub use feature_extraction::FeatureExtractionPipeline;
 pub use fill_mask::FillMaskPipeline;
+pub use generation::GenerationPipeline;
 pub use question_answering::QuestionAnsweringPipeline;
 pub use text_classification::TextClassificationPipeline;
 pub use token_classification::TokenClassificationPipeline;
@@ -39,6 +41,8 @@ pub struct LoadOptions {
     pub max_request_tokens: usize,
     /// The most sequences run through the model in one forward pass.
     pub max_batch_size: usize,
+    /// The most new tokens a generation may ask for (`HF_MAX_NEW_TOKENS`).
+    pub max_new_tokens: usize,
 }
 
 impl LoadOptions {
@@ -49,6 +53,7 @@ impl LoadOptions {
             task,
             max_request_tokens: 16_384,
             max_batch_size: 32,
+            max_new_tokens: 2048,
         }
     }
 }
@@ -322,13 +327,37 @@ pub enum AnyPipeline {
     TokenClassification(TokenClassificationPipeline),
     /// `question-answering`.
     QuestionAnswering(QuestionAnsweringPipeline),
+    /// `text-generation` (and chat), `text2text-generation`, `summarization`, `translation`.
+    Generation(GenerationPipeline),
 }
 
 impl AnyPipeline {
     /// Resolves the model files, reads the config, decides the task and builds the pipeline.
     pub fn load(opts: &LoadOptions) -> Result<Self, ToolkitError> {
         let files = opts.source.resolve()?;
-        let config = ModelConfig::from_file(&files.config)?;
+        let raw = model::config::read_raw(&files.config)?;
+        let model_type = raw.get("model_type").and_then(Value::as_str).unwrap_or("");
+        if generation::is_generative(model_type) {
+            let architectures: Vec<String> = raw
+                .get("architectures")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let spec = match &opts.task {
+                Some(t) => t.clone(),
+                None => TaskSpec::infer(&architectures)?,
+            };
+            spec.ensure_implemented()?;
+            schema::ensure_available(match spec.task {
+                Task::Conversational => Task::TextGeneration,
+                t => t,
+            })?;
+            return Ok(Self::Generation(GenerationPipeline::load(
+                &files, &raw, &spec, opts,
+            )?));
+        }
+        let config = ModelConfig::from_json(&raw.to_string())
+            .map_err(|e| ToolkitError::model_load(format!("{}: {e}", files.config.display())))?;
         let spec = match &opts.task {
             Some(t) => t.clone(),
             None => TaskSpec::infer(&config.architectures)?,
@@ -401,6 +430,7 @@ impl AnyPipeline {
             Self::FillMask(_) => Task::FillMask,
             Self::TokenClassification(_) => Task::TokenClassification,
             Self::QuestionAnswering(_) => Task::QuestionAnswering,
+            Self::Generation(p) => p.task(),
         }
     }
 
@@ -416,6 +446,7 @@ impl AnyPipeline {
             Self::QuestionAnswering(p) => p.run(crate::types::from_value(
                 question_answering::normalize_request(request),
             )?),
+            Self::Generation(p) => p.run(request),
         }
     }
 
@@ -430,6 +461,9 @@ impl AnyPipeline {
             }
             Self::QuestionAnswering(_) => {
                 serde_json::json!({"inputs": {"question": "warm up?", "context": "warm up"}})
+            }
+            Self::Generation(_) => {
+                serde_json::json!({"inputs": "warm up", "parameters": {"max_new_tokens": 1}})
             }
             _ => serde_json::json!({"inputs": "warm up"}),
         };

@@ -1,0 +1,90 @@
+//! Text generation: the seam between generative models and decoding, and decoding itself with
+//! transformers' `generate` semantics (`transformers/generation/utils.py`, 4.51).
+//!
+//! A [`LanguageModel`] runs new tokens of several sequences at once, each with its own
+//! [`KvCache`]; decoding ([`search`]) only ever asks for the next-token logits of sequences.
+//! Beams are sequences whose caches are copied when a beam is continued twice, and concurrent
+//! requests are sequences of one shared step (see [`scheduler`]).
+
+pub mod chat;
+pub mod config;
+pub mod logits;
+pub mod scheduler;
+pub mod search;
+
+use std::sync::Arc;
+
+use crate::error::ToolkitError;
+
+/// Keys and values of one attention layer, one row per position (`[len, kv_heads · head_dim]`).
+#[derive(Debug, Clone, Default)]
+pub struct LayerKv {
+    /// Keys.
+    pub k: Vec<f32>,
+    /// Values.
+    pub v: Vec<f32>,
+}
+
+/// What an encoder-decoder model keeps of the encoder's output for its decoder: the
+/// cross-attention keys and values of every layer (shared by all beams of an input).
+#[derive(Debug, Default)]
+pub struct CrossState {
+    /// Per decoder layer.
+    pub layers: Vec<LayerKv>,
+    /// Encoder positions.
+    pub len: usize,
+}
+
+/// The decoding state of one sequence: its self-attention cache and, for encoder-decoder models,
+/// the encoded input.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    /// Per layer.
+    pub layers: Vec<LayerKv>,
+    /// Positions already in the cache.
+    pub len: usize,
+    /// The encoder's output, for encoder-decoder models.
+    pub cross: Option<Arc<CrossState>>,
+}
+
+impl KvCache {
+    /// Bytes held by this sequence's own cache (not the shared encoder state).
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| (l.k.capacity() + l.v.capacity()) * 4)
+            .sum()
+    }
+}
+
+/// One sequence of a model step: its cache and the tokens to append.
+#[derive(Debug)]
+pub struct StepInput<'a> {
+    /// The sequence's cache, extended by the step.
+    pub cache: &'a mut KvCache,
+    /// New tokens (the whole prompt first, then one token a step).
+    pub tokens: &'a [u32],
+}
+
+/// A model that produces next-token logits.
+pub trait LanguageModel: Send + Sync {
+    /// Vocabulary size (length of the logits).
+    fn vocab_size(&self) -> usize;
+
+    /// The most positions a sequence may have (prompt and generated tokens), if bounded.
+    fn max_positions(&self) -> Option<usize>;
+
+    /// Whether the model is an encoder-decoder (generation starts from a decoder start token).
+    fn is_encoder_decoder(&self) -> bool;
+
+    /// A fresh decoding state for `input_ids`: for encoder-decoder models, runs the encoder;
+    /// decoder-only models start empty (the prompt is their first step).
+    fn start(&self, input_ids: &[u32]) -> Result<KvCache, ToolkitError>;
+
+    /// Appends `tokens` to every sequence and returns each sequence's next-token logits (of its
+    /// last new token). Rows are independent: a sequence's logits never depend on the others.
+    fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError>;
+}
+
+/// A shared model.
+pub type SharedModel = Arc<dyn LanguageModel>;

@@ -1,0 +1,165 @@
+//! Continuous batching: one engine thread owns the model and runs the next step of every active
+//! search together, so concurrent requests share each forward pass (their rows are independent:
+//! a sequence's logits never depend on its batch-mates). A search joins at the next step after it
+//! is submitted and leaves as soon as it is done.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::search::Search;
+use super::LanguageModel;
+use crate::error::ToolkitError;
+
+/// Called with each new token of a streamed search; `false` stops the search (client gone).
+pub type TokenSink = Box<dyn FnMut(u32) -> bool + Send>;
+
+struct Job {
+    search: Search,
+    sink: Option<TokenSink>,
+    reply: Sender<Result<Search, ToolkitError>>,
+}
+
+/// The engine: submit searches, get them back finished.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    tx: Sender<Job>,
+}
+
+impl Scheduler {
+    /// Starts the engine thread over `model`; at most `max_rows` sequences run in one step (the
+    /// others wait for the next).
+    pub fn start(model: Arc<dyn LanguageModel>, max_rows: usize) -> Result<Self, ToolkitError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("generation".into())
+            .spawn(move || engine(model.as_ref(), &rx, max_rows.max(1)))
+            .map_err(|e| ToolkitError::Internal(format!("cannot start the generation thread: {e}")))?;
+        Ok(Self { tx })
+    }
+
+    /// Runs `search` to the end (sharing steps with concurrent searches), calling `sink` with
+    /// each new token when given.
+    pub fn run(&self, search: Search, sink: Option<TokenSink>) -> Result<Search, ToolkitError> {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(Job {
+                search,
+                sink,
+                reply,
+            })
+            .map_err(|_| ToolkitError::Unhealthy("the generation thread has stopped".into()))?;
+        rx.recv()
+            .map_err(|_| ToolkitError::Internal("the generation thread dropped a request".into()))?
+    }
+}
+
+fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
+    let mut active: Vec<Job> = Vec::new();
+    loop {
+        // wait for work when idle; otherwise take whatever arrived since the last step
+        if active.is_empty() {
+            match rx.recv() {
+                Ok(job) => active.push(job),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match rx.recv_timeout(Duration::ZERO) {
+                Ok(job) => active.push(job),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if active.is_empty() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        step_all(model, &mut active, max_rows);
+        // hand back the finished ones
+        let mut i = 0;
+        while i < active.len() {
+            if active[i].search.is_done() {
+                let job = active.swap_remove(i);
+                let _ = job.reply.send(Ok(job.search));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// One model step for as many active searches as fit in `max_rows` (in arrival order), then
+/// each search consumes its logits. A failing step is retried search by search, so one bad
+/// request fails alone.
+fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
+    let mut chosen = Vec::new();
+    let mut rows = 0;
+    for (i, job) in active.iter_mut().enumerate() {
+        let n = job.search.pending().len();
+        if !chosen.is_empty() && rows + n > max_rows {
+            break;
+        }
+        rows += n;
+        chosen.push(i);
+    }
+    let result = {
+        let mut inputs = Vec::with_capacity(rows);
+        let mut counts = Vec::with_capacity(chosen.len());
+        for (i, job) in active.iter_mut().enumerate() {
+            if chosen.contains(&i) {
+                let p = job.search.pending();
+                counts.push(p.len());
+                inputs.extend(p);
+            }
+        }
+        model.step(&mut inputs).map(|l| (l, counts))
+    };
+    let mut failed = Vec::new();
+    match result {
+        Ok((logits, counts)) => {
+            let mut logits = logits.into_iter();
+            for (&i, n) in chosen.iter().zip(counts) {
+                let part: Vec<Vec<f32>> = logits.by_ref().take(n).collect();
+                if let Err(e) = advance(&mut active[i], part) {
+                    failed.push((i, e));
+                }
+            }
+        }
+        Err(_) if chosen.len() > 1 => {
+            // find the culprit: run each alone
+            for &i in &chosen {
+                let job = &mut active[i];
+                let r = {
+                    let mut p = job.search.pending();
+                    model.step(&mut p)
+                };
+                if let Err(e) = r.and_then(|l| advance(job, l)) {
+                    failed.push((i, e));
+                }
+            }
+        }
+        Err(e) => {
+            if let Some(&i) = chosen.first() {
+                failed.push((i, e));
+            }
+        }
+    }
+    // drop failed searches (highest index first so the others keep their places)
+    failed.sort_by(|a, b| b.0.cmp(&a.0));
+    for (i, e) in failed {
+        let job = active.swap_remove(i);
+        let _ = job.reply.send(Err(e));
+    }
+}
+
+fn advance(job: &mut Job, logits: Vec<Vec<f32>>) -> Result<(), ToolkitError> {
+    job.search.advance(logits)?;
+    if let (Some(sink), Some(t)) = (job.sink.as_mut(), job.search.last_token()) {
+        if !sink(t) {
+            job.search.stop();
+        }
+    }
+    Ok(())
+}
