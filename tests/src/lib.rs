@@ -109,8 +109,9 @@ fn floats(v: &Value) -> Option<Vec<f64>> {
     if a.len() < 8 {
         return None;
     }
+    // integers (token ids) are compared exactly, never as a vector
     a.iter()
-        .map(|x| if x.is_boolean() { None } else { x.as_f64() })
+        .map(|x| if x.is_f64() { x.as_f64() } else { None })
         .collect()
 }
 
@@ -420,6 +421,31 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
         "text2text-generation",
     ),
     ("translation-t5", "translation-t5", "translation"),
+    (
+        "llama-text-generation",
+        "llama-text-generation",
+        "text-generation",
+    ),
+    (
+        "qwen2-text-generation",
+        "qwen2-text-generation",
+        "text-generation",
+    ),
+    (
+        "mistral-text-generation",
+        "mistral-text-generation",
+        "text-generation",
+    ),
+    (
+        "phi3-text-generation",
+        "phi3-text-generation",
+        "text-generation",
+    ),
+    (
+        "gemma-text-generation",
+        "gemma-text-generation",
+        "text-generation",
+    ),
 ];
 
 /// The fixture model and task behind a golden file.

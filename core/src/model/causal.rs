@@ -558,6 +558,13 @@ impl LanguageModel for CausalLm {
         self.max_positions
     }
 
+    fn position_limit(&self) -> Option<usize> {
+        match self.positions {
+            Positions::Learned(_) => self.max_positions,
+            Positions::Rotary(_) => None,
+        }
+    }
+
     fn is_encoder_decoder(&self) -> bool {
         false
     }

@@ -23,6 +23,8 @@ pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
     "gemma",
     "t5",
     "mt5",
+    "bart",
+    "marian",
 ];
 
 /// An activation function named in `config.json`.

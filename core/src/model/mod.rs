@@ -4,6 +4,7 @@
 //! Architectures are an open set behind [`TextModel`]; [`load`] reads `config.json`'s
 //! `model_type` and builds the matching candle implementation.
 
+pub mod bart;
 pub mod bert;
 pub mod causal;
 pub mod config;

@@ -22,7 +22,7 @@ use crate::tokenize::{TextTokenizer, TokenizeOptions, TruncationStrategy};
 use crate::types::TruncationArg;
 
 /// The `model_type`s of encoder-decoder generators.
-pub const SEQ2SEQ_MODEL_TYPES: [&str; 2] = ["t5", "mt5"];
+pub const SEQ2SEQ_MODEL_TYPES: [&str; 4] = ["t5", "mt5", "bart", "marian"];
 
 /// Whether `model_type` is served by the generative pipelines.
 pub fn is_generative(model_type: &str) -> bool {
@@ -126,8 +126,10 @@ impl GenerationPipeline {
             tracing::warn!("generation runs on the CPU kernels; the accelerator is not used for it");
         }
         let vb = crate::model::loader::var_builder(files, candle_core::DType::F32, &candle_core::Device::Cpu)?;
-        let model: Arc<dyn LanguageModel> = if SEQ2SEQ_MODEL_TYPES.contains(&model_type) {
+        let model: Arc<dyn LanguageModel> = if matches!(model_type, "t5" | "mt5") {
             Arc::new(crate::model::t5::T5::load(config, &vb)?)
+        } else if matches!(model_type, "bart" | "marian") {
+            Arc::new(crate::model::bart::Bart::load(config, &vb)?)
         } else {
             Arc::new(crate::model::causal::CausalLm::load(config, &vb)?)
         };
@@ -602,7 +604,7 @@ impl GenerationPipeline {
                 self.limits.max_new_tokens
             )));
         }
-        if let Some(p) = self.model.max_positions() {
+        if let Some(p) = self.model.position_limit() {
             if !self.model.is_encoder_decoder() && resolved.max_length > p {
                 return Err(ToolkitError::InputTooLong(format!(
                     "the prompt ({} tokens) and up to {new} new tokens exceed the model's {p} positions; shorten the prompt or lower max_new_tokens",
