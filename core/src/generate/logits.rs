@@ -109,16 +109,21 @@ impl Processors {
         self.warpers.is_some()
     }
 
-    /// Applies every processor (and the warpers when sampling) to one row.
-    pub fn apply(&self, scores: &mut [f32], ids: &[u32]) {
+    /// Applies every processor (and the warpers when sampling) to row `row` of the input's rows
+    /// (beams, or the copies of `num_return_sequences`).
+    pub fn apply(&self, scores: &mut [f32], ids: &[u32], row: usize) {
         let cur_len = ids.len();
         let v = scores.len();
         if let Some(p) = self.repetition_penalty {
             penalize(scores, ids, p);
         }
         if let Some((p, enc)) = &self.encoder_repetition {
-            // EncoderRepetitionPenaltyLogitsProcessor: penalty 1/p, the other way round
-            penalize(scores, enc, 1.0 / p);
+            // EncoderRepetitionPenaltyLogitsProcessor: penalty 1/p, the other way round. It
+            // gathers with the encoder ids of the unexpanded batch, so in transformers only the
+            // first row of an input (beam 0) is ever penalised: kept for parity.
+            if row == 0 {
+                penalize(scores, enc, 1.0 / p);
+            }
         }
         if self.no_repeat_ngram > 0 {
             for t in banned_ngram_tokens(ids, ids, self.no_repeat_ngram) {
@@ -401,7 +406,7 @@ mod tests {
     fn repetition_penalty_divides_positive_and_multiplies_negative() {
         let p = Processors::new(&cfg(json!({"repetition_penalty": 2.0})), 1, None);
         let mut s = vec![1.0, -1.0, 4.0];
-        p.apply(&mut s, &[0, 1, 1]);
+        p.apply(&mut s, &[0, 1, 1], 0);
         assert_eq!(s, [0.5, -2.0, 4.0]);
     }
 
@@ -410,7 +415,7 @@ mod tests {
         let p = Processors::new(&cfg(json!({"no_repeat_ngram_size": 2})), 1, None);
         let mut s = vec![0.0; 5];
         // bigram (1, 3) seen; last token is 1 -> 3 banned
-        p.apply(&mut s, &[1, 3, 2, 1]);
+        p.apply(&mut s, &[1, 3, 2, 1], 0);
         assert_eq!(s[3], f32::NEG_INFINITY);
         assert!(s.iter().enumerate().all(|(i, &x)| i == 3 || x == 0.0));
     }
@@ -423,7 +428,7 @@ mod tests {
             None,
         );
         let mut s = vec![0.0; 5];
-        p.apply(&mut s, &[3, 0]);
+        p.apply(&mut s, &[3, 0], 0);
         assert_eq!(s, [0.0, 0.0, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
     }
 
@@ -433,13 +438,13 @@ mod tests {
         c.max_length = 5;
         let p = Processors::new(&c, 1, None);
         let mut s = vec![0.5; 4];
-        p.apply(&mut s, &[9]); // cur_len 1: forced bos
+        p.apply(&mut s, &[9], 0); // cur_len 1: forced bos
         assert_eq!(s, [0.0, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY]);
         let mut s = vec![0.5; 4];
-        p.apply(&mut s, &[9, 0]); // cur_len 2 < min_length: no eos
+        p.apply(&mut s, &[9, 0], 0); // cur_len 2 < min_length: no eos
         assert_eq!(s[1], f32::NEG_INFINITY);
         let mut s = vec![0.5; 4];
-        p.apply(&mut s, &[9, 0, 3, 3]); // cur_len 4 == max_length - 1: forced eos
+        p.apply(&mut s, &[9, 0, 3, 3], 0); // cur_len 4 == max_length - 1: forced eos
         assert_eq!(s, [f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
     }
 
@@ -447,12 +452,12 @@ mod tests {
     fn top_k_keeps_ties_and_top_p_keeps_the_nucleus() {
         let p = Processors::new(&cfg(json!({"do_sample": true, "top_k": 2})), 1, None);
         let mut s = vec![1.0, 3.0, 2.0, 2.0, 0.0];
-        p.apply(&mut s, &[0]);
+        p.apply(&mut s, &[0], 0);
         assert_eq!(s, [f32::NEG_INFINITY, 3.0, 2.0, 2.0, f32::NEG_INFINITY]);
         let p = Processors::new(&cfg(json!({"do_sample": true, "top_k": 0, "top_p": 0.5})), 1, None);
         // probabilities ~ [0.64, 0.24, 0.09, 0.03]: the top token alone reaches 0.5
         let mut s = vec![3.0, 2.0, 1.0, 0.0];
-        p.apply(&mut s, &[0]);
+        p.apply(&mut s, &[0], 0);
         assert_eq!(s[0], 3.0);
         assert!(s[1..].iter().all(|x| *x == f32::NEG_INFINITY), "{s:?}");
     }
@@ -461,7 +466,7 @@ mod tests {
     fn temperature_scales_before_filters() {
         let p = Processors::new(&cfg(json!({"do_sample": true, "temperature": 0.5, "top_k": 0})), 1, None);
         let mut s = vec![1.0, 2.0];
-        p.apply(&mut s, &[0]);
+        p.apply(&mut s, &[0], 0);
         assert_eq!(s, [2.0, 4.0]);
     }
 }

@@ -245,7 +245,7 @@ impl Search {
                     .clone()
                     .ok_or_else(|| ToolkitError::Internal("missing logits".into()))?,
             };
-            self.processors.apply(&mut scores, &row.ids);
+            self.processors.apply(&mut scores, &row.ids, i);
             let next = if self.processors.samples() {
                 sample(&scores, &mut self.rng)
             } else {
@@ -307,7 +307,7 @@ impl Search {
         let mut acc = Vec::with_capacity(k * v);
         for (b, mut l) in logits.into_iter().enumerate() {
             log_softmax(&mut l);
-            self.processors.apply(&mut l, &self.rows[b].ids);
+            self.processors.apply(&mut l, &self.rows[b].ids, b);
             acc.extend(l.iter().map(|x| x + running[b]));
         }
         // candidates: top `keep` of the k·v continuations (sampled without replacement when sampling)
