@@ -32,6 +32,8 @@ pub enum ResponseFormat {
     Npy,
     /// `application/jsonlines`: one JSON document per line.
     JsonLines,
+    /// `text/event-stream`: generated tokens as Server-Sent Events (generation tasks).
+    EventStream,
 }
 
 impl ResponseFormat {
@@ -43,6 +45,7 @@ impl ResponseFormat {
             ResponseFormat::Csv => "text/csv",
             ResponseFormat::Npy => "application/x-npy",
             ResponseFormat::JsonLines => "application/jsonlines",
+            ResponseFormat::EventStream => "text/event-stream",
         }
     }
 }
@@ -146,6 +149,7 @@ fn response_format_or(
             "*/*" | "application/*" => default,
             "application/json" => ResponseFormat::Json,
             "text/csv" | "text/*" => ResponseFormat::Csv,
+            "text/event-stream" => ResponseFormat::EventStream,
             "application/x-npy" => ResponseFormat::Npy,
             e if is_json_lines(e) => ResponseFormat::JsonLines,
             _ => continue,

@@ -128,6 +128,39 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Queues `f` on an inference thread without waiting for it (it reports through its own
+    /// channel); a full queue is a 503 as for [`run`](Self::run).
+    pub fn submit<F>(&self, f: F) -> Result<(), ToolkitError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let queued = Arc::clone(&self.queued);
+        let job: Job = Box::new(move || {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+                tracing::error!("a streamed inference panicked");
+            }
+            queued.fetch_sub(1, Ordering::Relaxed);
+        });
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(ToolkitError::Overloaded {
+                    capacity: self.options.queue_capacity,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(ToolkitError::Unhealthy(
+                    "the inference threads have stopped".into(),
+                ))
+            }
+        }
+    }
+}
+
 fn worker(rx: &Mutex<Receiver<Job>>) {
     loop {
         let job = match rx.lock() {
@@ -245,6 +278,95 @@ fn split_inputs(mut doc: Value, allowed: bool) -> Result<std::collections::VecDe
     Ok(parts)
 }
 
+impl InferenceService {
+    /// Whether a generation request says `"parameters": {"stream": true}`.
+    fn asks_to_stream(&self, body: &[u8]) -> bool {
+        matches!(*self.pipeline, AnyPipeline::Generation(_))
+            && serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+                v.get("parameters")
+                    .and_then(|p| p.get("stream"))
+                    .and_then(Value::as_bool)
+                    == Some(true)
+            })
+    }
+
+    /// Streams a generation as Server-Sent Events (see [`crate::generate::events`]). A request
+    /// that fails before its first token gets its error status; later errors are an event.
+    pub async fn invoke_events(
+        &self,
+        request_format: RequestFormat,
+        body: bytes::Bytes,
+    ) -> Result<Answer, ToolkitError> {
+        use crate::generate::events::{GenEvent, SseEncoder};
+        if !matches!(*self.pipeline, AnyPipeline::Generation(_)) {
+            return Err(ToolkitError::UnsupportedAccept {
+                accept: "text/event-stream".into(),
+                reason: format!(" for {} (only generation streams tokens)", self.pipeline.task()),
+                supported: "application/json, text/csv, application/jsonlines".into(),
+            });
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<GenEvent>();
+        let pipeline = Arc::clone(&self.pipeline);
+        self.runtime.submit(move || {
+            let sink_tx = tx.clone();
+            let result = codec::decode(request_format, &body).and_then(|doc| match &*pipeline {
+                AnyPipeline::Generation(p) => {
+                    crate::schema::validate_request(p.task(), &doc)?;
+                    p.run_streaming(
+                        doc,
+                        Some(Box::new(move |t| sink_tx.send(GenEvent::Token(t)).is_ok())),
+                    )
+                }
+                _ => Err(ToolkitError::Internal("not a generation pipeline".into())),
+            });
+            let _ = tx.send(GenEvent::Done(result));
+        })?;
+        let first = rx
+            .recv()
+            .await
+            .ok_or_else(|| ToolkitError::Internal("the generation ended without a result".into()))?;
+        let pipeline = Arc::clone(&self.pipeline);
+        let AnyPipeline::Generation(gen) = &*pipeline else {
+            return Err(ToolkitError::Internal("not a generation pipeline".into()));
+        };
+        let mut encoder = SseEncoder::new();
+        let (first_chunk, finished) = match first {
+            GenEvent::Done(Err(e)) => return Err(e),
+            GenEvent::Done(Ok(out)) => (Some(encoder.done(Ok(out))), true),
+            GenEvent::Token(t) => (encoder.token(gen, t), false),
+        };
+        let state = (rx, encoder, pipeline, finished);
+        let rest = futures_util::stream::unfold(state, |(mut rx, mut enc, pipeline, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let AnyPipeline::Generation(gen) = &*pipeline else {
+                    return None;
+                };
+                match rx.recv().await {
+                    Some(GenEvent::Token(t)) => {
+                        if let Some(chunk) = enc.token(gen, t) {
+                            return Some((chunk, (rx, enc, pipeline, false)));
+                        }
+                    }
+                    Some(GenEvent::Done(result)) => {
+                        let chunk = enc.done(result);
+                        return Some((chunk, (rx, enc, pipeline, true)));
+                    }
+                    None => return None,
+                }
+            }
+        });
+        use futures_util::StreamExt;
+        let chunks = futures_util::stream::iter(first_chunk).chain(rest);
+        Ok(Answer::Stream {
+            content_type: ResponseFormat::EventStream.content_type(),
+            chunks: Box::pin(chunks),
+        })
+    }
+}
+
 /// A successful response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
@@ -328,6 +450,9 @@ impl InferenceService {
                 content_type: response_format.content_type(),
                 chunks: lines_of(body, framing),
             });
+        }
+        if response_format == ResponseFormat::EventStream || self.asks_to_stream(&body) {
+            return self.invoke_events(request_format, body).await;
         }
         let pipeline = Arc::clone(&self.pipeline);
         let streamable = matches!(

@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod events;
 pub mod logits;
 pub mod scheduler;
 pub mod search;

@@ -112,6 +112,11 @@ impl PipelineOutput {
                 .map_err(|e| ToolkitError::Internal(format!("JSON encoding failed: {e}"))),
             (_, ResponseFormat::Csv) => codec::encode_csv(&self.to_value()),
             (_, ResponseFormat::Npy) => codec::encode_npy(&self.to_value()),
+            (_, ResponseFormat::EventStream) => Err(ToolkitError::UnsupportedAccept {
+                accept: "text/event-stream".into(),
+                reason: " for this response (only a generation streams tokens)".into(),
+                supported: "application/json".into(),
+            }),
             (_, ResponseFormat::JsonLines) => {
                 // one line per element of a list result (one per input), else one line
                 let value = self.to_value();
