@@ -301,7 +301,10 @@ impl InferenceService {
         if !matches!(*self.pipeline, AnyPipeline::Generation(_)) {
             return Err(ToolkitError::UnsupportedAccept {
                 accept: "text/event-stream".into(),
-                reason: format!(" for {} (only generation streams tokens)", self.pipeline.task()),
+                reason: format!(
+                    " for {} (only generation streams tokens)",
+                    self.pipeline.task()
+                ),
                 supported: "application/json, text/csv, application/jsonlines".into(),
             });
         }
@@ -321,10 +324,9 @@ impl InferenceService {
             });
             let _ = tx.send(GenEvent::Done(result));
         })?;
-        let first = rx
-            .recv()
-            .await
-            .ok_or_else(|| ToolkitError::Internal("the generation ended without a result".into()))?;
+        let first = rx.recv().await.ok_or_else(|| {
+            ToolkitError::Internal("the generation ended without a result".into())
+        })?;
         let pipeline = Arc::clone(&self.pipeline);
         let AnyPipeline::Generation(gen) = &*pipeline else {
             return Err(ToolkitError::Internal("not a generation pipeline".into()));
@@ -336,28 +338,31 @@ impl InferenceService {
             GenEvent::Token(t) => (encoder.token(gen, t), false),
         };
         let state = (rx, encoder, pipeline, finished);
-        let rest = futures_util::stream::unfold(state, |(mut rx, mut enc, pipeline, finished)| async move {
-            if finished {
-                return None;
-            }
-            loop {
-                let AnyPipeline::Generation(gen) = &*pipeline else {
+        let rest = futures_util::stream::unfold(
+            state,
+            |(mut rx, mut enc, pipeline, finished)| async move {
+                if finished {
                     return None;
-                };
-                match rx.recv().await {
-                    Some(GenEvent::Token(t)) => {
-                        if let Some(chunk) = enc.token(gen, t) {
-                            return Some((chunk, (rx, enc, pipeline, false)));
-                        }
-                    }
-                    Some(GenEvent::Done(result)) => {
-                        let chunk = enc.done(result);
-                        return Some((chunk, (rx, enc, pipeline, true)));
-                    }
-                    None => return None,
                 }
-            }
-        });
+                loop {
+                    let AnyPipeline::Generation(gen) = &*pipeline else {
+                        return None;
+                    };
+                    match rx.recv().await {
+                        Some(GenEvent::Token(t)) => {
+                            if let Some(chunk) = enc.token(gen, t) {
+                                return Some((chunk, (rx, enc, pipeline, false)));
+                            }
+                        }
+                        Some(GenEvent::Done(result)) => {
+                            let chunk = enc.done(result);
+                            return Some((chunk, (rx, enc, pipeline, true)));
+                        }
+                        None => return None,
+                    }
+                }
+            },
+        );
         use futures_util::StreamExt;
         let chunks = futures_util::stream::iter(first_chunk).chain(rest);
         Ok(Answer::Stream {

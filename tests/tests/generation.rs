@@ -29,7 +29,13 @@ async fn post(router: &axum::Router, body: Value, accept: Option<&str>) -> (u16,
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, ct, bytes)
 }
 
@@ -38,7 +44,9 @@ fn events(body: &[u8]) -> Vec<Value> {
     text.split("\n\n")
         .filter(|e| !e.is_empty())
         .map(|e| {
-            let data = e.strip_prefix("data:").unwrap_or_else(|| panic!("not an SSE event: {e:?}"));
+            let data = e
+                .strip_prefix("data:")
+                .unwrap_or_else(|| panic!("not an SSE event: {e:?}"));
             serde_json::from_str(data).unwrap()
         })
         .collect()
@@ -77,7 +85,9 @@ async fn streams_tokens_as_server_sent_events() {
         assert_eq!(last["generated_text"], streamed);
         let full = whole[0]["generated_text"].as_str().unwrap();
         assert_eq!(format!("Once upon a time{streamed}"), full);
-        assert!(evs[..evs.len() - 1].iter().all(|e| e["generated_text"].is_null()));
+        assert!(evs[..evs.len() - 1]
+            .iter()
+            .all(|e| e["generated_text"].is_null()));
     }
 }
 
@@ -145,9 +155,7 @@ async fn concurrent_generations_match_their_answers_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_sampling_repeats_and_seeds_differ() {
     let router = router_for("gemma-text-generation");
-    let req = |seed: u64| {
-        json!({"inputs": "Once upon a time", "parameters": {"do_sample": true, "seed": seed, "max_new_tokens": 16, "top_k": 0, "temperature": 1.5}})
-    };
+    let req = |seed: u64| json!({"inputs": "Once upon a time", "parameters": {"do_sample": true, "seed": seed, "max_new_tokens": 16, "top_k": 0, "temperature": 1.5}});
     let (_, _, a) = post(&router, req(1), None).await;
     let (_, _, b) = post(&router, req(1), None).await;
     assert_eq!(a, b, "same seed, same text");
@@ -179,7 +187,10 @@ async fn stop_strings_end_the_text_at_the_string() {
         assert_eq!(status, 200);
         let out: Value = serde_json::from_slice(&out).unwrap();
         let got = out[0]["generated_text"].as_str().unwrap();
-        assert!(got.starts_with(&text[..cut]) && got.len() < text.len(), "{got:?} vs {text:?}");
+        assert!(
+            got.starts_with(&text[..cut]) && got.len() < text.len(),
+            "{got:?} vs {text:?}"
+        );
         assert!(got.contains("mor") && got.len() <= cut + 8, "{got:?}");
     }
 }

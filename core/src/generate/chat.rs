@@ -104,7 +104,10 @@ impl ChatTemplate {
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         ctx.insert("messages".into(), messages.clone());
-        ctx.insert("add_generation_prompt".into(), Value::Bool(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::Bool(add_generation_prompt),
+        );
         ctx.insert("tools".into(), Value::Null);
         ctx.insert("documents".into(), Value::Null);
         let rendered = template.render(JValue::from_serialize(&ctx)).map_err(|e| {
@@ -122,7 +125,11 @@ impl ChatTemplate {
             .and_then(|m| m.get("content"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let cut = |needle: &str| rendered.rfind(needle).map(|i| rendered[..i + needle.len()].to_owned());
+        let cut = |needle: &str| {
+            rendered
+                .rfind(needle)
+                .map(|i| rendered[..i + needle.len()].to_owned())
+        };
         match cut(last) {
             Some(r) if !last.is_empty() => Ok(r),
             _ => match cut(last.trim()) {
@@ -228,11 +235,27 @@ fn strftime_now(fmt: &str) -> String {
     let (y, m, d) = civil_from_days(days);
     let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     const DAYS: [&str; 7] = [
-        "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
     ];
     let month = MONTHS[(m - 1) as usize];
     let mut out = String::new();
@@ -285,9 +308,11 @@ mod tests {
     use serde_json::json;
 
     fn template(t: &str) -> ChatTemplate {
-        ChatTemplate::from_tokenizer_config(&json!({"chat_template": t, "bos_token": "<s>", "eos_token": {"content": "</s>"}}))
-            .unwrap()
-            .unwrap()
+        ChatTemplate::from_tokenizer_config(
+            &json!({"chat_template": t, "bos_token": "<s>", "eos_token": {"content": "</s>"}}),
+        )
+        .unwrap()
+        .unwrap()
     }
 
     #[test]
@@ -296,35 +321,52 @@ mod tests {
             "{{ bos_token }}{% for m in messages %}\n{{ m['role'] }}: {{ m['content'].strip() }}{{ eos_token }}\n{% endfor %}\n{% if add_generation_prompt %}assistant:{% endif %}",
         );
         let msgs = json!([{"role": "user", "content": "  Hi "}]);
-        assert_eq!(t.render(&msgs, true, false).unwrap(), "<s>user: Hi</s>\nassistant:");
+        assert_eq!(
+            t.render(&msgs, true, false).unwrap(),
+            "<s>user: Hi</s>\nassistant:"
+        );
     }
 
     #[test]
     fn continue_final_message_cuts_after_the_content() {
-        let t = template("{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}");
+        let t = template(
+            "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}",
+        );
         let msgs = json!([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello, I"}]);
-        assert_eq!(t.render(&msgs, false, true).unwrap(), "<user>Hi</user><assistant>Hello, I");
+        assert_eq!(
+            t.render(&msgs, false, true).unwrap(),
+            "<user>Hi</user><assistant>Hello, I"
+        );
         assert!(t.render(&msgs, true, true).is_err());
     }
 
     #[test]
     fn raise_exception_is_a_400_with_its_message() {
         let t = template("{% if messages[0]['role'] != 'user' %}{{ raise_exception('Conversation must start with user') }}{% endif %}ok");
-        let e = t.render(&json!([{"role": "system", "content": "x"}]), true, false).unwrap_err();
+        let e = t
+            .render(&json!([{"role": "system", "content": "x"}]), true, false)
+            .unwrap_err();
         assert!(matches!(e, ToolkitError::InvalidParameters(_)));
-        assert!(e.to_string().contains("Conversation must start with user"), "{e}");
+        assert!(
+            e.to_string().contains("Conversation must start with user"),
+            "{e}"
+        );
     }
 
     #[test]
     fn tojson_writes_python_json() {
         let t = template("{{ messages[0] | tojson }}|{{ messages[0] | tojson(indent=2) }}");
-        let out = t.render(&json!([{"a": "é", "b": [1, 2.5]}]), false, false).unwrap();
+        let out = t
+            .render(&json!([{"a": "é", "b": [1, 2.5]}]), false, false)
+            .unwrap();
         assert_eq!(out, "{\"a\": \"é\", \"b\": [1, 2.5]}|{\n  \"a\": \"é\",\n  \"b\": [\n    1,\n    2.5\n  ]\n}");
     }
 
     #[test]
     fn no_template_is_none() {
-        assert!(ChatTemplate::from_tokenizer_config(&json!({})).unwrap().is_none());
+        assert!(ChatTemplate::from_tokenizer_config(&json!({}))
+            .unwrap()
+            .is_none());
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_000), (2024, 10, 4));
     }

@@ -212,7 +212,12 @@ fn as_bool(name: &str, v: &Value) -> Result<bool, ToolkitError> {
 fn as_id(name: &str, v: &Value) -> Result<u32, ToolkitError> {
     v.as_u64()
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| bad(name, format!("must be a token id (a non-negative integer), but is {v}")))
+        .ok_or_else(|| {
+            bad(
+                name,
+                format!("must be a token id (a non-negative integer), but is {v}"),
+            )
+        })
 }
 
 /// An id or a list of ids (`eos_token_id: 2` or `[2, 32000]`).
@@ -501,13 +506,19 @@ impl GenerationConfig {
         if self.repetition_penalty <= 0.0 {
             return Err(bad(
                 "repetition_penalty",
-                format!("has to be a strictly positive float, but is {}", self.repetition_penalty),
+                format!(
+                    "has to be a strictly positive float, but is {}",
+                    self.repetition_penalty
+                ),
             ));
         }
         if self.encoder_repetition_penalty <= 0.0 {
             return Err(bad(
                 "encoder_repetition_penalty",
-                format!("has to be a strictly positive float, but is {}", self.encoder_repetition_penalty),
+                format!(
+                    "has to be a strictly positive float, but is {}",
+                    self.encoder_repetition_penalty
+                ),
             ));
         }
         if self.do_sample {
@@ -518,7 +529,10 @@ impl GenerationConfig {
                 )));
             }
             if self.top_p < 0.0 || self.top_p > 1.0 {
-                return Err(bad("top_p", format!("has to be a float > 0 and < 1, but is {}", self.top_p)));
+                return Err(bad(
+                    "top_p",
+                    format!("has to be a float > 0 and < 1, but is {}", self.top_p),
+                ));
             }
             if self.typical_p <= 0.0 || self.typical_p > 1.0 {
                 return Err(bad(
@@ -528,7 +542,10 @@ impl GenerationConfig {
             }
             if let Some(p) = self.min_p {
                 if !(0.0..=1.0).contains(&p) {
-                    return Err(bad("min_p", format!("has to be a float in the [0, 1] interval, but is {p}")));
+                    return Err(bad(
+                        "min_p",
+                        format!("has to be a float in the [0, 1] interval, but is {p}"),
+                    ));
                 }
             }
         }
@@ -584,9 +601,13 @@ mod tests {
     #[test]
     fn generation_config_json_replaces_model_keys() {
         let model = json!({"model_type": "gpt2", "eos_token_id": 5, "num_beams": 4, "n_embd": 32});
-        let g = GenerationConfig::for_model(Some(&json!({"eos_token_id": [1, 2]})), &model).unwrap();
+        let g =
+            GenerationConfig::for_model(Some(&json!({"eos_token_id": [1, 2]})), &model).unwrap();
         assert_eq!(g.eos(), [1, 2]);
-        assert_eq!(g.num_beams, 1, "generation_config.json replaces config.json entirely");
+        assert_eq!(
+            g.num_beams, 1,
+            "generation_config.json replaces config.json entirely"
+        );
         let g = GenerationConfig::for_model(None, &model).unwrap();
         assert_eq!((g.eos(), g.num_beams), (&[5u32][..], 4));
     }
@@ -605,11 +626,17 @@ mod tests {
     fn transformers_errors_are_400s() {
         let cases = [
             (json!({"num_return_sequences": 2}), "Greedy methods"),
-            (json!({"num_beams": 2, "num_return_sequences": 3}), "has to be smaller or equal"),
+            (
+                json!({"num_beams": 2, "num_return_sequences": 3}),
+                "has to be smaller or equal",
+            ),
             (json!({"max_new_tokens": 0}), "greater than 0"),
             (json!({"max_new_tokens": -3}), "greater than 0"),
             (json!({"early_stopping": "sometimes"}), "early_stopping"),
-            (json!({"do_sample": true, "temperature": 0.0}), "strictly positive"),
+            (
+                json!({"do_sample": true, "temperature": 0.0}),
+                "strictly positive",
+            ),
             (json!({"repetition_penalty": -1.0}), "strictly positive"),
             (json!({"bad_words_ids": [1, 2]}), "bad_words_ids"),
             (json!({"top_k": -1}), "top_k"),
@@ -617,7 +644,9 @@ mod tests {
             (json!({"max_length": "long"}), "max_length"),
         ];
         for (p, needle) in cases {
-            let e = GenerationConfig::default().update(&params(p.clone())).unwrap_err();
+            let e = GenerationConfig::default()
+                .update(&params(p.clone()))
+                .unwrap_err();
             assert!(
                 matches!(e, ToolkitError::InvalidParameters(_)) && e.to_string().contains(needle),
                 "{p}: {e}"
@@ -640,19 +669,25 @@ mod tests {
         g.resolve_lengths(8, None).unwrap();
         assert_eq!(g.max_length, 12);
         // a model max_length other than 20 is a total too
-        let mut g = GenerationConfig::for_model(Some(&json!({"max_length": 32})), &json!({})).unwrap();
+        let mut g =
+            GenerationConfig::for_model(Some(&json!({"max_length": 32})), &json!({})).unwrap();
         g.resolve_lengths(1, None).unwrap();
         assert_eq!(g.max_length, 32);
         // max_new_tokens wins; min_new_tokens counts from the prompt
         let mut g = GenerationConfig::default();
-        g.update(&params(json!({"max_new_tokens": 3, "max_length": 100, "min_new_tokens": 2})))
-            .unwrap();
+        g.update(&params(
+            json!({"max_new_tokens": 3, "max_length": 100, "min_new_tokens": 2}),
+        ))
+        .unwrap();
         g.resolve_lengths(8, None).unwrap();
         assert_eq!((g.max_length, g.min_length), (11, 10));
         // a prompt as long as max_length is an error
         let mut g = GenerationConfig::default();
         g.update(&params(json!({"max_length": 6}))).unwrap();
         let e = g.resolve_lengths(6, None).unwrap_err();
-        assert!(e.to_string().contains("Input length of input_ids is 6"), "{e}");
+        assert!(
+            e.to_string().contains("Input length of input_ids is 6"),
+            "{e}"
+        );
     }
 }

@@ -59,12 +59,19 @@ impl SseEncoder {
             new
         };
         self.text.push_str(&text);
-        let special = pipeline.decode(&[id]).map(|t| t.is_empty()).unwrap_or(false);
+        let special = pipeline
+            .decode(&[id])
+            .map(|t| t.is_empty())
+            .unwrap_or(false);
         let prev = self.pending.replace((id, text, special));
         prev.map(|p| self.token_event(p, None))
     }
 
-    fn token_event(&mut self, (id, text, special): (u32, String, bool), last: Option<&Value>) -> Bytes {
+    fn token_event(
+        &mut self,
+        (id, text, special): (u32, String, bool),
+        last: Option<&Value>,
+    ) -> Bytes {
         self.index += 1;
         let mut v = json!({
             "index": self.index,

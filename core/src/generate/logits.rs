@@ -434,18 +434,26 @@ mod tests {
 
     #[test]
     fn min_length_and_forced_tokens() {
-        let mut c = cfg(json!({"min_length": 3, "eos_token_id": 1, "forced_eos_token_id": 2, "forced_bos_token_id": 0}));
+        let mut c = cfg(
+            json!({"min_length": 3, "eos_token_id": 1, "forced_eos_token_id": 2, "forced_bos_token_id": 0}),
+        );
         c.max_length = 5;
         let p = Processors::new(&c, 1, None);
         let mut s = vec![0.5; 4];
         p.apply(&mut s, &[9], 0); // cur_len 1: forced bos
-        assert_eq!(s, [0.0, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        assert_eq!(
+            s,
+            [0.0, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY]
+        );
         let mut s = vec![0.5; 4];
         p.apply(&mut s, &[9, 0], 0); // cur_len 2 < min_length: no eos
         assert_eq!(s[1], f32::NEG_INFINITY);
         let mut s = vec![0.5; 4];
         p.apply(&mut s, &[9, 0, 3, 3], 0); // cur_len 4 == max_length - 1: forced eos
-        assert_eq!(s, [f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
+        assert_eq!(
+            s,
+            [f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]
+        );
     }
 
     #[test]
@@ -454,7 +462,11 @@ mod tests {
         let mut s = vec![1.0, 3.0, 2.0, 2.0, 0.0];
         p.apply(&mut s, &[0], 0);
         assert_eq!(s, [f32::NEG_INFINITY, 3.0, 2.0, 2.0, f32::NEG_INFINITY]);
-        let p = Processors::new(&cfg(json!({"do_sample": true, "top_k": 0, "top_p": 0.5})), 1, None);
+        let p = Processors::new(
+            &cfg(json!({"do_sample": true, "top_k": 0, "top_p": 0.5})),
+            1,
+            None,
+        );
         // probabilities ~ [0.64, 0.24, 0.09, 0.03]: the top token alone reaches 0.5
         let mut s = vec![3.0, 2.0, 1.0, 0.0];
         p.apply(&mut s, &[0], 0);
@@ -464,7 +476,11 @@ mod tests {
 
     #[test]
     fn temperature_scales_before_filters() {
-        let p = Processors::new(&cfg(json!({"do_sample": true, "temperature": 0.5, "top_k": 0})), 1, None);
+        let p = Processors::new(
+            &cfg(json!({"do_sample": true, "temperature": 0.5, "top_k": 0})),
+            1,
+            None,
+        );
         let mut s = vec![1.0, 2.0];
         p.apply(&mut s, &[0], 0);
         assert_eq!(s, [2.0, 4.0]);

@@ -34,7 +34,9 @@ impl Scheduler {
         std::thread::Builder::new()
             .name("generation".into())
             .spawn(move || engine(model.as_ref(), &rx, max_rows.max(1)))
-            .map_err(|e| ToolkitError::Internal(format!("cannot start the generation thread: {e}")))?;
+            .map_err(|e| {
+                ToolkitError::Internal(format!("cannot start the generation thread: {e}"))
+            })?;
         Ok(Self { tx })
     }
 
@@ -147,7 +149,7 @@ fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
         }
     }
     // drop failed searches (highest index first so the others keep their places)
-    failed.sort_by(|a, b| b.0.cmp(&a.0));
+    failed.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (i, e) in failed {
         let job = active.swap_remove(i);
         let _ = job.reply.send(Err(e));
@@ -162,4 +164,122 @@ fn advance(job: &mut Job, logits: Vec<Vec<f32>>) -> Result<(), ToolkitError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::config::GenerationConfig;
+    use crate::generate::search::Prompt;
+    use crate::generate::{KvCache, LayerKv, StepInput};
+    use std::sync::Mutex;
+
+    /// Next-token logits from the last token and the position (a deterministic "model"), slow
+    /// enough that concurrent searches overlap; records how many rows each step ran.
+    struct Slow {
+        rows: Mutex<Vec<usize>>,
+    }
+
+    impl LanguageModel for Slow {
+        fn vocab_size(&self) -> usize {
+            7
+        }
+        fn max_positions(&self) -> Option<usize> {
+            None
+        }
+        fn is_encoder_decoder(&self) -> bool {
+            false
+        }
+        fn start(&self, _ids: &[u32]) -> Result<KvCache, ToolkitError> {
+            Ok(KvCache {
+                layers: vec![LayerKv::default()],
+                len: 0,
+                cross: None,
+            })
+        }
+        fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
+            std::thread::sleep(Duration::from_millis(3));
+            self.rows.lock().unwrap().push(batch.len());
+            Ok(batch
+                .iter_mut()
+                .map(|s| {
+                    s.cache.len += s.tokens.len();
+                    let last = *s.tokens.last().unwrap() as usize;
+                    let pos = s.cache.len;
+                    (0..7)
+                        .map(|v| ((v * 31 + last * 17 + pos * 7) % 11) as f32)
+                        .collect()
+                })
+                .collect())
+        }
+    }
+
+    fn search(model: &Slow, prompt: u32, beams: usize) -> Search {
+        let mut cfg = GenerationConfig::default();
+        cfg.update(
+            serde_json::json!({"max_new_tokens": 12, "num_beams": beams, "eos_token_id": 6})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        Search::new(
+            model,
+            cfg,
+            &Prompt {
+                ids: vec![prompt, 1],
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn concurrent_searches_share_steps_and_match_their_results_alone() {
+        let model = Arc::new(Slow {
+            rows: Mutex::new(Vec::new()),
+        });
+        let alone: Vec<Vec<Vec<u32>>> = (0..4)
+            .map(|i| {
+                let mut s = search(&model, i, 1 + (i as usize % 2));
+                crate::generate::search::run(model.as_ref(), &mut s, |_| true).unwrap();
+                s.finish()
+            })
+            .collect();
+        model.rows.lock().unwrap().clear();
+        let sched = Scheduler::start(model.clone(), 64).unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let sched = sched.clone();
+                let s = search(&model, i, 1 + (i as usize % 2));
+                std::thread::spawn(move || sched.run(s, None).unwrap().finish())
+            })
+            .collect();
+        let together: Vec<Vec<Vec<u32>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(together, alone);
+        let rows = model.rows.lock().unwrap();
+        assert!(
+            rows.iter().any(|&n| n > 2),
+            "steps should mix searches: {rows:?}"
+        );
+    }
+
+    #[test]
+    fn a_sink_returning_false_stops_the_search() {
+        let model = Arc::new(Slow {
+            rows: Mutex::new(Vec::new()),
+        });
+        let sched = Scheduler::start(model.clone(), 64).unwrap();
+        let mut seen = 0;
+        let out = sched
+            .run(
+                search(&model, 0, 1),
+                Some(Box::new(move |_| {
+                    seen += 1;
+                    seen < 3
+                })),
+            )
+            .unwrap()
+            .finish();
+        assert_eq!(out[0].len(), 2 + 3, "prompt and three tokens");
+    }
 }

@@ -188,7 +188,9 @@ impl Search {
         self.rows
             .iter_mut()
             .enumerate()
-            .filter(|(i, r)| !r.feed.is_empty() && finished.is_none_or(|f| !f.get(*i).copied().unwrap_or(false)))
+            .filter(|(i, r)| {
+                !r.feed.is_empty() && finished.is_none_or(|f| !f.get(*i).copied().unwrap_or(false))
+            })
             .map(|(_, r)| StepInput {
                 cache: &mut r.cache,
                 tokens: &r.feed,
@@ -211,7 +213,6 @@ impl Search {
         }
     }
 
-
     fn advance_sample(&mut self, logits: Vec<Vec<f32>>) -> Result<(), ToolkitError> {
         let Mode::Sample { finished } = &mut self.mode else {
             return Ok(());
@@ -229,8 +230,7 @@ impl Search {
         let pad = self.cfg.pad_or_eos().unwrap_or(0);
         let n = finished.len();
         let mut all_done = true;
-        for i in 0..n {
-            let row = &mut self.rows[i];
+        for (i, row) in self.rows.iter_mut().enumerate().take(n) {
             if finished[i] {
                 // transformers keeps decoding finished rows and writes pad into them
                 if has_eos {
@@ -301,7 +301,9 @@ impl Search {
             logits
         };
         if logits.len() != k {
-            return Err(ToolkitError::Internal("one logits row per beam expected".into()));
+            return Err(ToolkitError::Internal(
+                "one logits row per beam expected".into(),
+            ));
         }
         // log-probs, processors, plus the running scores
         let mut acc = Vec::with_capacity(k * v);
@@ -362,7 +364,8 @@ impl Search {
             merged.push((score, ids));
         }
         let order = top_indices(&merged.iter().map(|m| m.0).collect::<Vec<_>>(), k);
-        let mut merged: Vec<Option<(f32, Option<Vec<u32>>)>> = merged.into_iter().map(Some).collect();
+        let mut merged: Vec<Option<(f32, Option<Vec<u32>>)>> =
+            merged.into_iter().map(Some).collect();
         for (slot, &i) in finished.iter_mut().zip(&order) {
             *slot = merged[i]
                 .take()
@@ -401,11 +404,12 @@ impl Search {
         *running = new_running;
         // keep going? (transformers' _beam_search_has_unfinished_sequences, one input)
         let cur_len = cur_len + 1;
-        let best_len = if self.cfg.early_stopping == EarlyStopping::Never && self.cfg.length_penalty > 0.0 {
-            self.cfg.max_length - self.prompt_len
-        } else {
-            cur_len - self.prompt_len
-        };
+        let best_len =
+            if self.cfg.early_stopping == EarlyStopping::Never && self.cfg.length_penalty > 0.0 {
+                self.cfg.max_length - self.prompt_len
+            } else {
+                cur_len - self.prompt_len
+            };
         let best_possible = running[0] / (best_len as f64).powf(self.cfg.length_penalty) as f32;
         let worst = if finished.iter().all(Option::is_some) {
             finished
@@ -417,7 +421,8 @@ impl Search {
             -1.0e9
         };
         let improvement_possible = best_possible > worst;
-        let open = !(finished.iter().all(Option::is_some) && self.cfg.early_stopping == EarlyStopping::True);
+        let open = !(finished.iter().all(Option::is_some)
+            && self.cfg.early_stopping == EarlyStopping::True);
         let valid = !hits.iter().all(|&h| h);
         if !(improvement_possible && open && valid) {
             self.done = true;
@@ -474,7 +479,9 @@ pub fn run(
         let logits = {
             let mut pending = search.pending();
             if pending.is_empty() {
-                return Err(ToolkitError::Internal("a search with nothing to run".into()));
+                return Err(ToolkitError::Internal(
+                    "a search with nothing to run".into(),
+                ));
             }
             model.step(&mut pending)?
         };
@@ -530,7 +537,7 @@ fn sample(scores: &[f32], rng: &mut StdRng) -> u32 {
 
 fn draw(probs: &[f32], rng: &mut StdRng) -> Option<usize> {
     let total: f32 = probs.iter().sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return None;
     }
     let mut u = rng.random::<f32>() * total;
@@ -634,7 +641,15 @@ mod tests {
 
     fn generate(c: GenerationConfig, prompt: &[u32]) -> Vec<Vec<u32>> {
         let m = model();
-        let mut s = Search::new(&m, c, &Prompt { ids: prompt.to_vec() }, None).unwrap();
+        let mut s = Search::new(
+            &m,
+            c,
+            &Prompt {
+                ids: prompt.to_vec(),
+            },
+            None,
+        )
+        .unwrap();
         run(&m, &mut s, |_| true).unwrap();
         s.finish()
     }
@@ -656,7 +671,9 @@ mod tests {
         // greedy takes 1->2->3->0 (0.5·0.7·0.6 = 0.21); beams also see 1->3->0 (0.4·0.6 = 0.24),
         // shorter and likelier: with length_penalty 0 (raw sums) it wins
         let out = generate(
-            cfg(json!({"eos_token_id": 0, "max_new_tokens": 10, "num_beams": 2, "num_return_sequences": 2, "length_penalty": 0.0})),
+            cfg(
+                json!({"eos_token_id": 0, "max_new_tokens": 10, "num_beams": 2, "num_return_sequences": 2, "length_penalty": 0.0}),
+            ),
             &[1],
         );
         assert_eq!(out[0], [1, 3, 0, 0], "padded with eos (pad id 0 is falsy)");
@@ -665,7 +682,9 @@ mod tests {
 
     #[test]
     fn seeded_sampling_is_reproducible() {
-        let c = cfg(json!({"eos_token_id": 0, "max_new_tokens": 8, "do_sample": true, "seed": 7, "num_return_sequences": 3}));
+        let c = cfg(
+            json!({"eos_token_id": 0, "max_new_tokens": 8, "do_sample": true, "seed": 7, "num_return_sequences": 3}),
+        );
         let a = generate(c.clone(), &[1]);
         let b = generate(c, &[1]);
         assert_eq!(a, b);

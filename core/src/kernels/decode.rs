@@ -176,11 +176,12 @@ pub enum Visibility {
 }
 
 dispatched! {
-/// Attention of `t` queries over `l` cached keys/values.
+/// Attention of `t` queries over `l` cached keys/values (`(t, l)`).
 ///
 /// `q`: `[t, heads·hd]`; `k`, `v`: `[l, kv_heads·hd]`; `bias(head, i, j)`, when given, is added to
 /// the scores (T5's relative position bias); returns the context `[t, heads·hd]`.
-pub fn cached_attention(q: &[f32], k: &[f32], v: &[f32], t: usize, l: usize, shape: AttnShape, vis: Visibility, bias: Option<&[f32]>) -> Vec<f32> {
+pub fn cached_attention(q: &[f32], k: &[f32], v: &[f32], dims: (usize, usize), shape: AttnShape, vis: Visibility, bias: Option<&[f32]>) -> Vec<f32> {
+    let (t, l) = dims;
     let AttnShape { heads, kv_heads, head_dim: hd, scale } = shape;
     let (qw, kw) = (heads * hd, kv_heads * hd);
     let group = heads / kv_heads.max(1);
@@ -261,7 +262,11 @@ mod tests {
         let theirs = vec_of(&candle_nn::ops::rms_norm(&xt, &wt, 1e-6).unwrap());
         let mut ours = x.clone();
         rms_norm(&mut ours, &w, 1e-6, false);
-        assert!(max_diff(&ours, &theirs) < 1e-5, "{}", max_diff(&ours, &theirs));
+        assert!(
+            max_diff(&ours, &theirs) < 1e-5,
+            "{}",
+            max_diff(&ours, &theirs)
+        );
         // Gemma: (1 + w)
         let w1: Vec<f32> = w.iter().map(|v| v + 1.0).collect();
         let theirs = vec_of(
@@ -292,18 +297,43 @@ mod tests {
         rope.apply(&mut ours, hd, pos);
         let dev = Device::Cpu;
         let angles: Vec<f32> = rope.inv_freq().iter().map(|f| pos as f32 * f).collect();
-        let cos = Tensor::from_vec(angles.iter().map(|a| a.cos()).collect::<Vec<_>>(), (1, hd / 2), &dev).unwrap();
-        let sin = Tensor::from_vec(angles.iter().map(|a| a.sin()).collect::<Vec<_>>(), (1, hd / 2), &dev).unwrap();
+        let cos = Tensor::from_vec(
+            angles.iter().map(|a| a.cos()).collect::<Vec<_>>(),
+            (1, hd / 2),
+            &dev,
+        )
+        .unwrap();
+        let sin = Tensor::from_vec(
+            angles.iter().map(|a| a.sin()).collect::<Vec<_>>(),
+            (1, hd / 2),
+            &dev,
+        )
+        .unwrap();
         let xt = Tensor::from_vec(x, (1, heads, 1, hd), &dev).unwrap();
         let theirs = vec_of(&candle_nn::rotary_emb::rope(&xt, &cos, &sin).unwrap());
-        assert!(max_diff(&ours, &theirs) < 1e-6, "{}", max_diff(&ours, &theirs));
+        assert!(
+            max_diff(&ours, &theirs) < 1e-6,
+            "{}",
+            max_diff(&ours, &theirs)
+        );
     }
 
     /// Reference attention with candle: grouped heads repeated, causal mask, softmax.
-    fn reference(q: &[f32], k: &[f32], v: &[f32], t: usize, l: usize, s: AttnShape, first: usize) -> Vec<f32> {
+    fn reference(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        t: usize,
+        l: usize,
+        s: AttnShape,
+        first: usize,
+    ) -> Vec<f32> {
         let dev = Device::Cpu;
         let hd = s.head_dim;
-        let q = Tensor::from_vec(q.to_vec(), (t, s.heads, hd), &dev).unwrap().transpose(0, 1).unwrap();
+        let q = Tensor::from_vec(q.to_vec(), (t, s.heads, hd), &dev)
+            .unwrap()
+            .transpose(0, 1)
+            .unwrap();
         let rep = |x: &[f32]| {
             let x = Tensor::from_vec(x.to_vec(), (l, s.kv_heads, 1, hd), &dev).unwrap();
             x.repeat((1, 1, s.heads / s.kv_heads, 1))
@@ -316,37 +346,101 @@ mod tests {
                 .unwrap()
         };
         let (k, v) = (rep(k), rep(v));
-        let scores = (q.contiguous().unwrap().matmul(&k.t().unwrap()).unwrap() * f64::from(s.scale)).unwrap();
+        let scores = (q.contiguous().unwrap().matmul(&k.t().unwrap()).unwrap()
+            * f64::from(s.scale))
+        .unwrap();
         let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..l).map(move |j| if j <= first + i { 0.0 } else { f32::NEG_INFINITY }))
+            .flat_map(|i| {
+                (0..l).map(move |j| {
+                    if j <= first + i {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+            })
             .collect();
         let mask = Tensor::from_vec(mask, (1, t, l), &dev).unwrap();
         let p = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
-        vec_of(&p.matmul(&v).unwrap().transpose(0, 1).unwrap().contiguous().unwrap())
+        vec_of(
+            &p.matmul(&v)
+                .unwrap()
+                .transpose(0, 1)
+                .unwrap()
+                .contiguous()
+                .unwrap(),
+        )
     }
 
     #[test]
     fn cached_attention_matches_candle() {
-        let shape = AttnShape { heads: 4, kv_heads: 2, head_dim: 8, scale: 8f32.powf(-0.5) };
+        let shape = AttnShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 8,
+            scale: 8f32.powf(-0.5),
+        };
         for &(t, l) in &[(1, 1), (1, 9), (5, 5), (3, 11)] {
             let q = random(t * 32, 5);
             let k = random(l * 16, 6);
             let v = random(l * 16, 7);
             let first = l - t;
-            let ours = cached_attention(&q, &k, &v, t, l, shape, Visibility::Causal { first, window: None }, None);
+            let ours = cached_attention(
+                &q,
+                &k,
+                &v,
+                (t, l),
+                shape,
+                Visibility::Causal {
+                    first,
+                    window: None,
+                },
+                None,
+            );
             let theirs = reference(&q, &k, &v, t, l, shape, first);
-            assert!(max_diff(&ours, &theirs) < 1e-5, "t={t} l={l}: {}", max_diff(&ours, &theirs));
+            assert!(
+                max_diff(&ours, &theirs) < 1e-5,
+                "t={t} l={l}: {}",
+                max_diff(&ours, &theirs)
+            );
         }
     }
 
     #[test]
     fn sliding_window_hides_old_keys() {
-        let shape = AttnShape { heads: 1, kv_heads: 1, head_dim: 2, scale: 1.0 };
+        let shape = AttnShape {
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 2,
+            scale: 1.0,
+        };
         // one query at position 3 over 4 keys; values are the key index
         let k = vec![0.0; 8];
         let v: Vec<f32> = (0..4).flat_map(|j| [j as f32, 0.0]).collect();
-        let all = cached_attention(&[1.0, 1.0], &k, &v, 1, 4, shape, Visibility::Causal { first: 3, window: None }, None);
-        let win = cached_attention(&[1.0, 1.0], &k, &v, 1, 4, shape, Visibility::Causal { first: 3, window: Some(2) }, None);
+        let all = cached_attention(
+            &[1.0, 1.0],
+            &k,
+            &v,
+            (1, 4),
+            shape,
+            Visibility::Causal {
+                first: 3,
+                window: None,
+            },
+            None,
+        );
+        let win = cached_attention(
+            &[1.0, 1.0],
+            &k,
+            &v,
+            (1, 4),
+            shape,
+            Visibility::Causal {
+                first: 3,
+                window: Some(2),
+            },
+            None,
+        );
         assert!((all[0] - 1.5).abs() < 1e-6, "{all:?}");
         assert!((win[0] - 2.5).abs() < 1e-6, "{win:?}");
     }

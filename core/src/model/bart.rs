@@ -128,57 +128,84 @@ fn sinusoids(max: usize, d: usize) -> Vec<f32> {
 impl Bart {
     /// Loads a `bart` or `marian` model.
     pub fn load(config: &Value, vb: &VarBuilder) -> Result<Self, ToolkitError> {
-        let kind = config.get("model_type").and_then(Value::as_str).unwrap_or("bart");
+        let kind = config
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("bart");
         let c: BartConfig = serde_json::from_value(config.clone()).map_err(|e| cfg_err(kind, e))?;
         if c.normalize_before || c.add_final_layer_norm {
             return Err(cfg_err(kind, "pre-norm variants (mBART) are not supported"));
         }
         if c.encoder_attention_heads != c.decoder_attention_heads {
-            return Err(cfg_err(kind, "different encoder and decoder head counts are not supported"));
+            return Err(cfg_err(
+                kind,
+                "different encoder and decoder head counts are not supported",
+            ));
         }
         let d = c.d_model;
         let heads = c.encoder_attention_heads;
         if heads == 0 || d % heads != 0 {
-            return Err(cfg_err(kind, "d_model must be a multiple of the attention heads"));
+            return Err(cfg_err(
+                kind,
+                "d_model must be a multiple of the attention heads",
+            ));
         }
         let act = Act::parse(&c.activation_function).ok_or_else(|| {
-            cfg_err(kind, format!("activation_function {:?} is not supported", c.activation_function))
+            cfg_err(
+                kind,
+                format!(
+                    "activation_function {:?} is not supported",
+                    c.activation_function
+                ),
+            )
         })?;
         let m = vb.pp("model");
-        let attention = |a: &VarBuilder, norm: &VarBuilder, cross: bool| -> Result<Attention, ToolkitError> {
-            let (q, k, v) = (a.pp("q_proj"), a.pp("k_proj"), a.pp("v_proj"));
-            let w = |p: &VarBuilder| get(p, &[d, d], "weight");
-            let b = |p: &VarBuilder| get(p, &[d], "bias");
-            let (q_or_qkv, kv) = if cross {
-                let mut kw = w(&k)?;
-                kw.extend(w(&v)?);
-                let mut kb = b(&k)?;
-                kb.extend(b(&v)?);
-                (dense(&q, d, d)?, Some(PackedLinear::new(&kw, Some(&kb), 2 * d, d)))
-            } else {
-                let mut all = w(&q)?;
-                all.extend(w(&k)?);
-                all.extend(w(&v)?);
-                let mut bias = b(&q)?;
-                bias.extend(b(&k)?);
-                bias.extend(b(&v)?);
-                (PackedLinear::new(&all, Some(&bias), 3 * d, d), None)
+        let attention =
+            |a: &VarBuilder, norm: &VarBuilder, cross: bool| -> Result<Attention, ToolkitError> {
+                let (q, k, v) = (a.pp("q_proj"), a.pp("k_proj"), a.pp("v_proj"));
+                let w = |p: &VarBuilder| get(p, &[d, d], "weight");
+                let b = |p: &VarBuilder| get(p, &[d], "bias");
+                let (q_or_qkv, kv) = if cross {
+                    let mut kw = w(&k)?;
+                    kw.extend(w(&v)?);
+                    let mut kb = b(&k)?;
+                    kb.extend(b(&v)?);
+                    (
+                        dense(&q, d, d)?,
+                        Some(PackedLinear::new(&kw, Some(&kb), 2 * d, d)),
+                    )
+                } else {
+                    let mut all = w(&q)?;
+                    all.extend(w(&k)?);
+                    all.extend(w(&v)?);
+                    let mut bias = b(&q)?;
+                    bias.extend(b(&k)?);
+                    bias.extend(b(&v)?);
+                    (PackedLinear::new(&all, Some(&bias), 3 * d, d), None)
+                };
+                Ok(Attention {
+                    q_or_qkv,
+                    kv,
+                    out: dense(&a.pp("out_proj"), d, d)?,
+                    norm: layer_norm(norm, d)?,
+                })
             };
-            Ok(Attention {
-                q_or_qkv,
-                kv,
-                out: dense(&a.pp("out_proj"), d, d)?,
-                norm: layer_norm(norm, d)?,
-            })
-        };
-        let stack = |name: &str, n: usize, ffn: usize, cross: bool| -> Result<Vec<Layer>, ToolkitError> {
+        let stack = |name: &str,
+                     n: usize,
+                     ffn: usize,
+                     cross: bool|
+         -> Result<Vec<Layer>, ToolkitError> {
             (0..n)
                 .map(|i| {
                     let l = m.pp(format!("{name}.layers.{i}"));
                     Ok(Layer {
                         attn: attention(&l.pp("self_attn"), &l.pp("self_attn_layer_norm"), false)?,
                         cross: if cross {
-                            Some(attention(&l.pp("encoder_attn"), &l.pp("encoder_attn_layer_norm"), true)?)
+                            Some(attention(
+                                &l.pp("encoder_attn"),
+                                &l.pp("encoder_attn_layer_norm"),
+                                true,
+                            )?)
                         } else {
                             None
                         },
@@ -221,7 +248,11 @@ impl Bart {
             vocab: c.vocab_size,
             d,
             heads,
-            embed_scale: if c.scale_embedding { (d as f32).sqrt() } else { 1.0 },
+            embed_scale: if c.scale_embedding {
+                (d as f32).sqrt()
+            } else {
+                1.0
+            },
             positions,
             max_positions: c.max_position_embeddings,
             enc_ln_embed: ln_embed("encoder")?,
@@ -272,7 +303,11 @@ impl Bart {
             };
             x.extend(row.iter().zip(pos).map(|(e, q)| e * self.embed_scale + q));
         }
-        let norm = if decoder { &self.dec_ln_embed } else { &self.enc_ln_embed };
+        let norm = if decoder {
+            &self.dec_ln_embed
+        } else {
+            &self.enc_ln_embed
+        };
         if let Some(n) = norm {
             n.apply(&mut x);
         }
@@ -333,7 +368,7 @@ impl LanguageModel for Bart {
         let mut x = self.embed(input_ids, 0, false)?;
         for layer in &self.encoder {
             let (q, k, v) = split3(&layer.attn.q_or_qkv.forward(&x, s), d);
-            let ctx = cached_attention(&q, &k, &v, s, s, self.shape(), Visibility::All, None);
+            let ctx = cached_attention(&q, &k, &v, (s, s), self.shape(), Visibility::All, None);
             let o = layer.attn.out.forward(&ctx, s);
             add_norm(&mut x, &o, &layer.attn.norm);
             self.feed_forward(layer, &mut x, s);
@@ -344,7 +379,9 @@ impl LanguageModel for Bart {
                 .cross
                 .as_ref()
                 .and_then(|c| c.kv.as_ref())
-                .ok_or_else(|| ToolkitError::Internal("decoder layer without cross-attention".into()))?
+                .ok_or_else(|| {
+                    ToolkitError::Internal("decoder layer without cross-attention".into())
+                })?
                 .forward(&x, s);
             let mut l = LayerKv {
                 k: Vec::with_capacity(s * d),
@@ -357,7 +394,9 @@ impl LanguageModel for Bart {
             layers.push(l);
         }
         Ok(KvCache {
-            layers: (0..self.decoder.len()).map(|_| LayerKv::default()).collect(),
+            layers: (0..self.decoder.len())
+                .map(|_| LayerKv::default())
+                .collect(),
             len: 0,
             cross: Some(Arc::new(CrossState { layers, len: s })),
         })
@@ -370,7 +409,9 @@ impl LanguageModel for Bart {
         let mut rows = 0;
         for s in batch.iter() {
             if s.tokens.is_empty() || s.cache.cross.is_none() {
-                return Err(ToolkitError::Internal("a decoder step without input".into()));
+                return Err(ToolkitError::Internal(
+                    "a decoder step without input".into(),
+                ));
             }
             x.extend(self.embed(s.tokens, s.cache.len, true)?);
             spans.push((rows, s.tokens.len(), s.cache.len));
@@ -388,8 +429,7 @@ impl LanguageModel for Bart {
                     &q,
                     &kv.k,
                     &kv.v,
-                    t,
-                    first + t,
+                    (t, first + t),
                     self.shape(),
                     Visibility::Causal {
                         first,
@@ -401,10 +441,9 @@ impl LanguageModel for Bart {
             }
             let o = layer.attn.out.forward(&ctx, rows);
             add_norm(&mut x, &o, &layer.attn.norm);
-            let cross = layer
-                .cross
-                .as_ref()
-                .ok_or_else(|| ToolkitError::Internal("decoder layer without cross-attention".into()))?;
+            let cross = layer.cross.as_ref().ok_or_else(|| {
+                ToolkitError::Internal("decoder layer without cross-attention".into())
+            })?;
             let q = cross.q_or_qkv.forward(&x, rows);
             let mut ctx = vec![0f32; rows * d];
             for (s, &(r0, t, _)) in batch.iter().zip(&spans) {
@@ -418,8 +457,7 @@ impl LanguageModel for Bart {
                     &q[r0 * d..(r0 + t) * d],
                     &kv.k,
                     &kv.v,
-                    t,
-                    state.len,
+                    (t, state.len),
                     self.shape(),
                     Visibility::All,
                     None,
@@ -438,7 +476,10 @@ impl LanguageModel for Bart {
             last.extend_from_slice(&x[(r0 + t - 1) * d..(r0 + t) * d]);
         }
         let logits = self.lm_head.forward(&last, spans.len());
-        Ok(logits.chunks_exact(self.vocab).map(<[f32]>::to_vec).collect())
+        Ok(logits
+            .chunks_exact(self.vocab)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 

@@ -238,7 +238,10 @@ impl CausalLm {
         let act = Act::parse(&c.activation_function).ok_or_else(|| {
             cfg_err(
                 "gpt2",
-                format!("activation_function {:?} is not supported", c.activation_function),
+                format!(
+                    "activation_function {:?} is not supported",
+                    c.activation_function
+                ),
             )
         })?;
         // GPT2LMHeadModel checkpoints prefix "transformer.", GPT2Model ones do not
@@ -334,9 +337,8 @@ impl CausalLm {
         } else {
             c.hidden_act.clone().unwrap_or_else(|| "silu".into())
         };
-        let act = Act::parse(&act_name).ok_or_else(|| {
-            cfg_err(kind, format!("hidden_act {act_name:?} is not supported"))
-        })?;
+        let act = Act::parse(&act_name)
+            .ok_or_else(|| cfg_err(kind, format!("hidden_act {act_name:?} is not supported")))?;
         let rot_dim = match c.partial_rotary_factor {
             Some(f) if kind == "phi3" => ((hd as f64 * f) as usize) & !1,
             _ => hd,
@@ -512,7 +514,9 @@ fn rope_for(kind: &str, c: &LlamaConfig, dim: usize) -> Result<Rope, ToolkitErro
         }
         other => Err(cfg_err(
             kind,
-            format!("rope_scaling type {other:?} is not supported (supported: default, linear, llama3)"),
+            format!(
+                "rope_scaling type {other:?} is not supported (supported: default, linear, llama3)"
+            ),
         )),
     }
 }
@@ -630,8 +634,7 @@ impl LanguageModel for CausalLm {
                     &q,
                     &kv.k,
                     &kv.v,
-                    t,
-                    l,
+                    (t, l),
                     shape,
                     Visibility::Causal {
                         first,
@@ -662,6 +665,9 @@ impl LanguageModel for CausalLm {
         }
         self.final_norm.apply(&mut last);
         let logits = self.lm_head.forward(&last, spans.len());
-        Ok(logits.chunks_exact(self.vocab).map(<[f32]>::to_vec).collect())
+        Ok(logits
+            .chunks_exact(self.vocab)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }

@@ -139,9 +139,8 @@ struct Common {
 
 /// Reads `config.json` as JSON, without interpreting it.
 pub fn read_raw(path: &Path) -> Result<serde_json::Value, ToolkitError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ToolkitError::model_load_with(format!("cannot read {}", path.display()), e)
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ToolkitError::model_load_with(format!("cannot read {}", path.display()), e))?;
     serde_json::from_str(&text)
         .map_err(|e| ToolkitError::model_load(format!("{}: not valid JSON: {e}", path.display())))
 }

@@ -148,7 +148,10 @@ impl T5 {
             None => "relu",
         };
         let act = Act::parse(act_name).ok_or_else(|| {
-            cfg_err(format!("feed_forward_proj {:?} is not supported", c.feed_forward_proj))
+            cfg_err(format!(
+                "feed_forward_proj {:?} is not supported",
+                c.feed_forward_proj
+            ))
         })?;
         let eps = c.layer_norm_epsilon as f32;
         let norm = |vb: &VarBuilder| -> Result<Norm, ToolkitError> {
@@ -218,7 +221,9 @@ impl T5 {
         }
         let bias = |stack: &str| {
             get(
-                &vb.pp(format!("{stack}.block.0.layer.0.SelfAttention.relative_attention_bias")),
+                &vb.pp(format!(
+                    "{stack}.block.0.layer.0.SelfAttention.relative_attention_bias"
+                )),
                 &[c.relative_attention_num_buckets, c.num_heads],
                 "weight",
             )
@@ -231,7 +236,12 @@ impl T5 {
             )
         } else {
             (
-                PackedLinear::new(&lin(&vb.pp("lm_head"), c.vocab_size, d)?, None, c.vocab_size, d),
+                PackedLinear::new(
+                    &lin(&vb.pp("lm_head"), c.vocab_size, d)?,
+                    None,
+                    c.vocab_size,
+                    d,
+                ),
                 1.0,
             )
         };
@@ -282,7 +292,14 @@ impl T5 {
 
     /// The position bias `[heads, t, l]` of queries at positions `first..first+t` over keys
     /// `0..l` (`T5Attention.compute_bias`).
-    fn position_bias(&self, table: &[f32], first: usize, t: usize, l: usize, bidirectional: bool) -> Vec<f32> {
+    fn position_bias(
+        &self,
+        table: &[f32],
+        first: usize,
+        t: usize,
+        l: usize,
+        bidirectional: bool,
+    ) -> Vec<f32> {
         let mut out = vec![0f32; self.heads * t * l];
         for i in 0..t {
             for j in 0..l {
@@ -358,7 +375,15 @@ impl LanguageModel for T5 {
                 k.extend_from_slice(&row[inner..2 * inner]);
                 v.extend_from_slice(&row[2 * inner..]);
             }
-            let ctx = cached_attention(&q, &k, &v, s, s, self.shape(), Visibility::All, Some(&bias));
+            let ctx = cached_attention(
+                &q,
+                &k,
+                &v,
+                (s, s),
+                self.shape(),
+                Visibility::All,
+                Some(&bias),
+            );
             let o = block.attn.o.forward(&ctx, s);
             for (a, b) in x.iter_mut().zip(&o) {
                 *a += b;
@@ -385,7 +410,9 @@ impl LanguageModel for T5 {
             layers.push(l);
         }
         Ok(KvCache {
-            layers: (0..self.decoder.len()).map(|_| LayerKv::default()).collect(),
+            layers: (0..self.decoder.len())
+                .map(|_| LayerKv::default())
+                .collect(),
             len: 0,
             cross: Some(Arc::new(CrossState { layers, len: s })),
         })
@@ -398,7 +425,9 @@ impl LanguageModel for T5 {
         let mut rows = 0;
         for s in batch.iter() {
             if s.tokens.is_empty() || s.cache.cross.is_none() {
-                return Err(ToolkitError::Internal("a decoder step without input".into()));
+                return Err(ToolkitError::Internal(
+                    "a decoder step without input".into(),
+                ));
             }
             x.extend(self.embed(s.tokens)?);
             spans.push((rows, s.tokens.len(), s.cache.len));
@@ -426,8 +455,7 @@ impl LanguageModel for T5 {
                     &q,
                     &kv.k,
                     &kv.v,
-                    t,
-                    first + t,
+                    (t, first + t),
                     self.shape(),
                     Visibility::Causal {
                         first,
@@ -457,8 +485,7 @@ impl LanguageModel for T5 {
                     &q[r0 * inner..(r0 + t) * inner],
                     &kv.k,
                     &kv.v,
-                    t,
-                    cross.len,
+                    (t, cross.len),
                     self.shape(),
                     Visibility::All,
                     None,
@@ -485,7 +512,10 @@ impl LanguageModel for T5 {
             }
         }
         let logits = self.lm_head.forward(&last, spans.len());
-        Ok(logits.chunks_exact(self.vocab).map(<[f32]>::to_vec).collect())
+        Ok(logits
+            .chunks_exact(self.vocab)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 

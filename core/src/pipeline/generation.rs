@@ -63,9 +63,8 @@ impl std::fmt::Debug for GenerationPipeline {
 }
 
 fn read_json(path: &Path) -> Result<Value, ToolkitError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ToolkitError::model_load_with(format!("cannot read {}", path.display()), e)
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ToolkitError::model_load_with(format!("cannot read {}", path.display()), e))?;
     serde_json::from_str(&text)
         .map_err(|e| ToolkitError::model_load(format!("{} is not valid JSON: {e}", path.display())))
 }
@@ -120,12 +119,21 @@ impl GenerationPipeline {
         spec: &TaskSpec,
         opts: &LoadOptions,
     ) -> Result<Self, ToolkitError> {
-        let model_type = config.get("model_type").and_then(Value::as_str).unwrap_or("");
+        let model_type = config
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let device = crate::model::device();
         if !device.is_cpu() {
-            tracing::warn!("generation runs on the CPU kernels; the accelerator is not used for it");
+            tracing::warn!(
+                "generation runs on the CPU kernels; the accelerator is not used for it"
+            );
         }
-        let vb = crate::model::loader::var_builder(files, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+        let vb = crate::model::loader::var_builder(
+            files,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )?;
         let model: Arc<dyn LanguageModel> = if matches!(model_type, "t5" | "mt5") {
             Arc::new(crate::model::t5::T5::load(config, &vb)?)
         } else if matches!(model_type, "bart" | "marian") {
@@ -159,7 +167,9 @@ impl GenerationPipeline {
         let mut base = GenerationConfig::for_model(gen_json.as_ref(), config)?;
         // the pipeline's task key in task_specific_params: "translation" picks the first
         // translation_* entry, as transformers' pipeline() does
-        let tsp = config.get("task_specific_params").and_then(Value::as_object);
+        let tsp = config
+            .get("task_specific_params")
+            .and_then(Value::as_object);
         let mut languages = spec.languages.clone();
         let key = match (task, tsp) {
             (Task::Translation, Some(t)) if spec.languages.is_none() => t
@@ -201,7 +211,10 @@ impl GenerationPipeline {
         if base.pad_token_id.is_none() {
             base.pad_token_id = tokenizer_config
                 .get("pad_token")
-                .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(Value::as_str)))
+                .and_then(|v| {
+                    v.as_str()
+                        .or_else(|| v.get("content").and_then(Value::as_str))
+                })
                 .and_then(|t| tokenizer.token_to_id(t));
         }
         let chat = ChatTemplate::from_tokenizer_config(&tokenizer_config)?;
@@ -295,7 +308,11 @@ impl GenerationPipeline {
                         _ => {
                             return Err(ToolkitError::InvalidParameters(format!(
                                 "`return_type` must be 0 (tensors) or 1 (text){}, not {v}",
-                                if decoder_only { " or 2 (full text)" } else { "" }
+                                if decoder_only {
+                                    " or 2 (full text)"
+                                } else {
+                                    ""
+                                }
                             )))
                         }
                     }
@@ -303,7 +320,9 @@ impl GenerationPipeline {
                 "clean_up_tokenization_spaces" => o.clean_up = truthy(v),
                 "truncation" => {
                     let arg: TruncationArg = serde_json::from_value(v.clone()).map_err(|_| {
-                        ToolkitError::InvalidParameters(format!("`truncation` must be a boolean or a strategy name, not {v}"))
+                        ToolkitError::InvalidParameters(format!(
+                            "`truncation` must be a boolean or a strategy name, not {v}"
+                        ))
                     })?;
                     o.truncation = arg.strategy()?;
                 }
@@ -325,7 +344,14 @@ impl GenerationPipeline {
                     if let Some(s) = v.as_str() {
                         let ids = self
                             .tokenizer
-                            .encode(s, None, &TokenizeOptions { add_special_tokens: false, ..Default::default() })?
+                            .encode(
+                                s,
+                                None,
+                                &TokenizeOptions {
+                                    add_special_tokens: false,
+                                    ..Default::default()
+                                },
+                            )?
                             .ids;
                         // text-generation: every id of the stop sequence ends generation;
                         // text2text: only the first
@@ -344,7 +370,9 @@ impl GenerationPipeline {
                             .iter()
                             .map(|s| {
                                 s.as_str().map(str::to_owned).ok_or_else(|| {
-                                    ToolkitError::InvalidParameters("`stop` must be a string or a list of strings".into())
+                                    ToolkitError::InvalidParameters(
+                                        "`stop` must be a string or a list of strings".into(),
+                                    )
                                 })
                             })
                             .collect::<Result<_, _>>()?,
@@ -491,7 +519,14 @@ impl GenerationPipeline {
             Some(p) if !p.is_empty() => {
                 let add = opts.add_special_tokens.unwrap_or(false);
                 self.tokenizer
-                    .encode(p, None, &TokenizeOptions { add_special_tokens: add, ..Default::default() })?
+                    .encode(
+                        p,
+                        None,
+                        &TokenizeOptions {
+                            add_special_tokens: add,
+                            ..Default::default()
+                        },
+                    )?
                     .ids
                     .len()
             }
@@ -511,7 +546,11 @@ impl GenerationPipeline {
         let streaming = sink.is_some() && jobs.len() == 1;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let seqs = self.generate(&job.ids, cfg.clone(), if streaming { sink.take() } else { None })?;
+            let seqs = self.generate(
+                &job.ids,
+                cfg.clone(),
+                if streaming { sink.take() } else { None },
+            )?;
             let records = seqs
                 .iter()
                 .map(|seq| self.text_record(seq, &job, opts))
@@ -537,10 +576,19 @@ impl GenerationPipeline {
         };
         match item {
             Value::String(text) => {
-                let prefix = opts.prefix.as_ref().or(self.prefix.as_ref()).cloned().unwrap_or_default();
+                let prefix = opts
+                    .prefix
+                    .as_ref()
+                    .or(self.prefix.as_ref())
+                    .cloned()
+                    .unwrap_or_default();
                 let ids = self
                     .tokenizer
-                    .encode(&format!("{prefix}{text}"), None, &tok_opts(opts.add_special_tokens.unwrap_or(true)))?
+                    .encode(
+                        &format!("{prefix}{text}"),
+                        None,
+                        &tok_opts(opts.add_special_tokens.unwrap_or(true)),
+                    )?
                     .ids;
                 let prompt_ids = (!ids.is_empty()).then(|| ids.clone());
                 Ok(Job {
@@ -552,7 +600,9 @@ impl GenerationPipeline {
             }
             Value::Array(messages) => {
                 for m in &messages {
-                    let ok = m.as_object().is_some_and(|o| o.contains_key("role") && o.contains_key("content"));
+                    let ok = m
+                        .as_object()
+                        .is_some_and(|o| o.contains_key("role") && o.contains_key("content"));
                     if !ok {
                         return Err(ToolkitError::Validation(
                             "When passing chat dicts as input, each dict must have a 'role' and 'content' key.".into(),
@@ -595,7 +645,12 @@ impl GenerationPipeline {
         sink: Option<TokenSink>,
     ) -> Result<Vec<Vec<u32>>, ToolkitError> {
         let stop = self.stop_check(&cfg);
-        let search = Search::new(self.model.as_ref(), cfg, &Prompt { ids: ids.to_vec() }, stop)?;
+        let search = Search::new(
+            self.model.as_ref(),
+            cfg,
+            &Prompt { ids: ids.to_vec() },
+            stop,
+        )?;
         let resolved = search.config();
         let new = resolved.max_length.saturating_sub(search.prompt_len());
         if new > self.limits.max_new_tokens {
@@ -647,17 +702,27 @@ impl GenerationPipeline {
         }
         let text = self.tokenizer.decode_with(seq, true, opts.clean_up)?;
         let prompt_chars = match &job.prompt_ids {
-            Some(p) => self.tokenizer.decode_with(p, true, opts.clean_up)?.chars().count(),
+            Some(p) => self
+                .tokenizer
+                .decode_with(p, true, opts.clean_up)?
+                .chars()
+                .count(),
             None => 0,
         };
         let new_text: String = text.chars().skip(prompt_chars).collect();
         let generated = match (opts.return_type, &job.original) {
-            (ReturnType::FullText, Value::String(prompt)) => Value::String(format!("{prompt}{new_text}")),
+            (ReturnType::FullText, Value::String(prompt)) => {
+                Value::String(format!("{prompt}{new_text}"))
+            }
             (ReturnType::FullText, Value::Array(messages)) => {
                 let mut messages = messages.clone();
                 if job.continue_final {
                     if let Some(Value::Object(last)) = messages.last_mut() {
-                        let content = last.get("content").and_then(Value::as_str).unwrap_or("").to_owned();
+                        let content = last
+                            .get("content")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned();
                         last.insert("content".into(), Value::String(content + &new_text));
                     }
                 } else {
@@ -705,7 +770,10 @@ impl GenerationPipeline {
         let mut encoded = Vec::with_capacity(texts.len());
         let mut total = 0;
         for t in &texts {
-            let ids = self.tokenizer.encode(&format!("{prefix}{t}"), None, &tok_opts)?.ids;
+            let ids = self
+                .tokenizer
+                .encode(&format!("{prefix}{t}"), None, &tok_opts)?
+                .ids;
             total += ids.len();
             encoded.push(ids);
         }
@@ -719,7 +787,8 @@ impl GenerationPipeline {
         let name = self.name();
         let mut results = Vec::with_capacity(encoded.len());
         for ids in &encoded {
-            let seqs = self.generate(ids, cfg.clone(), if streaming { sink.take() } else { None })?;
+            let seqs =
+                self.generate(ids, cfg.clone(), if streaming { sink.take() } else { None })?;
             let records = seqs
                 .iter()
                 .map(|seq| {
@@ -761,7 +830,11 @@ fn legacy_conversation(body: Value) -> Result<Value, ToolkitError> {
     let strings = |k: &str| -> Vec<String> {
         body.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (users, bots) = (strings("past_user_inputs"), strings("generated_responses"));

@@ -346,7 +346,11 @@ impl AnyPipeline {
             let architectures: Vec<String> = raw
                 .get("architectures")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             let spec = match &opts.task {
                 Some(t) => t.clone(),

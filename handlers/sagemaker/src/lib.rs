@@ -87,9 +87,15 @@ pub struct Config {
     #[arg(long, env = "HF_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
     pub max_request_tokens: usize,
 
-    /// The most sequences run through the model in one forward pass.
+    /// The most sequences run through the model in one forward pass (generation: at most four
+    /// times as many sequences share one decoding step).
     #[arg(long, env = "HF_MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
+
+    /// Generation: the most new tokens one sequence may ask for (max_new_tokens, or max_length
+    /// minus the prompt); more get 400.
+    #[arg(long, env = "HF_MAX_NEW_TOKENS", default_value_t = 2048)]
+    pub max_new_tokens: usize,
 }
 
 /// Where the model comes from and which task it serves: the toolkit's model variables, shared
@@ -208,6 +214,7 @@ impl Config {
         let mut opts = self.model.load_options()?;
         opts.max_request_tokens = self.max_request_tokens.max(1);
         opts.max_batch_size = self.max_batch_size.max(1);
+        opts.max_new_tokens = self.max_new_tokens.max(1);
         Ok(opts)
     }
 
@@ -393,10 +400,10 @@ mod tests {
                 .unwrap();
         assert_eq!(c.model.model_dir(), PathBuf::from("/x/model"));
         assert!(c.load_options().is_ok());
-        let c = Config::try_parse_from(["serve", "--task", "summarization"]).unwrap();
+        let c = Config::try_parse_from(["serve", "--task", "image-segmentation"]).unwrap();
         let e = c.load_options().unwrap_err().to_string();
         assert!(
-            e.contains("summarization") && e.contains("not implemented"),
+            e.contains("image-segmentation") && e.contains("not implemented"),
             "{e}"
         );
         let c = Config::try_parse_from(["serve", "--task", "nope"]).unwrap();
