@@ -103,4 +103,30 @@ fn main() {
         std::hint::black_box(kernels::attention(&qkv, s, h, heads, &mask));
     });
     println!("| attention | 1 sequence, {s} tokens, {heads} heads | {a:.1} | | |");
+
+    // decoding shapes (Qwen2-0.5B's MLP: 896 -> 2x4864): weights as f32 and as exact bf16
+    println!();
+    println!("| linear, decoding | shape | f32 weights (µs) | bf16 weights (µs) | bf16 speed-up |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    for &(m, k, n) in &[(1, 896, 9728), (4, 896, 9728), (17, 896, 9728), (1, 4864, 896)] {
+        let w = data(n * k, 11);
+        let w16: Vec<f32> = w
+            .iter()
+            .map(|v| f32::from_bits(v.to_bits() & 0xFFFF_0000))
+            .collect();
+        let x = data(m * k, 12);
+        let (a32, a16) = (PackedLinear::new(&w, None, n, k), PackedLinear::new(&w16, None, n, k));
+        assert!(a16.is_bf16() && !a32.is_bf16());
+        let reps = 100;
+        let t32 = time(reps, || {
+            std::hint::black_box(a32.forward(&x, m));
+        });
+        let t16 = time(reps, || {
+            std::hint::black_box(a16.forward(&x, m));
+        });
+        println!(
+            "| linear | {m}x{k} · {k}x{n} | {t32:.1} | {t16:.1} | {:.2}x |",
+            t32 / t16
+        );
+    }
 }

@@ -21,28 +21,83 @@ const PARALLEL_MIN_MACS: usize = 1 << 19;
 
 /// A linear layer `y = x·Wᵀ + b` with `W` (`[n, k]`, PyTorch layout) packed for the micro-kernel:
 /// panel `p` holds columns `16p..16p+16` as `k` rows of 16 contiguous floats.
+///
+/// Weights that are all exactly bfloat16 values (a bf16 checkpoint read as f32) are kept as
+/// bf16 and widened in the micro-kernel: the same products bit for bit, half the memory and half
+/// the bandwidth, which is what bounds a decoding step.
 #[derive(Debug, Clone)]
 pub struct PackedLinear {
     k: usize,
     n: usize,
-    panels: Vec<f32>,
+    panels: Panels,
     bias: Vec<f32>,
+}
+
+/// Packed weights: f32, or bf16 bit patterns (the high half of the f32).
+#[derive(Debug, Clone)]
+enum Panels {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+}
+
+/// An element of a packed panel.
+trait Weight: Copy + Default + Send + Sync {
+    fn widen(self) -> f32;
+}
+
+impl Weight for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Weight for u16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from_bits(u32::from(self) << 16)
+    }
+}
+
+fn pack<W: Weight>(weight: &[f32], n: usize, k: usize, conv: impl Fn(f32) -> W) -> Vec<W> {
+    let np = n.div_ceil(NR);
+    let mut panels = vec![W::default(); np * k * NR];
+    for (j, row) in weight.chunks_exact(k).take(n).enumerate() {
+        let (p, c) = (j / NR, j % NR);
+        let panel = &mut panels[p * k * NR..(p + 1) * k * NR];
+        for (kk, &w) in row.iter().enumerate() {
+            panel[kk * NR + c] = conv(w);
+        }
+    }
+    panels
 }
 
 impl PackedLinear {
     /// Packs a row-major `[n, k]` weight and its bias (zeros when `None`).
     pub fn new(weight: &[f32], bias: Option<&[f32]>, n: usize, k: usize) -> Self {
-        let np = n.div_ceil(NR);
-        let mut panels = vec![0f32; np * k * NR];
-        for (j, row) in weight.chunks_exact(k).take(n).enumerate() {
-            let (p, c) = (j / NR, j % NR);
-            let panel = &mut panels[p * k * NR..(p + 1) * k * NR];
-            for (kk, &w) in row.iter().enumerate() {
-                panel[kk * NR + c] = w;
-            }
-        }
+        let exact_bf16 = weight.iter().all(|w| w.to_bits() & 0xFFFF == 0);
+        let panels = if exact_bf16 && !weight.is_empty() {
+            Panels::Bf16(pack(weight, n, k, |w| (w.to_bits() >> 16) as u16))
+        } else {
+            Panels::F32(pack(weight, n, k, |w| w))
+        };
         let bias = bias.map_or_else(|| vec![0.0; n], <[f32]>::to_vec);
         Self { k, n, panels, bias }
+    }
+
+    /// Whether the weights are held as bf16.
+    pub fn is_bf16(&self) -> bool {
+        matches!(self.panels, Panels::Bf16(_))
+    }
+
+    /// Row `j` of the weight (`[k]`), widened to f32.
+    pub fn weight_row(&self, j: usize) -> Vec<f32> {
+        let (p, c, k) = (j / NR, j % NR, self.k);
+        let get = |i: usize| match &self.panels {
+            Panels::F32(v) => v[i],
+            Panels::Bf16(v) => v[i].widen(),
+        };
+        (0..k).map(|kk| get(p * k * NR + kk * NR + c)).collect()
     }
 
     /// Input width.
@@ -103,9 +158,26 @@ impl PackedLinear {
         out_stride: usize,
         c_off: usize,
     ) {
+        match &self.panels {
+            Panels::F32(panels) => self.panels_of(panels, x, m, range, out, out_stride, c_off),
+            Panels::Bf16(panels) => self.panels_of(panels, x, m, range, out, out_stride, c_off),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn panels_of<W: Weight>(
+        &self,
+        panels: &[W],
+        x: &[f32],
+        m: usize,
+        range: std::ops::Range<usize>,
+        out: &mut [f32],
+        out_stride: usize,
+        c_off: usize,
+    ) {
         let k = self.k;
         for p in range {
-            let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
+            let panel = &panels[p * k * NR..(p + 1) * k * NR];
             let c0 = p * NR;
             let cols = NR.min(self.n - c0);
             let bias = &self.bias[c0..c0 + cols];
@@ -127,7 +199,7 @@ impl PackedLinear {
 }
 
 /// Dispatches to the widest micro-kernel the CPU supports.
-fn micro(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+fn micro<W: Weight>(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[W], acc: &mut [[f32; NR]; MR]) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
@@ -145,48 +217,48 @@ fn micro(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[f32], acc: &mut [[f
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn micro_avx2(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[f32], acc: &mut [[f32; NR]; MR]) {
-    micro_body::<true>(x, r0, mr, k, panel, acc);
+fn micro_avx2<W: Weight>(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[W], acc: &mut [[f32; NR]; MR]) {
+    micro_body::<true, W>(x, r0, mr, k, panel, acc);
 }
 
-fn micro_generic(
+fn micro_generic<W: Weight>(
     x: &[f32],
     r0: usize,
     mr: usize,
     k: usize,
-    panel: &[f32],
+    panel: &[W],
     acc: &mut [[f32; NR]; MR],
 ) {
-    micro_body::<false>(x, r0, mr, k, panel, acc);
+    micro_body::<false, W>(x, r0, mr, k, panel, acc);
 }
 
 #[inline(always)]
-fn micro_body<const FMA: bool>(
+fn micro_body<const FMA: bool, W: Weight>(
     x: &[f32],
     r0: usize,
     mr: usize,
     k: usize,
-    panel: &[f32],
+    panel: &[W],
     acc: &mut [[f32; NR]; MR],
 ) {
     match mr {
-        6 => tile::<6, FMA>(x, r0, k, panel, acc),
-        5 => tile::<5, FMA>(x, r0, k, panel, acc),
-        4 => tile::<4, FMA>(x, r0, k, panel, acc),
-        3 => tile::<3, FMA>(x, r0, k, panel, acc),
-        2 => tile::<2, FMA>(x, r0, k, panel, acc),
-        _ => tile::<1, FMA>(x, r0, k, panel, acc),
+        6 => tile::<6, FMA, W>(x, r0, k, panel, acc),
+        5 => tile::<5, FMA, W>(x, r0, k, panel, acc),
+        4 => tile::<4, FMA, W>(x, r0, k, panel, acc),
+        3 => tile::<3, FMA, W>(x, r0, k, panel, acc),
+        2 => tile::<2, FMA, W>(x, r0, k, panel, acc),
+        _ => tile::<1, FMA, W>(x, r0, k, panel, acc),
     }
 }
 
 /// `acc[r][j] = Σ_kk x[r0 + r][kk] · panel[kk][j]` for `R` rows. `FMA` only where the CPU has
 /// it: elsewhere `mul_add` would be a slow library call.
 #[inline(always)]
-fn tile<const R: usize, const FMA: bool>(
+fn tile<const R: usize, const FMA: bool, W: Weight>(
     x: &[f32],
     r0: usize,
     k: usize,
-    panel: &[f32],
+    panel: &[W],
     out: &mut [[f32; NR]; MR],
 ) {
     let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(r0 + r) * k..(r0 + r + 1) * k]);
@@ -196,9 +268,9 @@ fn tile<const R: usize, const FMA: bool>(
             let xv = rows[r][kk];
             for j in 0..NR {
                 acc[r][j] = if FMA {
-                    xv.mul_add(w[j], acc[r][j])
+                    xv.mul_add(w[j].widen(), acc[r][j])
                 } else {
-                    xv * w[j] + acc[r][j]
+                    xv * w[j].widen() + acc[r][j]
                 };
             }
         }
@@ -442,6 +514,34 @@ mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn bf16_weights_are_packed_as_bf16_and_give_the_same_products() {
+        let (m, n, k) = (5, 40, 33);
+        // weights that are exactly bf16 (as a bf16 checkpoint read as f32)
+        let w: Vec<f32> = random(n * k, 9)
+            .into_iter()
+            .map(|v| f32::from_bits(v.to_bits() & 0xFFFF_0000))
+            .collect();
+        let x = random(m * k, 10);
+        let packed = PackedLinear::new(&w, None, n, k);
+        assert!(packed.is_bf16());
+        assert_eq!(packed.weight_row(7), w[7 * k..8 * k]);
+        let dev = Device::Cpu;
+        let lin = candle_nn::Linear::new(Tensor::from_vec(w.clone(), (n, k), &dev).unwrap(), None);
+        let theirs: Vec<f32> = lin
+            .forward(&Tensor::from_vec(x.clone(), (m, k), &dev).unwrap())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(max_diff(&packed.forward(&x, m), &theirs) < 1e-4);
+        // one weight that is not bf16 keeps the whole layer in f32
+        let mut w2 = w;
+        w2[3] = 0.123_456_79;
+        assert!(!PackedLinear::new(&w2, None, n, k).is_bf16());
     }
 
     #[test]

@@ -128,7 +128,9 @@ pub struct CausalLm {
     kind: &'static str,
     vocab: usize,
     hidden: usize,
-    embed: Vec<f32>,
+    /// The input embeddings; `None` when tied to the head, whose packed rows are used instead
+    /// (one copy of a 150k-token vocabulary, not two).
+    embed: Option<Vec<f32>>,
     /// Gemma multiplies embeddings by `sqrt(hidden)` (rounded to the model's dtype).
     embed_scale: Option<f32>,
     positions: Positions,
@@ -278,24 +280,17 @@ impl CausalLm {
                 },
             });
         }
-        let embed = get(&vb.pp("wte"), &[c.vocab_size, h], "weight")?;
-        let lm_head = if root.contains_tensor("lm_head.weight") {
-            PackedLinear::new(
-                &get(&root.pp("lm_head"), &[c.vocab_size, h], "weight")?,
-                None,
-                c.vocab_size,
-                h,
-            )
-        } else {
-            PackedLinear::new(&embed, None, c.vocab_size, h)
-        };
+        let wte = get(&vb.pp("wte"), &[c.vocab_size, h], "weight")?;
+        // GPT2LMHeadModel always ties the head to wte
+        let lm_head = PackedLinear::new(&wte, None, c.vocab_size, h);
+        drop(wte);
         let hd = h / c.n_head;
         Ok(Self {
             kind: "gpt2",
             vocab: c.vocab_size,
             hidden: h,
             positions: Positions::Learned(get(&vb.pp("wpe"), &[c.n_positions, h], "weight")?),
-            embed,
+            embed: None,
             embed_scale: None,
             blocks,
             final_norm: Norm::load_layer(&vb.pp("ln_f"), h, eps)?,
@@ -397,12 +392,12 @@ impl CausalLm {
                 score_scale: 1.0,
             });
         }
-        let embed = get(&vb.pp("embed_tokens"), &[c.vocab_size, h], "weight")?;
+        let table = get(&vb.pp("embed_tokens"), &[c.vocab_size, h], "weight")?;
         let tied = c.tie_word_embeddings.unwrap_or(gemma);
-        let lm_head = if !tied && root.contains_tensor("lm_head.weight") {
-            dense(&root.pp("lm_head"), c.vocab_size, h, false)?
+        let (embed, lm_head) = if !tied && root.contains_tensor("lm_head.weight") {
+            (Some(table), dense(&root.pp("lm_head"), c.vocab_size, h, false)?)
         } else {
-            PackedLinear::new(&embed, None, c.vocab_size, h)
+            (None, PackedLinear::new(&table, None, c.vocab_size, h))
         };
         let window = match kind {
             "mistral" => c.sliding_window,
@@ -533,7 +528,14 @@ impl CausalLm {
                     self.vocab
                 )));
             }
-            let row = &self.embed[t * h..(t + 1) * h];
+            let tied;
+            let row = match &self.embed {
+                Some(e) => &e[t * h..(t + 1) * h],
+                None => {
+                    tied = self.lm_head.weight_row(t);
+                    &tied[..]
+                }
+            };
             match (&self.positions, self.embed_scale) {
                 (Positions::Learned(wpe), _) => {
                     let p = first + i;
