@@ -108,14 +108,22 @@ fn main() {
     println!();
     println!("| linear, decoding | shape | f32 weights (µs) | bf16 weights (µs) | bf16 speed-up |");
     println!("| --- | --- | ---: | ---: | ---: |");
-    for &(m, k, n) in &[(1, 896, 9728), (4, 896, 9728), (17, 896, 9728), (1, 4864, 896)] {
+    for &(m, k, n) in &[
+        (1, 896, 9728),
+        (4, 896, 9728),
+        (17, 896, 9728),
+        (1, 4864, 896),
+    ] {
         let w = data(n * k, 11);
         let w16: Vec<f32> = w
             .iter()
             .map(|v| f32::from_bits(v.to_bits() & 0xFFFF_0000))
             .collect();
         let x = data(m * k, 12);
-        let (a32, a16) = (PackedLinear::new(&w, None, n, k), PackedLinear::new(&w16, None, n, k));
+        let (a32, a16) = (
+            PackedLinear::new(&w, None, n, k),
+            PackedLinear::new(&w16, None, n, k),
+        );
         assert!(a16.is_bf16() && !a32.is_bf16());
         let reps = 100;
         let t32 = time(reps, || {

@@ -32,6 +32,7 @@ pub mod model;
 pub mod pipeline;
 pub mod runtime;
 pub mod schema;
+pub mod sentencepiece;
 pub mod task;
 pub mod tokenize;
 pub mod types;

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use std::str::FromStr;
 use tokenizers::utils::truncation::{truncate_encodings, TruncationDirection, TruncationParams};
 use tokenizers::{Decoder, Tokenizer};
 
@@ -17,6 +18,46 @@ pub use tokenizers::utils::truncation::TruncationStrategy;
 
 use crate::error::ToolkitError;
 use crate::model::{ModelFiles, TokenSequence};
+
+/// A Marian tokenizer (`source.spm` + `vocab.json`, no `tokenizer.json`), built as a fast one.
+fn marian_tokenizer(
+    dir: &std::path::Path,
+    cfg: &serde_json::Value,
+) -> Result<Tokenizer, ToolkitError> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).map_err(|e| {
+            ToolkitError::model_load_with(
+                format!(
+                    "{} has no readable {name} (a MarianTokenizer needs source.spm and vocab.json)",
+                    dir.display()
+                ),
+                e,
+            )
+        })
+    };
+    let spm = crate::sentencepiece::SpmModel::parse(&read("source.spm")?)?;
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&read("vocab.json")?).map_err(|e| {
+            ToolkitError::model_load(format!("vocab.json is not a JSON object: {e}"))
+        })?;
+    let token = |key: &str, default: &str| {
+        cfg.get(key)
+            .and_then(|v| {
+                v.as_str()
+                    .or_else(|| v.get("content").and_then(serde_json::Value::as_str))
+            })
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let json = spm.marian_tokenizer_json(
+        &vocab,
+        &token("eos_token", "</s>"),
+        &token("unk_token", "<unk>"),
+        &token("pad_token", "<pad>"),
+    )?;
+    Tokenizer::from_str(&json.to_string())
+        .map_err(|e| ToolkitError::model_load(format!("cannot build the Marian tokenizer: {e}")))
+}
 
 /// transformers' `VERY_LARGE_INTEGER` and friends: a `model_max_length` above this means "none".
 const NO_LIMIT: f64 = 1e12;
@@ -67,6 +108,8 @@ pub struct TextTokenizer {
     cls_id: Option<u32>,
     subword_prefix: bool,
     clean_up_spaces: bool,
+    /// Decoded text is stripped (`MarianTokenizer.convert_tokens_to_string`).
+    strip_decoded: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -85,23 +128,31 @@ fn tokenizer_error(e: impl std::fmt::Display) -> ToolkitError {
 impl TextTokenizer {
     /// Loads `tokenizer.json` (required) and `model_max_length` from `tokenizer_config.json`.
     pub fn load(files: &ModelFiles, pad_id: u32) -> Result<Self, ToolkitError> {
-        let path = files.tokenizer.as_deref().ok_or_else(|| {
-            ToolkitError::model_load(format!(
-                "{} has no tokenizer.json; save a fast tokenizer with `AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)`",
-                files.dir.display()
-            ))
-        })?;
-        let mut inner = Tokenizer::from_file(path).map_err(|e| {
-            ToolkitError::model_load(format!("cannot load {}: {e}", path.display()))
-        })?;
-        inner.with_padding(None);
-        inner.with_truncation(None).map_err(|e| {
-            ToolkitError::model_load(format!("cannot configure the tokenizer: {e}"))
-        })?;
         let cfg = match &files.tokenizer_config {
             Some(p) => read_tokenizer_config(p)?,
             None => serde_json::Value::Null,
         };
+        let marian = files.tokenizer.is_none()
+            && cfg
+                .get("tokenizer_class")
+                .and_then(serde_json::Value::as_str)
+                == Some("MarianTokenizer");
+        let mut inner = match files.tokenizer.as_deref() {
+            Some(path) => Tokenizer::from_file(path).map_err(|e| {
+                ToolkitError::model_load(format!("cannot load {}: {e}", path.display()))
+            })?,
+            None if marian => marian_tokenizer(&files.dir, &cfg)?,
+            None => {
+                return Err(ToolkitError::model_load(format!(
+                    "{} has no tokenizer.json; save a fast tokenizer with `AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)`",
+                    files.dir.display()
+                )))
+            }
+        };
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| {
+            ToolkitError::model_load(format!("cannot configure the tokenizer: {e}"))
+        })?;
         let model_max_length = cfg
             .get("model_max_length")
             .and_then(serde_json::Value::as_f64)
@@ -149,6 +200,7 @@ impl TextTokenizer {
             cls_id,
             subword_prefix,
             clean_up_spaces,
+            strip_decoded: marian,
         })
     }
 
@@ -221,10 +273,13 @@ impl TextTokenizer {
         skip_special_tokens: bool,
         clean_up: bool,
     ) -> Result<String, ToolkitError> {
-        let text = self
+        let mut text = self
             .inner
             .decode(ids, skip_special_tokens)
             .map_err(tokenizer_error)?;
+        if self.strip_decoded {
+            text = text.trim().to_owned();
+        }
         Ok(if clean_up {
             clean_up_tokenization(&text)
         } else {

@@ -447,6 +447,7 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
         "text-generation",
     ),
     ("bart-summarization", "bart-summarization", "summarization"),
+    ("translation", "translation", "translation"),
 ];
 
 /// The fixture model and task behind a golden file.

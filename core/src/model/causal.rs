@@ -395,7 +395,10 @@ impl CausalLm {
         let table = get(&vb.pp("embed_tokens"), &[c.vocab_size, h], "weight")?;
         let tied = c.tie_word_embeddings.unwrap_or(gemma);
         let (embed, lm_head) = if !tied && root.contains_tensor("lm_head.weight") {
-            (Some(table), dense(&root.pp("lm_head"), c.vocab_size, h, false)?)
+            (
+                Some(table),
+                dense(&root.pp("lm_head"), c.vocab_size, h, false)?,
+            )
         } else {
             (None, PackedLinear::new(&table, None, c.vocab_size, h))
         };
