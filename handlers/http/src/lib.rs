@@ -9,6 +9,7 @@
 //! warmed (the toolkit says healthy before), errors carry their real status (415, 406, 413, 503…)
 //! instead of 400 for everything, and limits are enforced before a body is buffered.
 
+pub mod emulation;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
@@ -40,6 +41,8 @@ pub struct HttpSettings {
     pub max_concurrent_transforms: Option<usize>,
     /// `/execution-parameters` `BatchStrategy` (`SAGEMAKER_BATCH_STRATEGY`).
     pub batch_strategy: String,
+    /// Also answer SageMaker Runtime's own API paths (local development; see [`emulation`]).
+    pub emulate_runtime: bool,
 }
 
 impl Default for HttpSettings {
@@ -49,6 +52,7 @@ impl Default for HttpSettings {
             max_stream_bytes: 6 * 1024 * 1024,
             model_url: "/opt/ml/model".into(),
             max_concurrent_transforms: None,
+            emulate_runtime: false,
             batch_strategy: "MULTI_RECORD".into(),
         }
     }
@@ -135,14 +139,24 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// The router. The same router serves the container and, through `lambda_http`, Lambda.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/ping", any(ping))
         .route("/invocations", any(invocations))
         .route("/execution-parameters", get(execution_parameters))
         .route("/models", get(models))
-        .route("/models/{name}", get(describe_model))
-        .fallback(not_found)
-        .with_state(state)
+        .route("/models/{name}", get(describe_model));
+    if state.settings.emulate_runtime {
+        r = r
+            .route(
+                "/endpoints/{name}/invocations",
+                axum::routing::post(emulation::invoke),
+            )
+            .route(
+                "/endpoints/{name}/invocations-response-stream",
+                axum::routing::post(emulation::invoke_stream),
+            );
+    }
+    r.fallback(not_found).with_state(state)
 }
 
 /// multi-model-server pretty-prints its management and health bodies (2-space indent, trailing

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sagemakerruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamError;
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -580,6 +581,32 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         Target::Endpoint {
             name: endpoint,
             variant,
+        } if wants_stream(route.task, accept, &bytes) => {
+            let Some(client) = &p.client else {
+                return no_client();
+            };
+            let variant = variant
+                .clone()
+                .or_else(|| header_str(&parts.headers, TARGET_VARIANT).map(str::to_owned));
+            let call = client
+                .invoke_endpoint_with_response_stream()
+                .endpoint_name(endpoint)
+                .body(bytes.to_vec().into())
+                .set_content_type(content_type.map(str::to_owned))
+                .set_accept(accept.map(str::to_owned))
+                .set_custom_attributes(
+                    header_str(&parts.headers, CUSTOM_ATTRIBUTES).map(str::to_owned),
+                )
+                .set_inference_id(header_str(&parts.headers, INFERENCE_ID).map(str::to_owned))
+                .set_target_variant(variant);
+            match call.send().await {
+                Ok(out) => relay_stream(endpoint, out),
+                Err(e) => map_sdk_error(endpoint, e),
+            }
+        }
+        Target::Endpoint {
+            name: endpoint,
+            variant,
         } => {
             let Some(client) = &p.client else {
                 return no_client();
@@ -636,6 +663,74 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         "invocation"
     );
     response
+}
+
+/// Whether a request asks for a token stream: a generation task with `Accept: text/event-stream`
+/// or `"parameters": {"stream": true}` (the container streams then, and so do we).
+fn wants_stream(task: Task, accept: Option<&str>, body: &[u8]) -> bool {
+    let generative = matches!(
+        task,
+        Task::TextGeneration
+            | Task::Conversational
+            | Task::Text2TextGeneration
+            | Task::Summarization
+            | Task::Translation
+    );
+    generative
+        && (accept.is_some_and(|a| {
+            a.split(',')
+                .any(|r| r.split(';').next().map(str::trim) == Some("text/event-stream"))
+        }) || serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| {
+            v.get("parameters")
+                .and_then(|p| p.get("stream"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+        }))
+}
+
+/// Relays `InvokeEndpointWithResponseStream`'s payload parts as the response body, as they
+/// arrive; an error in the middle of the stream ends it with an SSE error event.
+fn relay_stream(
+    endpoint: &str,
+    out: aws_sdk_sagemakerruntime::operation::invoke_endpoint_with_response_stream::InvokeEndpointWithResponseStreamOutput,
+) -> Response {
+    use aws_sdk_sagemakerruntime::types::ResponseStream;
+    let ct = out.content_type().unwrap_or("text/event-stream").to_owned();
+    let endpoint = endpoint.to_owned();
+    let chunks = futures_util::stream::unfold(Some(out.body), move |rx| {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut rx = rx?;
+            loop {
+                match rx.recv().await {
+                    Ok(Some(ResponseStream::PayloadPart(part))) => {
+                        let bytes = part.bytes.map(|b| b.into_inner()).unwrap_or_default();
+                        if !bytes.is_empty() {
+                            return Some((
+                                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(bytes)),
+                                Some(rx),
+                            ));
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::warn!(endpoint = %endpoint, error = %aws_sdk_sagemakerruntime::error::DisplayErrorContext(&e), "the response stream failed");
+                        let event = serde_json::json!({
+                            "error": format!("the response stream from endpoint {endpoint} failed; see the function's log"),
+                            "error_type": "UpstreamError",
+                        });
+                        return Some((Ok(bytes::Bytes::from(format!("data:{event}\n\n"))), None));
+                    }
+                }
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(chunks));
+    if let Ok(v) = HeaderValue::from_str(&ct) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
 }
 
 /// A fresh inference id (32 hex digits; SageMaker allows 64 characters).
@@ -808,21 +903,50 @@ fn check_response(task: Task, content_type: &str, body: &[u8]) -> Result<(), Str
     }
 }
 
-/// SageMaker's errors on `InvokeEndpoint`, as an HTTP client of this function should see them:
-/// a `ModelError` is the container's own answer; the rest as [`map_upstream_error`].
-pub fn map_sdk_error<R>(endpoint: &str, e: SdkError<InvokeEndpointError, R>) -> Response
+/// An error of a SageMaker Runtime call that may carry the container's own answer.
+pub trait ContainerError {
+    /// The container's status and body, when the container answered with an error.
+    fn container_answer(&self) -> Option<(Option<i32>, Option<&str>)>;
+}
+
+impl ContainerError for InvokeEndpointError {
+    fn container_answer(&self) -> Option<(Option<i32>, Option<&str>)> {
+        match self {
+            InvokeEndpointError::ModelError(m) => {
+                Some((m.original_status_code(), m.original_message()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ContainerError for InvokeEndpointWithResponseStreamError {
+    fn container_answer(&self) -> Option<(Option<i32>, Option<&str>)> {
+        match self {
+            InvokeEndpointWithResponseStreamError::ModelError(m) => {
+                Some((m.original_status_code(), m.original_message()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// SageMaker's errors on `InvokeEndpoint` (and its streaming variant), as an HTTP client of this
+/// function should see them: a `ModelError` is the container's own answer; the rest as
+/// [`map_upstream_error`].
+pub fn map_sdk_error<E, R>(endpoint: &str, e: SdkError<E, R>) -> Response
 where
+    E: ContainerError + ProvideErrorMetadata + RequestId + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     if let SdkError::ServiceError(s) = &e {
-        if let InvokeEndpointError::ModelError(m) = s.err() {
-            let status = m
-                .original_status_code()
+        if let Some((code, message)) = s.err().container_answer() {
+            let status = code
                 .and_then(|c| u16::try_from(c).ok())
                 .and_then(|c| StatusCode::from_u16(c).ok())
                 .filter(|c| c.is_client_error() || c.is_server_error())
                 .unwrap_or(StatusCode::BAD_GATEWAY);
-            let body = m.original_message().unwrap_or_default().to_owned();
+            let body = message.unwrap_or_default().to_owned();
             let ct = if serde_json::from_str::<Value>(&body).is_ok() {
                 "application/json"
             } else {

@@ -68,5 +68,13 @@ async fn run() -> Result<(), lambda_http::Error> {
         None
     };
     let proxy = Proxy::new(routes, client, local)?;
-    lambda_http::run(router(Arc::new(proxy))).await
+    // A function URL with InvokeMode RESPONSE_STREAM (or API Gateway's response streaming)
+    // delivers streamed bodies as they are written; buffered invocation modes get them whole.
+    let streaming = std::env::var("HF_PROXY_RESPONSE_STREAM")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"));
+    if streaming {
+        lambda_http::run_with_streaming_response(router(Arc::new(proxy))).await
+    } else {
+        lambda_http::run(router(Arc::new(proxy))).await
+    }
 }

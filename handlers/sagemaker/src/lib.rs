@@ -96,6 +96,13 @@ pub struct Config {
     /// minus the prompt); more get 400.
     #[arg(long, env = "HF_MAX_NEW_TOKENS", default_value_t = 2048)]
     pub max_new_tokens: usize,
+
+    /// Local development: also answer SageMaker Runtime's API (`POST /endpoints/{name}/invocations`
+    /// and `.../invocations-response-stream`), so that an AWS SDK pointed here with
+    /// `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` (e.g. the Lambda front-end) reaches this container.
+    #[arg(long, env = "HF_EMULATE_SAGEMAKER_RUNTIME", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub emulate_sagemaker_runtime: bool,
 }
 
 /// Where the model comes from and which task it serves: the toolkit's model variables, shared
@@ -239,6 +246,7 @@ impl Config {
             model_url,
             max_concurrent_transforms: self.max_concurrent_transforms.filter(|&n| n > 0),
             batch_strategy: self.batch_strategy.clone(),
+            emulate_runtime: self.emulate_sagemaker_runtime,
         }
     }
 
