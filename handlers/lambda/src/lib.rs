@@ -332,6 +332,41 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .with_state(proxy)
 }
 
+/// Removes an API Gateway HTTP API's named stage from the path (`/prod/invocations` →
+/// `/invocations`): such stages put their name in `rawPath`, which `lambda_http` keeps when
+/// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set (for REST APIs). `$default` adds nothing.
+pub fn strip_http_api_stage<B>(mut req: http::Request<B>) -> http::Request<B> {
+    let stage = match req
+        .extensions()
+        .get::<lambda_http::request::RequestContext>()
+    {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| s != "$default" && !s.is_empty()) else {
+        return req;
+    };
+    let prefix = format!("/{stage}");
+    let path = req.uri().path();
+    let rest = match path.strip_prefix(&prefix) {
+        Some("") => "/".to_owned(),
+        Some(r) if r.starts_with('/') => r.to_owned(),
+        _ => return req,
+    };
+    let pq = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(v) = pq.parse() {
+        parts.path_and_query = Some(v);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
 /// Tells the client to come back in a few seconds.
 fn retry_later(mut r: Response) -> Response {
     r.headers_mut()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hf_inference_core::{AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
-use hf_inference_lambda::{client_from_env, router, Proxy, Routes};
+use hf_inference_lambda::{client_from_env, router, strip_http_api_stage, Proxy, Routes};
 
 fn main() -> Result<(), lambda_http::Error> {
     // REST API stages are deployment details, not part of our routes (set before any thread)
@@ -72,9 +72,12 @@ async fn run() -> Result<(), lambda_http::Error> {
     // delivers streamed bodies as they are written; buffered invocation modes get them whole.
     let streaming = std::env::var("HF_PROXY_RESPONSE_STREAM")
         .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"));
+    let app = tower::ServiceBuilder::new()
+        .map_request(strip_http_api_stage)
+        .service(router(Arc::new(proxy)));
     if streaming {
-        lambda_http::run_with_streaming_response(router(Arc::new(proxy))).await
+        lambda_http::run_with_streaming_response(app).await
     } else {
-        lambda_http::run(router(Arc::new(proxy))).await
+        lambda_http::run(app).await
     }
 }

@@ -1,5 +1,5 @@
-//! The sample events in handlers/lambda/events (API Gateway REST and HTTP APIs, ALB, function
-//! URL) through lambda_http's own conversion, then the router. Its own test binary: it sets
+//! The sample events in handlers/lambda/events (API Gateway REST and HTTP APIs, the latter also
+//! on a named stage, ALB, function URL) through lambda_http's own conversion, then the router. Its own test binary: it sets
 //! `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` as `main` does, before any other test could read the
 //! environment.
 
@@ -84,9 +84,12 @@ async fn run() {
         ("apigw-v2.json", 400),
         ("alb.json", 200),
         ("function-url.json", 200),
+        ("apigw-v2-named-stage.json", 200),
     ] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // as main wraps the router: an HTTP API's named stage leaves the path
+        let req = hf_inference_lambda::strip_http_api_stage(req);
         let (parts, body) = req.into_parts();
         let body = match body {
             lambda_http::Body::Empty => Vec::new(),
@@ -105,7 +108,7 @@ async fn run() {
     }
     assert_eq!(
         calls.load(Ordering::SeqCst),
-        2,
+        3,
         "the invalid v2 payload was not sent on"
     );
 }
