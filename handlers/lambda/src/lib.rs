@@ -501,6 +501,11 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         );
     }
     let (parts, body) = req.into_parts();
+    // the Lambda invocation's request id (absent outside Lambda)
+    let lambda_request_id = parts
+        .extensions
+        .get::<lambda_http::Context>()
+        .map(|c| c.request_id.clone());
     if let Err(e) = check_headers(&parts.headers) {
         return toolkit_error(&e);
     }
@@ -691,6 +696,12 @@ async fn invoke(p: Arc<Proxy>, name: String, req: Request) -> Response {
         Target::Local => "(in-process)",
     };
     tracing::info!(
+        request_id = lambda_request_id.as_deref().unwrap_or("-"),
+        upstream_request_id = response
+            .headers()
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
         route = %name,
         endpoint = target,
         status = response.status().as_u16(),
