@@ -106,6 +106,7 @@ fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
         rows += n;
         chosen.push(i);
     }
+    tracing::debug!(rows, searches = chosen.len(), "generation step");
     let result = {
         let mut inputs = Vec::with_capacity(rows);
         let mut counts = Vec::with_capacity(chosen.len());

@@ -178,6 +178,11 @@ impl PackedLinear {
         let k = self.k;
         for p in range {
             let panel = &panels[p * k * NR..(p + 1) * k * NR];
+            // the next panel is prefetched while this one is computed (decoding streams the
+            // weights from memory once per step: overlap the loads with the arithmetic)
+            let next = panels
+                .get((p + 1) * k * NR..(p + 2) * k * NR)
+                .unwrap_or(&[]);
             let c0 = p * NR;
             let cols = NR.min(self.n - c0);
             let bias = &self.bias[c0..c0 + cols];
@@ -185,7 +190,10 @@ impl PackedLinear {
             while r0 < m {
                 let mr = MR.min(m - r0);
                 let mut acc = [[0f32; NR]; MR];
-                micro(x, r0, mr, k, panel, &mut acc);
+                // one row streams well on the hardware prefetcher alone; several rows compute
+                // long enough per panel that the next one is worth asking for
+                let ahead = if r0 == 0 && m > 1 { next } else { &[] };
+                micro(x, r0, mr, k, panel, ahead, &mut acc);
                 for (r, row) in acc.iter().enumerate().take(mr) {
                     let o = (r0 + r) * out_stride + (c0 - c_off);
                     for ((dst, &a), &b) in out[o..o + cols].iter_mut().zip(&row[..cols]).zip(bias) {
@@ -205,6 +213,7 @@ fn micro<W: Weight>(
     mr: usize,
     k: usize,
     panel: &[W],
+    next: &[W],
     acc: &mut [[f32; NR]; MR],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -214,12 +223,12 @@ fn micro<W: Weight>(
             // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is the only
             // requirement of a `#[target_feature(enable = "avx2,fma")]` function.
             unsafe {
-                micro_avx2(x, r0, mr, k, panel, acc)
+                micro_avx2(x, r0, mr, k, panel, next, acc)
             };
             return;
         }
     }
-    micro_generic(x, r0, mr, k, panel, acc);
+    micro_generic(x, r0, mr, k, panel, next, acc);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -230,9 +239,10 @@ fn micro_avx2<W: Weight>(
     mr: usize,
     k: usize,
     panel: &[W],
+    next: &[W],
     acc: &mut [[f32; NR]; MR],
 ) {
-    micro_body::<true, W>(x, r0, mr, k, panel, acc);
+    micro_body::<true, W>(x, r0, mr, k, panel, next, acc);
 }
 
 fn micro_generic<W: Weight>(
@@ -241,9 +251,10 @@ fn micro_generic<W: Weight>(
     mr: usize,
     k: usize,
     panel: &[W],
+    next: &[W],
     acc: &mut [[f32; NR]; MR],
 ) {
-    micro_body::<false, W>(x, r0, mr, k, panel, acc);
+    micro_body::<false, W>(x, r0, mr, k, panel, next, acc);
 }
 
 #[inline(always)]
@@ -253,16 +264,35 @@ fn micro_body<const FMA: bool, W: Weight>(
     mr: usize,
     k: usize,
     panel: &[W],
+    next: &[W],
     acc: &mut [[f32; NR]; MR],
 ) {
     match mr {
-        6 => tile::<6, FMA, W>(x, r0, k, panel, acc),
-        5 => tile::<5, FMA, W>(x, r0, k, panel, acc),
-        4 => tile::<4, FMA, W>(x, r0, k, panel, acc),
-        3 => tile::<3, FMA, W>(x, r0, k, panel, acc),
-        2 => tile::<2, FMA, W>(x, r0, k, panel, acc),
-        _ => tile::<1, FMA, W>(x, r0, k, panel, acc),
+        6 => tile::<6, FMA, W>(x, r0, k, panel, next, acc),
+        5 => tile::<5, FMA, W>(x, r0, k, panel, next, acc),
+        4 => tile::<4, FMA, W>(x, r0, k, panel, next, acc),
+        3 => tile::<3, FMA, W>(x, r0, k, panel, next, acc),
+        2 => tile::<2, FMA, W>(x, r0, k, panel, next, acc),
+        _ => tile::<1, FMA, W>(x, r0, k, panel, next, acc),
     }
+}
+
+/// Hints the CPU to bring `s[i]` into the cache.
+#[inline(always)]
+fn prefetch<W>(s: &[W], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(w) = s.get(i) {
+        #[allow(unsafe_code)]
+        // SAFETY: a prefetch is only a hint (it never faults, whatever the address), and SSE,
+        // which provides it, is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (w as *const W).cast::<i8>(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, i);
 }
 
 /// `acc[r][j] = Σ_kk x[r0 + r][kk] · panel[kk][j]` for `R` rows. `FMA` only where the CPU has
@@ -273,11 +303,17 @@ fn tile<const R: usize, const FMA: bool, W: Weight>(
     r0: usize,
     k: usize,
     panel: &[W],
+    next: &[W],
     out: &mut [[f32; NR]; MR],
 ) {
     let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(r0 + r) * k..(r0 + r + 1) * k]);
     let mut acc = [[0f32; NR]; R];
+    // weights per 64-byte cache line, in panel rows of NR
+    let every = (64 / (NR * std::mem::size_of::<W>())).max(1);
     for (kk, w) in panel.chunks_exact(NR).enumerate().take(k) {
+        if kk % every == 0 {
+            prefetch(next, kk * NR);
+        }
         for r in 0..R {
             let xv = rows[r][kk];
             for j in 0..NR {

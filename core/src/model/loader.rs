@@ -126,6 +126,11 @@ fn shards(dir: &Path, index: &Path) -> Result<Vec<PathBuf>, ToolkitError> {
         .collect()
 }
 
+/// Opens the weights as f32 on the CPU (what the CPU kernels pack from).
+pub fn open_weights(files: &ModelFiles) -> Result<VarBuilder<'static>, ToolkitError> {
+    var_builder(files, DType::F32, &Device::Cpu)
+}
+
 /// Opens the weights for candle.
 #[allow(unsafe_code)]
 pub(crate) fn var_builder(

@@ -1,0 +1,67 @@
+//! Decoding-step timings of a generative model on the CPU kernels: one step for 1, 2, 4 and 8
+//! sequences at once (after a 16-token prompt each), and the prompt step itself.
+//!
+//!     HF_BENCH_GEN_MODEL_DIR=~/.cache/hf-toolkit-reference/bench-models/qwen2-0.5b-bf16 \
+//!         cargo bench -p hf-inference-core --bench decode
+
+use std::time::Instant;
+
+use hf_inference_core::generate::{LanguageModel, StepInput};
+use hf_inference_core::model::causal::CausalLm;
+
+fn main() {
+    let Some(dir) = std::env::var_os("HF_BENCH_GEN_MODEL_DIR") else {
+        eprintln!("set HF_BENCH_GEN_MODEL_DIR to a decoder model directory (e.g. infra/bench/make_generation_models.py's qwen2-0.5b-bf16)");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("config.json")).expect("config.json"),
+    )
+    .expect("config");
+    let files = hf_inference_core::model::ModelSource::LocalDir(dir)
+        .resolve()
+        .expect("model files");
+    let vb = hf_inference_core::model::loader::open_weights(&files).expect("weights");
+    let model = CausalLm::load(&config, &vb).expect("model");
+    let prompt: Vec<u32> = (100..116).collect();
+    println!("| sequences | prompt step (ms) | decoding step (ms) | ms per sequence |");
+    println!("| ---: | ---: | ---: | ---: |");
+    for &n in &[1usize, 2, 4, 8] {
+        let mut caches: Vec<_> = (0..n)
+            .map(|_| model.start(&prompt).expect("start"))
+            .collect();
+        let t = Instant::now();
+        {
+            let mut batch: Vec<StepInput<'_>> = caches
+                .iter_mut()
+                .map(|c| StepInput {
+                    cache: c,
+                    tokens: &prompt,
+                })
+                .collect();
+            model.step(&mut batch).expect("prompt");
+        }
+        let prefill = t.elapsed().as_secs_f64() * 1e3;
+        let mut times = Vec::new();
+        let token = [7u32];
+        for _ in 0..8 {
+            let t = Instant::now();
+            let mut batch: Vec<StepInput<'_>> = caches
+                .iter_mut()
+                .map(|c| StepInput {
+                    cache: c,
+                    tokens: &token,
+                })
+                .collect();
+            model.step(&mut batch).expect("step");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let step = times[times.len() / 2];
+        println!(
+            "| {n} | {prefill:.1} | {step:.1} | {:.1} |",
+            step / n as f64
+        );
+    }
+}
