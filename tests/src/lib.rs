@@ -575,3 +575,17 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// The `data:` events of a Server-Sent Events body, as JSON.
+pub fn sse_events(body: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(body)
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let data = e
+                .strip_prefix("data:")
+                .unwrap_or_else(|| panic!("not an SSE data event: {e:?}"));
+            serde_json::from_str(data).unwrap_or_else(|err| panic!("{err}: {data}"))
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use hf_inference_tests::router_for;
+use hf_inference_tests::{router_for, sse_events};
 
 async fn post(router: &axum::Router, body: Value, accept: Option<&str>) -> (u16, String, Vec<u8>) {
     let mut req = Request::builder()
@@ -39,19 +39,6 @@ async fn post(router: &axum::Router, body: Value, accept: Option<&str>) -> (u16,
     (status, ct, bytes)
 }
 
-fn events(body: &[u8]) -> Vec<Value> {
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    text.split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e
-                .strip_prefix("data:")
-                .unwrap_or_else(|| panic!("not an SSE event: {e:?}"));
-            serde_json::from_str(data).unwrap()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_tokens_as_server_sent_events() {
     let router = router_for("llama-text-generation");
@@ -69,7 +56,7 @@ async fn streams_tokens_as_server_sent_events() {
     ] {
         let (status, ct, body) = post(&router, req, accept).await;
         assert_eq!((status, ct.as_str()), (200, "text/event-stream"));
-        let evs = events(&body);
+        let evs = sse_events(&body);
         assert_eq!(evs.len(), 12, "one event per token: {evs:?}");
         for (i, e) in evs.iter().enumerate() {
             assert_eq!(e["index"], i + 1);

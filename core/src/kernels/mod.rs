@@ -541,11 +541,11 @@ pub fn attention(qkv: &[f32], s: usize, h: usize, heads: usize, mask: &[u32]) ->
 pub mod decode;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Module, Tensor};
 
-    fn random(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn random(n: usize, seed: u64) -> Vec<f32> {
         // xorshift: deterministic, no extra dependency
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
@@ -558,7 +558,7 @@ mod tests {
             .collect()
     }
 
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    pub(crate) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         a.iter()
             .zip(b)

@@ -4,18 +4,17 @@
 //! cache for the decoder, the encoder's keys/values computed once per input, and the tied head
 //! plus `final_logits_bias`.
 
-use std::sync::Arc;
-
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{CrossState, KvCache, LanguageModel, LayerKv, StepInput};
+use crate::generate::{KvCache, LanguageModel, StepInput};
 use crate::kernels::decode::{cached_attention, Act, AttnShape, Visibility};
 use crate::kernels::PackedLinear;
 use crate::model::causal::Norm;
 use crate::model::fast::get;
+use crate::model::seq2seq;
 
 #[derive(Deserialize)]
 struct BartConfig {
@@ -408,108 +407,37 @@ impl LanguageModel for Bart {
             add_norm(&mut x, &o, &layer.attn.norm);
             self.feed_forward(layer, &mut x, s);
         }
-        let mut layers = Vec::with_capacity(self.decoder.len());
-        for layer in &self.decoder {
-            let kv = layer
-                .cross
-                .as_ref()
-                .and_then(|c| c.kv.as_ref())
-                .ok_or_else(|| {
+        let kv = self
+            .decoder
+            .iter()
+            .map(|l| {
+                l.cross.as_ref().and_then(|c| c.kv.as_ref()).ok_or_else(|| {
                     ToolkitError::Internal("decoder layer without cross-attention".into())
-                })?
-                .forward(&x, s);
-            let mut l = LayerKv {
-                k: Vec::with_capacity(s * d),
-                v: Vec::with_capacity(s * d),
-            };
-            for row in kv.chunks_exact(2 * d) {
-                l.k.extend_from_slice(&row[..d]);
-                l.v.extend_from_slice(&row[d..]);
-            }
-            layers.push(l);
-        }
-        Ok(KvCache {
-            layers: (0..self.decoder.len())
-                .map(|_| LayerKv::default())
-                .collect(),
-            len: 0,
-            cross: Some(Arc::new(CrossState { layers, len: s })),
-        })
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(seq2seq::encoder_state(&kv, &x, s, d))
     }
 
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
         let d = self.d;
-        let mut x = Vec::new();
-        let mut spans = Vec::with_capacity(batch.len());
-        let mut rows = 0;
-        for s in batch.iter() {
-            if s.tokens.is_empty() || s.cache.cross.is_none() {
-                return Err(ToolkitError::Internal(
-                    "a decoder step without input".into(),
-                ));
-            }
-            x.extend(self.embed(s.tokens, s.cache.len, true)?);
-            spans.push((rows, s.tokens.len(), s.cache.len));
-            rows += s.tokens.len();
-        }
+        let (mut x, spans, rows) =
+            seq2seq::stack(batch, |tokens, first| self.embed(tokens, first, true))?;
         for (li, layer) in self.decoder.iter().enumerate() {
             let qkv = layer.attn.q_or_qkv.forward(&x, rows);
-            let mut ctx = vec![0f32; rows * d];
-            for (s, &(r0, t, first)) in batch.iter_mut().zip(&spans) {
-                let (q, k, v) = split3(&qkv[r0 * 3 * d..(r0 + t) * 3 * d], d);
-                let kv = &mut s.cache.layers[li];
-                kv.k.extend(k);
-                kv.v.extend(v);
-                let c = cached_attention(
-                    &q,
-                    &kv.k,
-                    &kv.v,
-                    (t, first + t),
-                    self.shape(),
-                    Visibility::Causal {
-                        first,
-                        window: None,
-                    },
-                    None,
-                );
-                ctx[r0 * d..(r0 + t) * d].copy_from_slice(&c);
-            }
+            let ctx = seq2seq::self_attention(&qkv, batch, &spans, li, self.shape(), None);
             let o = layer.attn.out.forward(&ctx, rows);
             add_norm(&mut x, &o, &layer.attn.norm);
             let cross = layer.cross.as_ref().ok_or_else(|| {
                 ToolkitError::Internal("decoder layer without cross-attention".into())
             })?;
             let q = cross.q_or_qkv.forward(&x, rows);
-            let mut ctx = vec![0f32; rows * d];
-            for (s, &(r0, t, _)) in batch.iter().zip(&spans) {
-                let state = s
-                    .cache
-                    .cross
-                    .as_ref()
-                    .ok_or_else(|| ToolkitError::Internal("no encoder state".into()))?;
-                let kv = &state.layers[li];
-                let c = cached_attention(
-                    &q[r0 * d..(r0 + t) * d],
-                    &kv.k,
-                    &kv.v,
-                    (t, state.len),
-                    self.shape(),
-                    Visibility::All,
-                    None,
-                );
-                ctx[r0 * d..(r0 + t) * d].copy_from_slice(&c);
-            }
+            let ctx = seq2seq::cross_attention(&q, batch, &spans, li, self.shape())?;
             let o = cross.out.forward(&ctx, rows);
             add_norm(&mut x, &o, &cross.norm);
             self.feed_forward(layer, &mut x, rows);
         }
-        for (s, &(_, t, _)) in batch.iter_mut().zip(&spans) {
-            s.cache.len += t;
-        }
-        let mut last = Vec::with_capacity(batch.len() * d);
-        for &(r0, t, _) in &spans {
-            last.extend_from_slice(&x[(r0 + t - 1) * d..(r0 + t) * d]);
-        }
+        let last = seq2seq::finish_step(batch, &spans, &x, d);
         let logits = self.lm_head.forward(&last, spans.len());
         Ok(logits
             .chunks_exact(self.vocab)

@@ -14,6 +14,7 @@ pub mod fast;
 pub(crate) mod layers;
 pub mod loader;
 pub mod mlm;
+pub(crate) mod seq2seq;
 pub mod t5;
 pub mod token_head;
 

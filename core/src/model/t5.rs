@@ -3,18 +3,17 @@
 //! position buckets (computed in the first layer of each stack and shared by the others), a
 //! key/value cache for the decoder and the encoder's keys/values computed once per input.
 
-use std::sync::Arc;
-
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{CrossState, KvCache, LanguageModel, LayerKv, StepInput};
+use crate::generate::{KvCache, LanguageModel, StepInput};
 use crate::kernels::decode::{cached_attention, gated, Act, AttnShape, Visibility};
 use crate::kernels::PackedLinear;
 use crate::model::causal::Norm;
 use crate::model::fast::get;
+use crate::model::seq2seq;
 
 #[derive(Deserialize)]
 struct T5Config {
@@ -391,48 +390,21 @@ impl LanguageModel for T5 {
             block.ff.forward(&mut x, s);
         }
         self.enc_norm.apply(&mut x);
-        let mut layers = Vec::with_capacity(self.decoder.len());
-        for block in &self.decoder {
-            let kv = block
-                .cross
-                .kv
-                .as_ref()
-                .ok_or_else(|| ToolkitError::Internal("cross-attention without keys".into()))?
-                .forward(&x, s);
-            let mut l = LayerKv {
-                k: Vec::with_capacity(s * inner),
-                v: Vec::with_capacity(s * inner),
-            };
-            for row in kv.chunks_exact(2 * inner) {
-                l.k.extend_from_slice(&row[..inner]);
-                l.v.extend_from_slice(&row[inner..]);
-            }
-            layers.push(l);
-        }
-        Ok(KvCache {
-            layers: (0..self.decoder.len())
-                .map(|_| LayerKv::default())
-                .collect(),
-            len: 0,
-            cross: Some(Arc::new(CrossState { layers, len: s })),
-        })
+        let kv =
+            self.decoder
+                .iter()
+                .map(|b| {
+                    b.cross.kv.as_ref().ok_or_else(|| {
+                        ToolkitError::Internal("cross-attention without keys".into())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        Ok(seq2seq::encoder_state(&kv, &x, s, inner))
     }
 
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
-        let (d, inner) = (self.d_model, self.inner);
-        let mut x = Vec::new();
-        let mut spans = Vec::with_capacity(batch.len());
-        let mut rows = 0;
-        for s in batch.iter() {
-            if s.tokens.is_empty() || s.cache.cross.is_none() {
-                return Err(ToolkitError::Internal(
-                    "a decoder step without input".into(),
-                ));
-            }
-            x.extend(self.embed(s.tokens)?);
-            spans.push((rows, s.tokens.len(), s.cache.len));
-            rows += s.tokens.len();
-        }
+        let d = self.d_model;
+        let (mut x, spans, rows) = seq2seq::stack(batch, |tokens, _| self.embed(tokens))?;
         let biases: Vec<Vec<f32>> = spans
             .iter()
             .map(|&(_, t, first)| self.position_bias(&self.dec_bias, first, t, first + t, false))
@@ -442,29 +414,7 @@ impl LanguageModel for T5 {
             let mut y = x.clone();
             block.attn.norm.apply(&mut y);
             let qkv = block.attn.q_or_qkv.forward(&y, rows);
-            let mut ctx = vec![0f32; rows * inner];
-            for ((s, &(r0, t, first)), bias) in batch.iter_mut().zip(&spans).zip(&biases) {
-                let kv = &mut s.cache.layers[li];
-                let mut q = Vec::with_capacity(t * inner);
-                for row in qkv[r0 * 3 * inner..(r0 + t) * 3 * inner].chunks_exact(3 * inner) {
-                    q.extend_from_slice(&row[..inner]);
-                    kv.k.extend_from_slice(&row[inner..2 * inner]);
-                    kv.v.extend_from_slice(&row[2 * inner..]);
-                }
-                let c = cached_attention(
-                    &q,
-                    &kv.k,
-                    &kv.v,
-                    (t, first + t),
-                    self.shape(),
-                    Visibility::Causal {
-                        first,
-                        window: None,
-                    },
-                    Some(bias),
-                );
-                ctx[r0 * inner..(r0 + t) * inner].copy_from_slice(&c);
-            }
+            let ctx = seq2seq::self_attention(&qkv, batch, &spans, li, self.shape(), Some(&biases));
             let o = block.attn.o.forward(&ctx, rows);
             for (a, b) in x.iter_mut().zip(&o) {
                 *a += b;
@@ -473,38 +423,14 @@ impl LanguageModel for T5 {
             let mut y = x.clone();
             block.cross.norm.apply(&mut y);
             let q = block.cross.q_or_qkv.forward(&y, rows);
-            let mut ctx = vec![0f32; rows * inner];
-            for (s, &(r0, t, _)) in batch.iter().zip(&spans) {
-                let cross = s
-                    .cache
-                    .cross
-                    .as_ref()
-                    .ok_or_else(|| ToolkitError::Internal("no encoder state".into()))?;
-                let kv = &cross.layers[li];
-                let c = cached_attention(
-                    &q[r0 * inner..(r0 + t) * inner],
-                    &kv.k,
-                    &kv.v,
-                    (t, cross.len),
-                    self.shape(),
-                    Visibility::All,
-                    None,
-                );
-                ctx[r0 * inner..(r0 + t) * inner].copy_from_slice(&c);
-            }
+            let ctx = seq2seq::cross_attention(&q, batch, &spans, li, self.shape())?;
             let o = block.cross.o.forward(&ctx, rows);
             for (a, b) in x.iter_mut().zip(&o) {
                 *a += b;
             }
             block.ff.forward(&mut x, rows);
         }
-        for (s, &(_, t, _)) in batch.iter_mut().zip(&spans) {
-            s.cache.len += t;
-        }
-        let mut last = Vec::with_capacity(batch.len() * d);
-        for &(r0, t, _) in &spans {
-            last.extend_from_slice(&x[(r0 + t - 1) * d..(r0 + t) * d]);
-        }
+        let mut last = seq2seq::finish_step(batch, &spans, &x, d);
         self.dec_norm.apply(&mut last);
         if self.head_scale != 1.0 {
             for v in &mut last {

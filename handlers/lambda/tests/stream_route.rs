@@ -180,11 +180,7 @@ async fn post_json(
 }
 
 fn events(chunks: &[Vec<u8>]) -> Vec<Value> {
-    let text = String::from_utf8(chunks.concat()).unwrap();
-    text.split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| serde_json::from_str(e.strip_prefix("data:").unwrap()).unwrap())
-        .collect()
+    hf_inference_tests::sse_events(&chunks.concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,147 @@
+//! The parts T5 and BART/Marian share: the encoder's keys/values for every decoder layer, and a
+//! decoder step's attention (self-attention appending to each sequence's cache, cross-attention
+//! over its encoder state) for the rows of several sequences at once.
+
+use std::sync::Arc;
+
+use crate::error::ToolkitError;
+use crate::generate::{CrossState, KvCache, LayerKv, StepInput};
+use crate::kernels::decode::{cached_attention, AttnShape, Visibility};
+use crate::kernels::PackedLinear;
+
+/// Where each sequence's new rows are in a step's stacked rows: `(first row, rows, cached
+/// positions before the step)`.
+pub(crate) type Span = (usize, usize, usize);
+
+/// A fresh decoder cache over the encoder output `x` (`[s, d]`): each decoder layer's
+/// cross-attention keys and values (`kv` projects to `[k | v]`, `inner` wide each).
+pub(crate) fn encoder_state(kv: &[&PackedLinear], x: &[f32], s: usize, inner: usize) -> KvCache {
+    let layers = kv
+        .iter()
+        .map(|proj| {
+            let out = proj.forward(x, s);
+            let mut l = LayerKv {
+                k: Vec::with_capacity(s * inner),
+                v: Vec::with_capacity(s * inner),
+            };
+            for row in out.chunks_exact(2 * inner) {
+                l.k.extend_from_slice(&row[..inner]);
+                l.v.extend_from_slice(&row[inner..]);
+            }
+            l
+        })
+        .collect();
+    KvCache {
+        layers: (0..kv.len()).map(|_| LayerKv::default()).collect(),
+        len: 0,
+        cross: Some(Arc::new(CrossState { layers, len: s })),
+    }
+}
+
+/// The new tokens of every sequence, embedded by `embed(tokens, first position)` and stacked, with
+/// their spans.
+pub(crate) fn stack(
+    batch: &[StepInput<'_>],
+    mut embed: impl FnMut(&[u32], usize) -> Result<Vec<f32>, ToolkitError>,
+) -> Result<(Vec<f32>, Vec<Span>, usize), ToolkitError> {
+    let mut x = Vec::new();
+    let mut spans = Vec::with_capacity(batch.len());
+    let mut rows = 0;
+    for s in batch {
+        if s.tokens.is_empty() || s.cache.cross.is_none() {
+            return Err(ToolkitError::Internal(
+                "a decoder step without input".into(),
+            ));
+        }
+        x.extend(embed(s.tokens, s.cache.len)?);
+        spans.push((rows, s.tokens.len(), s.cache.len));
+        rows += s.tokens.len();
+    }
+    Ok((x, spans, rows))
+}
+
+/// Causal self-attention of layer `li`: `qkv` holds each row's `[q | k | v]` (`inner` wide each);
+/// keys and values are appended to each sequence's cache; `biases[i]`, when given, is sequence
+/// `i`'s position bias (`[heads, t, first + t]`). Returns the context rows.
+pub(crate) fn self_attention(
+    qkv: &[f32],
+    batch: &mut [StepInput<'_>],
+    spans: &[Span],
+    li: usize,
+    shape: AttnShape,
+    biases: Option<&[Vec<f32>]>,
+) -> Vec<f32> {
+    let inner = shape.heads * shape.head_dim;
+    let rows: usize = spans.iter().map(|s| s.1).sum();
+    let mut ctx = vec![0f32; rows * inner];
+    for (i, (s, &(r0, t, first))) in batch.iter_mut().zip(spans).enumerate() {
+        let kv = &mut s.cache.layers[li];
+        let mut q = Vec::with_capacity(t * inner);
+        for row in qkv[r0 * 3 * inner..(r0 + t) * 3 * inner].chunks_exact(3 * inner) {
+            q.extend_from_slice(&row[..inner]);
+            kv.k.extend_from_slice(&row[inner..2 * inner]);
+            kv.v.extend_from_slice(&row[2 * inner..]);
+        }
+        let c = cached_attention(
+            &q,
+            &kv.k,
+            &kv.v,
+            (t, first + t),
+            shape,
+            Visibility::Causal {
+                first,
+                window: None,
+            },
+            biases.map(|b| &b[i][..]),
+        );
+        ctx[r0 * inner..(r0 + t) * inner].copy_from_slice(&c);
+    }
+    ctx
+}
+
+/// Cross-attention of layer `li` of the rows' queries `q` over each sequence's encoder state.
+pub(crate) fn cross_attention(
+    q: &[f32],
+    batch: &[StepInput<'_>],
+    spans: &[Span],
+    li: usize,
+    shape: AttnShape,
+) -> Result<Vec<f32>, ToolkitError> {
+    let inner = shape.heads * shape.head_dim;
+    let mut ctx = vec![0f32; q.len()];
+    for (s, &(r0, t, _)) in batch.iter().zip(spans) {
+        let cross = s
+            .cache
+            .cross
+            .as_ref()
+            .ok_or_else(|| ToolkitError::Internal("no encoder state".into()))?;
+        let kv = &cross.layers[li];
+        let c = cached_attention(
+            &q[r0 * inner..(r0 + t) * inner],
+            &kv.k,
+            &kv.v,
+            (t, cross.len),
+            shape,
+            Visibility::All,
+            None,
+        );
+        ctx[r0 * inner..(r0 + t) * inner].copy_from_slice(&c);
+    }
+    Ok(ctx)
+}
+
+/// Ends a step: counts the new positions in each cache and returns the last row of each
+/// sequence (`[sequences, d]`).
+pub(crate) fn finish_step(
+    batch: &mut [StepInput<'_>],
+    spans: &[Span],
+    x: &[f32],
+    d: usize,
+) -> Vec<f32> {
+    let mut last = Vec::with_capacity(spans.len() * d);
+    for (s, &(r0, t, _)) in batch.iter_mut().zip(spans) {
+        s.cache.len += t;
+        last.extend_from_slice(&x[(r0 + t - 1) * d..(r0 + t) * d]);
+    }
+    last
+}
