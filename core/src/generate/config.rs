@@ -183,6 +183,9 @@ const UNSUPPORTED: &[&str] = &[
     "target_lookbehind",
 ];
 
+/// The most beams, and sequences returned, per input.
+pub const MAX_SEQUENCES: usize = 32;
+
 fn bad(name: &str, what: impl std::fmt::Display) -> ToolkitError {
     ToolkitError::InvalidParameters(format!("`{name}` {what}"))
 }
@@ -491,6 +494,26 @@ impl GenerationConfig {
     /// Checks the combination, as `GenerationConfig.validate` and the processors' constructors do
     /// (their errors, as 400s).
     fn validate(&self) -> Result<(), ToolkitError> {
+        // each beam and each returned sequence holds a cache and a row of scores per vocabulary
+        // entry: bounded so that no request can exhaust memory
+        if self.num_beams > MAX_SEQUENCES {
+            return Err(bad(
+                "num_beams",
+                format!(
+                    "is {}; this server runs at most {MAX_SEQUENCES} beams",
+                    self.num_beams
+                ),
+            ));
+        }
+        if self.num_return_sequences > MAX_SEQUENCES {
+            return Err(bad(
+                "num_return_sequences",
+                format!(
+                    "is {}; this server returns at most {MAX_SEQUENCES} sequences per input",
+                    self.num_return_sequences
+                ),
+            ));
+        }
         if self.num_beams == 1 && !self.do_sample && self.num_return_sequences != 1 {
             return Err(ToolkitError::InvalidParameters(format!(
                 "Greedy methods without beam search do not support `num_return_sequences` different than 1 (got {}).",
@@ -571,13 +594,13 @@ impl GenerationConfig {
         max_positions: Option<usize>,
     ) -> Result<(), ToolkitError> {
         if let Some(n) = self.max_new_tokens {
-            self.max_length = n + input_len;
+            self.max_length = n.saturating_add(input_len);
         } else if !self.max_length_from_request && self.max_length == 20 {
             let total = 20 + input_len;
             self.max_length = max_positions.map_or(total, |p| total.min(p));
         }
         if let Some(n) = self.min_new_tokens {
-            self.min_length = n + input_len as i64;
+            self.min_length = n.saturating_add(input_len as i64);
         }
         if input_len >= self.max_length {
             return Err(ToolkitError::InvalidParameters(format!(
@@ -642,6 +665,11 @@ mod tests {
             (json!({"top_k": -1}), "top_k"),
             (json!({"num_beam_groups": 2}), "does not offer"),
             (json!({"max_length": "long"}), "max_length"),
+            (json!({"num_beams": 100000}), "at most 32 beams"),
+            (
+                json!({"do_sample": true, "num_return_sequences": 1000}),
+                "at most 32 sequences",
+            ),
         ];
         for (p, needle) in cases {
             let e = GenerationConfig::default()

@@ -90,7 +90,7 @@ impl Processors {
             remove_invalid: cfg.remove_invalid_values,
             decay: cfg
                 .exponential_decay_length_penalty
-                .map(|(s, f)| (s + prompt_len, f as f32)),
+                .map(|(s, f)| (s.saturating_add(prompt_len), f as f32)),
             suppress: cfg.suppress_tokens.clone().unwrap_or_default(),
             begin_suppress: cfg.begin_suppress_tokens.clone().unwrap_or_default(),
             begin_index: if prompt_len <= 1 && cfg.forced_bos_token_id.is_some() {

@@ -680,6 +680,9 @@ impl GenerationPipeline {
         let window = stops.iter().map(|s| s.chars().count()).max().unwrap_or(1);
         let tok = Arc::clone(&self.tokenizer);
         Some(Box::new(move |ids: &[u32]| {
+            if ids.is_empty() {
+                return false;
+            }
             let from = ids.len().saturating_sub(window + 1);
             let (Ok(full), Ok(before)) = (
                 tok.decode_with(&ids[from..], false, false),
