@@ -589,3 +589,42 @@ pub fn sse_events(body: &[u8]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// POSTs a JSON `body` to `path` (with `accept`, if given); returns the status, the
+/// `Content-Type` and the body as the chunks it arrived in (a streamed answer has several).
+pub async fn post_json(
+    router: &axum::Router,
+    path: &str,
+    body: &Value,
+    accept: Option<&str>,
+) -> (u16, String, Vec<Vec<u8>>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::post(path).header("content-type", "application/json");
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    let resp = router
+        .clone()
+        .oneshot(
+            req.body(axum::body::Body::from(body.to_string()))
+                .expect("a request"),
+        )
+        .await
+        .expect("the router answers");
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut body = resp.into_body();
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("a body frame").into_data() {
+            chunks.push(data.to_vec());
+        }
+    }
+    (status, ct, chunks)
+}

@@ -2,41 +2,13 @@
 //! concurrent requests (each answer the same as alone), seeded sampling, stop strings, the
 //! legacy conversational body, and the limits.
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use hf_inference_tests::{router_for, sse_events};
+use hf_inference_tests::{post_json, router_for, sse_events};
 
 async fn post(router: &axum::Router, body: Value, accept: Option<&str>) -> (u16, String, Vec<u8>) {
-    let mut req = Request::builder()
-        .method("POST")
-        .uri("/invocations")
-        .header("content-type", "application/json");
-    if let Some(a) = accept {
-        req = req.header("accept", a);
-    }
-    let resp = router
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, ct, bytes)
+    let (status, ct, chunks) = post_json(router, "/invocations", &body, accept).await;
+    (status, ct, chunks.concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

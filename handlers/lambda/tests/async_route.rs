@@ -4,6 +4,8 @@
 //! container router on the stored input and writing its answer where SageMaker would. Its own
 //! test binary: it sets the AWS environment before any thread starts.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -170,16 +172,7 @@ async fn run(port: u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::Config::builder()
-            .behavior_version(aws_sdk_sagemakerruntime::config::BehaviorVersion::latest())
-            .endpoint_url(&url)
-            .region(aws_sdk_sagemakerruntime::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .build(),
-    );
+    let client = aws_sdk_sagemakerruntime::Client::from_conf(common::client_config(&url).build());
     let routes = Routes::parse(&format!(
         r#"{{"batch": {{"endpoint": "sentiment-async", "task": "text-classification",
              "async_input_path": "s3://{BUCKET}/async-in/", "async_output_path": "s3://{BUCKET}/async-out/",

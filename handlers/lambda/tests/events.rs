@@ -1,7 +1,9 @@
 //! The sample events in handlers/lambda/events (API Gateway REST and HTTP APIs, the latter also
-//! on a named stage, ALB, function URL) through lambda_http's own conversion, then the router. Its own test binary: it sets
-//! `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` as `main` does, before any other test could read the
-//! environment.
+//! on a named stage, ALB, function URL) through lambda_http's own conversion, then the router.
+//! Its own test binary: it sets `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` as `main` does, before
+//! any other test could read the environment.
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -55,16 +57,7 @@ async fn run() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = aws_sdk_sagemakerruntime::Client::from_conf(
-        aws_sdk_sagemakerruntime::Config::builder()
-            .behavior_version(aws_sdk_sagemakerruntime::config::BehaviorVersion::latest())
-            .endpoint_url(&url)
-            .region(aws_sdk_sagemakerruntime::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .build(),
-    );
+    let client = aws_sdk_sagemakerruntime::Client::from_conf(common::client_config(&url).build());
     let mut routes = Routes::default();
     routes.0.insert(
         String::new(),

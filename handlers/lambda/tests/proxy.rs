@@ -4,6 +4,8 @@
 //! schema rejection before any call, oversize, unknown routes, every error mapping, response
 //! validation and the in-process route.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -159,13 +161,7 @@ async fn start_double() -> (Arc<Double>, String) {
 }
 
 fn client(url: &str) -> aws_sdk_sagemakerruntime::Client {
-    let config = aws_sdk_sagemakerruntime::Config::builder()
-        .behavior_version(aws_sdk_sagemakerruntime::config::BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_sdk_sagemakerruntime::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        ))
+    let config = common::client_config(url)
         .timeout_config(
             aws_sdk_sagemakerruntime::config::timeout::TimeoutConfig::builder()
                 .operation_timeout(Duration::from_secs(1))

@@ -3,6 +3,8 @@
 //! fixture generation model and sends each chunk of its Server-Sent Events as an AWS event-stream
 //! `PayloadPart`, as SageMaker does; the proxy relays them as its own streamed body.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,13 +114,7 @@ async fn start_double() -> String {
 }
 
 fn client(url: &str) -> aws_sdk_sagemakerruntime::Client {
-    let config = aws_sdk_sagemakerruntime::Config::builder()
-        .behavior_version(aws_sdk_sagemakerruntime::config::BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_sdk_sagemakerruntime::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sagemakerruntime::config::Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        ))
+    let config = common::client_config(url)
         .timeout_config(
             aws_sdk_sagemakerruntime::config::timeout::TimeoutConfig::builder()
                 .operation_timeout(Duration::from_secs(30))
@@ -155,28 +151,7 @@ async fn post_json(
     body: Value,
     accept: Option<&str>,
 ) -> (u16, String, Vec<Vec<u8>>) {
-    let mut req = axum::http::Request::post(path).header("content-type", "application/json");
-    if let Some(a) = accept {
-        req = req.header("accept", a);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let mut chunks = Vec::new();
-    let mut stream = resp.into_body().into_data_stream();
-    while let Some(c) = stream.next().await {
-        chunks.push(c.unwrap().to_vec());
-    }
-    (status, ct, chunks)
+    hf_inference_tests::post_json(app, path, &body, accept).await
 }
 
 fn events(chunks: &[Vec<u8>]) -> Vec<Value> {
