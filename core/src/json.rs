@@ -14,6 +14,10 @@ use serde_json::ser::Formatter;
 
 /// Writes `value` in Python's `repr` layout into `out`. Non-finite values are written as `null`
 /// (the toolkit refuses them with `allow_nan=False`; a null is the honest JSON answer).
+///
+/// The shortest round-trip digits come from `zmij` (the same digits as Python's repr: the
+/// shortest string that reads back to the value, the closest one on ties); only the layout is
+/// Python's own. No allocation: a feature-extraction answer writes thousands of these.
 pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
         out.extend_from_slice(b"null");
@@ -27,30 +31,65 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
         });
         return;
     }
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(value);
-    // Decompose ryu's output into sign, digits and decimal exponent.
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
+    let mut buf = zmij::Buffer::new();
+    let printed = buf.format_finite(value).as_bytes();
+    let (neg, s) = match printed.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, printed),
     };
-    let (mantissa, exp) = match s.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+    // the common case (scores, embeddings): printed positionally where Python prints positionally
+    if !s.contains(&b'e') {
+        let dot = s.iter().position(|&c| c == b'.');
+        let positional = match dot {
+            Some(1) if s[0] == b'0' => s[2..].iter().take_while(|&&c| c == b'0').count() <= 3,
+            Some(d) => d <= 16,
+            None => s.len() <= 16,
+        };
+        if positional && s.first().is_some_and(u8::is_ascii_digit) {
+            out.extend_from_slice(printed);
+            if dot.is_none() {
+                out.extend_from_slice(b".0");
+            }
+            return;
+        }
+    }
+    // Decompose into significant digits and the position of the decimal point relative to the
+    // first of them.
+    let (mantissa, exp) = match s.iter().position(|&c| c == b'e' || c == b'E') {
+        Some(i) => (&s[..i], parse_exp(&s[i + 1..])),
         None => (s, 0),
     };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut digits: Vec<u8> = Vec::with_capacity(24);
-    digits.extend(int_part.bytes());
-    digits.extend(frac_part.bytes());
-    // decimal point position relative to the start of `digits`
-    let mut point = int_part.len() as i32 + exp;
-    // strip leading zeros (e.g. "0.0123")
-    let lead = digits.iter().take_while(|&&d| d == b'0').count();
-    digits.drain(..lead);
-    point -= lead as i32;
-    while digits.last() == Some(&b'0') {
-        digits.pop();
+    let mut digits = [0u8; 32];
+    let mut len = 0usize;
+    let mut point = 0i32;
+    let mut seen_point = false;
+    for &c in mantissa {
+        match c {
+            b'.' => seen_point = true,
+            b'0'..=b'9' => {
+                if len == 0 && c == b'0' {
+                    // a leading zero: before the point it is nothing, after it shifts the point
+                    if seen_point {
+                        point -= 1;
+                    }
+                    continue;
+                }
+                if len < digits.len() {
+                    digits[len] = c;
+                    len += 1;
+                }
+                if !seen_point {
+                    point += 1;
+                }
+            }
+            _ => {}
+        }
     }
+    point = point.saturating_add(exp);
+    while len > 0 && digits[len - 1] == b'0' {
+        len -= 1;
+    }
+    let digits = &digits[..len];
     if digits.is_empty() {
         out.extend_from_slice(b"0.0");
         return;
@@ -69,18 +108,19 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
         out.push(b'e');
         out.push(if sci_exp < 0 { b'-' } else { b'+' });
         let e = sci_exp.unsigned_abs();
-        if e < 10 {
-            out.push(b'0');
+        if e >= 100 {
+            out.push(b'0' + (e / 100) as u8);
         }
-        out.extend_from_slice(e.to_string().as_bytes());
+        out.push(b'0' + (e / 10 % 10) as u8);
+        out.push(b'0' + (e % 10) as u8);
     } else if point <= 0 {
         out.extend_from_slice(b"0.");
         out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
-        out.extend_from_slice(&digits);
+        out.extend_from_slice(digits);
     } else {
         let p = point as usize;
         if digits.len() <= p {
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
             out.extend(std::iter::repeat_n(b'0', p - digits.len()));
             out.extend_from_slice(b".0");
         } else {
@@ -91,13 +131,33 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
+/// The decimal exponent after an `e` (`-7`, `+16`, `16`).
+fn parse_exp(s: &[u8]) -> i32 {
+    let (neg, s) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    };
+    let e = s
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0i32, |e, &c| {
+            e.saturating_mul(10).saturating_add(i32::from(c - b'0'))
+        });
+    if neg {
+        -e
+    } else {
+        e
+    }
+}
+
 /// A `serde_json` formatter: compact, with Python-style floats.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PyFormatter;
 
 impl Formatter for PyFormatter {
     fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(24);
+        let mut buf = Vec::with_capacity(32);
         write_py_float(&mut buf, value);
         writer.write_all(&buf)
     }
@@ -149,6 +209,62 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(py(*v), *want, "{v:e}");
+        }
+    }
+
+    /// Python's repr built independently, from the shortest digits of std's `{:e}`.
+    fn py_from_std(v: f64) -> String {
+        let e = format!("{v:e}");
+        let (m, exp) = e.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let (neg, m) = m.strip_prefix('-').map_or((false, m), |r| (true, r));
+        let digits: String = m.chars().filter(|c| *c != '.').collect();
+        let sign = if neg { "-" } else { "" };
+        if (-4..16).contains(&exp) {
+            // positional: std's Display prints the same shortest digits positionally
+            let p = format!("{}", v.abs());
+            let p = if p.contains('.') { p } else { format!("{p}.0") };
+            format!("{sign}{p}")
+        } else {
+            let frac = if digits.len() > 1 {
+                format!(".{}", &digits[1..])
+            } else {
+                String::new()
+            };
+            let es = if exp < 0 { '-' } else { '+' };
+            format!("{sign}{}{frac}e{es}{:02}", &digits[..1], exp.unsigned_abs())
+        }
+    }
+
+    #[test]
+    fn agrees_with_an_independent_layout_on_many_values() {
+        // f32 values widened (what every score and embedding is) over many magnitudes, and f64s
+        let mut s = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for i in 0..200_000 {
+            let r = next();
+            let v = if i % 2 == 0 {
+                let f = f32::from_bits((r >> 32) as u32);
+                f64::from(f)
+            } else {
+                f64::from_bits(r)
+            };
+            if !v.is_finite() || v == 0.0 {
+                continue;
+            }
+            let (ours, std) = (py(v), py_from_std(v));
+            // at an exact tie between two shortest candidates Python (and zmij) round half to
+            // even where std may not: then only the last digit differs and both read back to v
+            let tie = ours.len() == std.len()
+                && ours[..ours.len() - 1] == std[..std.len() - 1]
+                && ours.parse::<f64>() == Ok(v)
+                && std.parse::<f64>() == Ok(v);
+            assert!(ours == std || tie, "{v:e}: {ours} vs {std}");
         }
     }
 
