@@ -33,11 +33,24 @@ impl Batcher {
     /// Starts the model thread. `max_tokens` bounds one merged pass (a request larger than it
     /// still runs, alone).
     pub fn new(forward: Forward, max_tokens: usize) -> Result<Self, ToolkitError> {
+        Self::with_spawner(forward, max_tokens, |run| {
+            std::thread::Builder::new()
+                .name("model".into())
+                .spawn(run)
+                .map(|_| ())
+                .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))
+        })
+    }
+
+    /// As [`new`](Self::new), with the model's loop started by `spawn` (e.g. on a thread of the
+    /// model's own pool, see [`crate::model::TextModel::spawn_runner`]).
+    pub fn with_spawner(
+        forward: Forward,
+        max_tokens: usize,
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError>,
+    ) -> Result<Self, ToolkitError> {
         let (tx, rx) = channel::<Job>();
-        std::thread::Builder::new()
-            .name("model".into())
-            .spawn(move || serve(&rx, &forward, max_tokens))
-            .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))?;
+        spawn(Box::new(move || serve(&rx, &forward, max_tokens)))?;
         Ok(Self { tx })
     }
 

@@ -375,6 +375,13 @@ impl TextModel for FastEncoder {
     fn head(&self) -> HeadKind {
         self.head_kind
     }
+
+    fn spawn_runner(&self, run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
+        // the batcher's loop occupies one of the pool's threads (blocked on its inbox when
+        // idle); a pass then runs on it directly and its parallel sections split with the others
+        self.pool.spawn(run);
+        Ok(())
+    }
 }
 
 impl FastEncoder {

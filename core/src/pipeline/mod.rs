@@ -229,13 +229,17 @@ impl TextEncoder {
         let max_positions = model.max_positions();
         let model: Arc<dyn TextModel> = Arc::from(model);
         let max_batch_size = opts.max_batch_size.max(1);
+        let runner = Arc::clone(&model);
         let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
             sorted_forward(model.as_ref(), seqs, max_batch_size)
         });
+        let batcher = Batcher::with_spawner(forward, opts.max_request_tokens.max(1), |run| {
+            runner.spawn_runner(run)
+        })?;
         Ok(Self {
             tokenizer,
             max_positions,
-            batcher: Batcher::new(forward, opts.max_request_tokens.max(1))?,
+            batcher,
             config,
             max_request_tokens: opts.max_request_tokens,
         })
