@@ -14,8 +14,12 @@ use rayon::prelude::*;
 
 /// Panel width: the number of output columns one micro-kernel call produces.
 pub const NR: usize = 16;
-/// Rows per micro-kernel call.
+/// Rows per micro-kernel call with AVX2 (16 vector registers: 6 rows × 2 vectors of 8
+/// accumulators) and the portable fallback.
 pub const MR: usize = 6;
+/// Rows per micro-kernel call with AVX-512 (32 registers: 12 rows × one 16-float accumulator),
+/// which covers a whole single sentence of ~12 tokens in one pass over each weight panel.
+pub const MR_WIDE: usize = 12;
 /// Below this many multiply-adds a matmul runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 19;
 
@@ -176,6 +180,10 @@ impl PackedLinear {
         c_off: usize,
     ) {
         let k = self.k;
+        // rows in calls of at most `rows_per_call()`, as even as possible (14 rows: 7 + 7, not
+        // 12 + 2, whose 2-row call would stream the panel for few products)
+        let calls = m.div_ceil(rows_per_call()).max(1);
+        let (base, extra) = (m / calls, m % calls);
         for p in range {
             let panel = &panels[p * k * NR..(p + 1) * k * NR];
             // the next panel is prefetched while this one is computed (decoding streams the
@@ -187,9 +195,9 @@ impl PackedLinear {
             let cols = NR.min(self.n - c0);
             let bias = &self.bias[c0..c0 + cols];
             let mut r0 = 0;
-            while r0 < m {
-                let mr = MR.min(m - r0);
-                let mut acc = [[0f32; NR]; MR];
+            for call in 0..calls {
+                let mr = base + usize::from(call < extra);
+                let mut acc = [[0f32; NR]; MR_WIDE];
                 // one row streams well on the hardware prefetcher alone; several rows compute
                 // long enough per panel that the next one is worth asking for
                 let ahead = if r0 == 0 && m > 1 { next } else { &[] };
@@ -214,10 +222,19 @@ fn micro<W: Weight>(
     k: usize,
     panel: &[W],
     next: &[W],
-    acc: &mut [[f32; NR]; MR],
+    acc: &mut [[f32; NR]; MR_WIDE],
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        if mr > MR && has_avx512() {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above), the only
+            // requirement of the function's `#[target_feature]`.
+            unsafe {
+                micro_avx512(x, r0, mr, k, panel, next, acc)
+            };
+            return;
+        }
         if has_avx2_fma() {
             #[allow(unsafe_code)]
             // SAFETY: the CPU supports AVX2 and FMA (checked just above), which is the only
@@ -240,9 +257,31 @@ fn micro_avx2<W: Weight>(
     k: usize,
     panel: &[W],
     next: &[W],
-    acc: &mut [[f32; NR]; MR],
+    acc: &mut [[f32; NR]; MR_WIDE],
 ) {
     micro_body::<true, W>(x, r0, mr, k, panel, next, acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+fn micro_avx512<W: Weight>(
+    x: &[f32],
+    r0: usize,
+    mr: usize,
+    k: usize,
+    panel: &[W],
+    next: &[W],
+    acc: &mut [[f32; NR]; MR_WIDE],
+) {
+    match mr {
+        12 => tile::<12, true, W>(x, r0, k, panel, next, acc),
+        11 => tile::<11, true, W>(x, r0, k, panel, next, acc),
+        10 => tile::<10, true, W>(x, r0, k, panel, next, acc),
+        9 => tile::<9, true, W>(x, r0, k, panel, next, acc),
+        8 => tile::<8, true, W>(x, r0, k, panel, next, acc),
+        7 => tile::<7, true, W>(x, r0, k, panel, next, acc),
+        _ => micro_body::<true, W>(x, r0, mr, k, panel, next, acc),
+    }
 }
 
 fn micro_generic<W: Weight>(
@@ -252,7 +291,7 @@ fn micro_generic<W: Weight>(
     k: usize,
     panel: &[W],
     next: &[W],
-    acc: &mut [[f32; NR]; MR],
+    acc: &mut [[f32; NR]; MR_WIDE],
 ) {
     micro_body::<false, W>(x, r0, mr, k, panel, next, acc);
 }
@@ -265,7 +304,7 @@ fn micro_body<const FMA: bool, W: Weight>(
     k: usize,
     panel: &[W],
     next: &[W],
-    acc: &mut [[f32; NR]; MR],
+    acc: &mut [[f32; NR]; MR_WIDE],
 ) {
     match mr {
         6 => tile::<6, FMA, W>(x, r0, k, panel, next, acc),
@@ -304,7 +343,7 @@ fn tile<const R: usize, const FMA: bool, W: Weight>(
     k: usize,
     panel: &[W],
     next: &[W],
-    out: &mut [[f32; NR]; MR],
+    out: &mut [[f32; NR]; MR_WIDE],
 ) {
     let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(r0 + r) * k..(r0 + r + 1) * k]);
     let mut acc = [[0f32; NR]; R];
@@ -326,6 +365,31 @@ fn tile<const R: usize, const FMA: bool, W: Weight>(
         }
     }
     out[..R].copy_from_slice(&acc);
+}
+
+/// Whether the AVX-512 micro-kernel can run here.
+#[inline]
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && has_avx2_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Rows one micro-kernel call covers on this CPU.
+#[inline]
+fn rows_per_call() -> usize {
+    if has_avx512() {
+        MR_WIDE
+    } else {
+        MR
+    }
 }
 
 /// Whether the AVX2+FMA variants can run here.
@@ -601,6 +665,9 @@ pub(crate) mod tests {
             (7, 16, 32),
             (10, 384, 384),
             (13, 100, 37),
+            (8, 48, 40),
+            (9, 17, 64),
+            (11, 64, 384),
             (64, 1536, 384),
         ] {
             let x = random(m * k, 1);
@@ -621,6 +688,23 @@ pub(crate) mod tests {
                 "{m}x{n}x{k}: {}",
                 max_diff(&ours, &theirs)
             );
+        }
+    }
+
+    #[test]
+    fn a_row_does_not_depend_on_the_rows_beside_it() {
+        // whatever the micro-kernel shape (6 or 12 rows per call, or one), every product is
+        // summed in the same order: a sequence's output is the same alone or in a batch
+        let (n, k) = (80, 96);
+        let w = random(n * k, 5);
+        let lin = PackedLinear::new(&w, None, n, k);
+        for m in 1..=25 {
+            let x = random(m * k, 6 + m as u64);
+            let all = lin.forward(&x, m);
+            for r in 0..m {
+                let alone = lin.forward(&x[r * k..(r + 1) * k], 1);
+                assert_eq!(alone, all[r * n..(r + 1) * n], "row {r} of {m}");
+            }
         }
     }
 

@@ -148,7 +148,7 @@ impl Bart {
         }
         let d = c.d_model;
         let heads = c.encoder_attention_heads;
-        if heads == 0 || d % heads != 0 {
+        if heads == 0 || !d.is_multiple_of(heads) {
             return Err(cfg_err(
                 kind,
                 "d_model must be a multiple of the attention heads",

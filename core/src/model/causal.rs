@@ -234,7 +234,7 @@ impl CausalLm {
         let c: Gpt2Config =
             serde_json::from_value(config.clone()).map_err(|e| cfg_err("gpt2", e))?;
         let h = c.n_embd;
-        if c.n_head == 0 || h % c.n_head != 0 {
+        if c.n_head == 0 || !h.is_multiple_of(c.n_head) {
             return Err(cfg_err("gpt2", "n_embd must be a multiple of n_head"));
         }
         let act = Act::parse(&c.activation_function).ok_or_else(|| {
@@ -316,7 +316,7 @@ impl CausalLm {
         let h = c.hidden_size;
         let heads = c.num_attention_heads;
         let kv = c.num_key_value_heads.unwrap_or(heads);
-        if heads == 0 || kv == 0 || heads % kv != 0 {
+        if heads == 0 || kv == 0 || !heads.is_multiple_of(kv) {
             return Err(cfg_err(
                 kind,
                 "num_attention_heads must be a positive multiple of num_key_value_heads",

@@ -197,7 +197,9 @@ impl ModelConfig {
                         c.position_embedding_type
                     ));
                 }
-                if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+                if c.num_attention_heads == 0
+                    || !c.hidden_size.is_multiple_of(c.num_attention_heads)
+                {
                     return Err("hidden_size must be a multiple of num_attention_heads".into());
                 }
                 ArchConfig::Bert(c)
@@ -205,7 +207,7 @@ impl ModelConfig {
             "distilbert" => {
                 let c: DistilBertConfig = serde_json::from_value(value)
                     .map_err(|e| format!("invalid distilbert config: {e}"))?;
-                if c.n_heads == 0 || c.dim % c.n_heads != 0 {
+                if c.n_heads == 0 || !c.dim.is_multiple_of(c.n_heads) {
                     return Err("dim must be a multiple of n_heads".into());
                 }
                 ArchConfig::DistilBert(c)
@@ -214,7 +216,9 @@ impl ModelConfig {
                 let c: candle_transformers::models::debertav2::Config =
                     serde_json::from_value(value)
                         .map_err(|e| format!("invalid deberta-v2 config: {e}"))?;
-                if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+                if c.num_attention_heads == 0
+                    || !c.hidden_size.is_multiple_of(c.num_attention_heads)
+                {
                     return Err("hidden_size must be a multiple of num_attention_heads".into());
                 }
                 ArchConfig::DebertaV2(Box::new(c))
