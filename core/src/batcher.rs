@@ -1,10 +1,16 @@
 //! Dynamic batching: one thread owns the model's forward passes, and every request's sequences
 //! that arrive while a pass runs are merged into the next one (as text-embeddings-inference does).
-//! Concurrent single-sentence requests then cost about one batched pass instead of one pass each;
-//! a lone request waits for nothing.
+//! Concurrent single-sentence requests then cost about one batched pass instead of one pass each.
+//!
+//! The wait is bounded and adaptive: after a pass that merged several requests (clients are
+//! sending concurrently), the next pass waits up to [`Limits::max_wait`] (and at most half the
+//! last pass's time) for as many requests as that pass had, since their clients are about to send
+//! again; without that, concurrent clients fall into passes of 1 and 3 instead of 4. After a pass
+//! of one request, nothing waits: a lone client never pays for batching.
 
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::ToolkitError;
 use crate::model::{Matrix, TokenSequence};
@@ -16,6 +22,18 @@ pub type Forward = Arc<dyn Fn(&[TokenSequence]) -> Result<Vec<Matrix>, ToolkitEr
 struct Job {
     seqs: Vec<TokenSequence>,
     reply: Reply,
+}
+
+/// The default of [`Limits::max_wait`].
+pub const DEFAULT_WAIT: Duration = Duration::from_micros(2000);
+
+/// Bounds of a merged pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The most tokens of one merged pass (a request larger than it still runs, alone).
+    pub max_tokens: usize,
+    /// The longest a pass waits for batch-mates (zero: never).
+    pub max_wait: Duration,
 }
 
 /// The model thread and its inbox.
@@ -30,27 +48,20 @@ impl std::fmt::Debug for Batcher {
 }
 
 impl Batcher {
-    /// Starts the model thread. `max_tokens` bounds one merged pass (a request larger than it
-    /// still runs, alone).
-    pub fn new(forward: Forward, max_tokens: usize) -> Result<Self, ToolkitError> {
-        Self::with_spawner(forward, max_tokens, |run| {
-            std::thread::Builder::new()
-                .name("model".into())
-                .spawn(run)
-                .map(|_| ())
-                .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))
-        })
+    /// Starts the model thread.
+    pub fn new(forward: Forward, limits: Limits) -> Result<Self, ToolkitError> {
+        Self::with_spawner(forward, limits, model_thread)
     }
 
     /// As [`new`](Self::new), with the model's loop started by `spawn` (e.g. on a thread of the
     /// model's own pool, see [`crate::model::TextModel::spawn_runner`]).
     pub fn with_spawner(
         forward: Forward,
-        max_tokens: usize,
+        limits: Limits,
         spawn: impl FnOnce(Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError>,
     ) -> Result<Self, ToolkitError> {
         let (tx, rx) = channel::<Job>();
-        spawn(Box::new(move || serve(&rx, &forward, max_tokens)))?;
+        spawn(Box::new(move || serve(&rx, &forward, limits)))?;
         Ok(Self { tx })
     }
 
@@ -68,12 +79,23 @@ impl Batcher {
     }
 }
 
+/// Runs `run` on a thread of its own, named `model`.
+pub fn model_thread(run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
+    std::thread::Builder::new()
+        .name("model".into())
+        .spawn(run)
+        .map(|_| ())
+        .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))
+}
+
 fn tokens(job: &Job) -> usize {
     job.seqs.iter().map(|s| s.ids.len()).sum()
 }
 
-fn serve(rx: &Receiver<Job>, forward: &Forward, max_tokens: usize) {
+fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
     let mut carry: Option<Job> = None;
+    // the size and duration of the last pass: what the next one may wait for, and how long
+    let (mut last_jobs, mut last_pass) = (1usize, Duration::ZERO);
     loop {
         let first = match carry.take() {
             Some(j) => j,
@@ -84,15 +106,33 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, max_tokens: usize) {
         };
         let mut total = tokens(&first);
         let mut jobs = vec![first];
-        while let Ok(j) = rx.try_recv() {
-            if total + tokens(&j) > max_tokens {
+        let linger = if last_jobs > 1 {
+            limits.max_wait.min(last_pass / 2)
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + linger;
+        loop {
+            let next = match rx.try_recv() {
+                Ok(j) => Some(j),
+                Err(TryRecvError::Empty) if jobs.len() < last_jobs => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    rx.recv_timeout(left).ok()
+                }
+                Err(_) => None,
+            };
+            let Some(j) = next else { break };
+            if total + tokens(&j) > limits.max_tokens {
                 carry = Some(j);
                 break;
             }
             total += tokens(&j);
             jobs.push(j);
         }
+        last_jobs = jobs.len();
+        let started = Instant::now();
         run_jobs(jobs, forward);
+        last_pass = started.elapsed();
     }
 }
 
@@ -130,6 +170,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Barrier, Mutex};
+    use std::time::Duration;
 
     fn seq(n: usize) -> TokenSequence {
         TokenSequence {
@@ -159,7 +200,16 @@ mod tests {
                     .collect())
             })
         };
-        let batcher = Arc::new(Batcher::new(forward, 10_000).unwrap());
+        let batcher = Arc::new(
+            Batcher::new(
+                forward,
+                Limits {
+                    max_tokens: 10_000,
+                    max_wait: DEFAULT_WAIT,
+                },
+            )
+            .unwrap(),
+        );
         // hold the model so that the 8 requests queue up behind the first pass
         let held = gate.lock().unwrap();
         let start = Arc::new(Barrier::new(9));
@@ -187,6 +237,75 @@ mod tests {
             "no batching: {} passes",
             passes.load(Ordering::SeqCst)
         );
+    }
+
+    /// A forward that takes `ms` and records the number of sequences of each pass.
+    fn recording(ms: u64) -> (Forward, Arc<Mutex<Vec<usize>>>) {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&sizes);
+        let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            s2.lock().unwrap().push(seqs.len());
+            Ok(seqs
+                .iter()
+                .map(|_| Matrix {
+                    rows: 0,
+                    cols: 0,
+                    data: vec![],
+                })
+                .collect())
+        });
+        (forward, sizes)
+    }
+
+    /// Three requests sent 300 µs apart, after a pass that merged three.
+    fn staggered_after_a_merged_pass(max_wait: Duration) -> Vec<usize> {
+        let (forward, sizes) = recording(20);
+        let batcher = Arc::new(
+            Batcher::new(
+                forward,
+                Limits {
+                    max_tokens: 10_000,
+                    max_wait,
+                },
+            )
+            .unwrap(),
+        );
+        let send = |b: &Arc<Batcher>| {
+            let b = Arc::clone(b);
+            std::thread::spawn(move || b.run(vec![seq(3)]).unwrap())
+        };
+        // one pass runs while three queue up: they make one merged pass
+        let first = send(&batcher);
+        std::thread::sleep(Duration::from_millis(5));
+        let queued: Vec<_> = (0..3).map(|_| send(&batcher)).collect();
+        first.join().unwrap();
+        for h in queued {
+            h.join().unwrap();
+        }
+        // the same clients come back one after another
+        let again: Vec<_> = (0..3)
+            .map(|_| {
+                let h = send(&batcher);
+                std::thread::sleep(Duration::from_micros(300));
+                h
+            })
+            .collect();
+        for h in again {
+            h.join().unwrap();
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        sizes
+    }
+
+    #[test]
+    fn after_a_merged_pass_the_next_one_waits_for_its_batch_mates() {
+        let sizes = staggered_after_a_merged_pass(Duration::from_millis(5));
+        assert_eq!(sizes, [1, 3, 3], "pass sizes");
+        // without a wait the stragglers go in separate passes
+        let sizes = staggered_after_a_merged_pass(Duration::ZERO);
+        assert_eq!(&sizes[..2], [1, 3], "pass sizes");
+        assert!(sizes.len() > 3, "pass sizes {sizes:?}");
     }
 
     #[test]

@@ -378,7 +378,12 @@ impl TextModel for FastEncoder {
 
     fn spawn_runner(&self, run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
         // the batcher's loop occupies one of the pool's threads (blocked on its inbox when
-        // idle); a pass then runs on it directly and its parallel sections split with the others
+        // idle); a pass then runs on it directly and its parallel sections split with the
+        // others. A pool of one thread keeps it free (a forward called from elsewhere must
+        // find a thread), and the loop gets a thread of its own.
+        if self.pool.current_num_threads() < 2 {
+            return crate::batcher::model_thread(run);
+        }
         self.pool.spawn(run);
         Ok(())
     }

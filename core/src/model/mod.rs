@@ -76,11 +76,7 @@ pub trait TextModel: Send + Sync {
     /// thread pool runs it on one of the pool's threads, so that a pass starts and ends without a
     /// hand-off between threads.
     fn spawn_runner(&self, run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
-        std::thread::Builder::new()
-            .name("model".into())
-            .spawn(run)
-            .map(|_| ())
-            .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))
+        crate::batcher::model_thread(run)
     }
 }
 

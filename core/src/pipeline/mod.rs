@@ -43,6 +43,9 @@ pub struct LoadOptions {
     pub max_batch_size: usize,
     /// The most new tokens a generation may ask for (`HF_MAX_NEW_TOKENS`).
     pub max_new_tokens: usize,
+    /// The longest an encoder's forward pass waits for batch-mates (`HF_BATCH_WAIT_US`), and
+    /// only while requests are arriving concurrently (see [`crate::batcher`]).
+    pub batch_wait: std::time::Duration,
 }
 
 impl LoadOptions {
@@ -54,6 +57,7 @@ impl LoadOptions {
             max_request_tokens: 16_384,
             max_batch_size: 32,
             max_new_tokens: 2048,
+            batch_wait: crate::batcher::DEFAULT_WAIT,
         }
     }
 }
@@ -233,9 +237,11 @@ impl TextEncoder {
         let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
             sorted_forward(model.as_ref(), seqs, max_batch_size)
         });
-        let batcher = Batcher::with_spawner(forward, opts.max_request_tokens.max(1), |run| {
-            runner.spawn_runner(run)
-        })?;
+        let limits = crate::batcher::Limits {
+            max_tokens: opts.max_request_tokens.max(1),
+            max_wait: opts.batch_wait,
+        };
+        let batcher = Batcher::with_spawner(forward, limits, |run| runner.spawn_runner(run))?;
         Ok(Self {
             tokenizer,
             max_positions,

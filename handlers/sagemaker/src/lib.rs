@@ -92,6 +92,11 @@ pub struct Config {
     #[arg(long, env = "HF_MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
 
+    /// Encoders: the longest a forward pass waits for concurrent requests to join it, in
+    /// microseconds (only after a pass that merged several; 0: never wait).
+    #[arg(long, env = "HF_BATCH_WAIT_US", default_value_t = 2000)]
+    pub batch_wait_us: u64,
+
     /// Generation: the most new tokens one sequence may ask for (max_new_tokens, or max_length
     /// minus the prompt); more get 400.
     #[arg(long, env = "HF_MAX_NEW_TOKENS", default_value_t = 2048)]
@@ -222,6 +227,7 @@ impl Config {
         opts.max_request_tokens = self.max_request_tokens.max(1);
         opts.max_batch_size = self.max_batch_size.max(1);
         opts.max_new_tokens = self.max_new_tokens.max(1);
+        opts.batch_wait = std::time::Duration::from_micros(self.batch_wait_us);
         Ok(opts)
     }
 
