@@ -95,3 +95,62 @@ pub trait LanguageModel: Send + Sync {
 
 /// A shared model.
 pub type SharedModel = Arc<dyn LanguageModel>;
+
+/// A model whose calls run inside a thread pool of its own. A decoding step is dozens of small
+/// parallel sections (one per matrix product); run from a thread outside any pool, each of them
+/// would be handed to the pool and waited for, dozens of hand-offs a step. Inside the pool the
+/// step's sections split between the pool's threads directly, and a caller (the engine thread,
+/// a request thread running an encoder) hands over once per call.
+pub struct InPool<M> {
+    model: M,
+    pool: rayon::ThreadPool,
+}
+
+impl<M> std::fmt::Debug for InPool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InPool")
+            .field("threads", &self.pool.current_num_threads())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: LanguageModel> InPool<M> {
+    /// Wraps `model` with a pool of one thread per core.
+    pub fn new(model: M) -> Result<Self, ToolkitError> {
+        let n = std::thread::available_parallelism().map_or(1, usize::from);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("generation-{i}"))
+            .build()
+            .map_err(|e| {
+                ToolkitError::Internal(format!("cannot start the generation threads: {e}"))
+            })?;
+        Ok(Self { model, pool })
+    }
+}
+
+impl<M: LanguageModel> LanguageModel for InPool<M> {
+    fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+
+    fn max_positions(&self) -> Option<usize> {
+        self.model.max_positions()
+    }
+
+    fn position_limit(&self) -> Option<usize> {
+        self.model.position_limit()
+    }
+
+    fn is_encoder_decoder(&self) -> bool {
+        self.model.is_encoder_decoder()
+    }
+
+    fn start(&self, input_ids: &[u32]) -> Result<KvCache, ToolkitError> {
+        self.pool.install(|| self.model.start(input_ids))
+    }
+
+    fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
+        self.pool.install(|| self.model.step(batch))
+    }
+}

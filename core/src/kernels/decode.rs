@@ -222,6 +222,28 @@ pub fn cached_attention(q: &[f32], k: &[f32], v: &[f32], dims: (usize, usize), s
 }
 }
 
+/// `f(i)` for each of `n` sequences, in parallel when there are several (a step's attention
+/// is per sequence; run one after another, the other threads would wait).
+pub fn per_sequence<F>(n: usize, f: F) -> Vec<Vec<f32>>
+where
+    F: Fn(usize) -> Vec<f32> + Sync + Send,
+{
+    use rayon::prelude::*;
+    if n == 1 {
+        return vec![f(0)];
+    }
+    (0..n).into_par_iter().map(f).collect()
+}
+
+/// The per-sequence parts, stacked (`len` values in all).
+pub fn gather(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    for p in parts {
+        out.extend(p);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::error::ToolkitError;
 use crate::generate::{KvCache, LanguageModel, LayerKv, StepInput};
-use crate::kernels::decode::{cached_attention, gated, rms_norm, Act, AttnShape, Rope, Visibility};
+use crate::kernels::decode::{
+    cached_attention, gated, gather, per_sequence, rms_norm, Act, AttnShape, Rope, Visibility,
+};
 use crate::kernels::{add_layer_norm, PackedLinear};
 use crate::model::fast::get;
 
@@ -615,7 +617,7 @@ impl LanguageModel for CausalLm {
             let mut y = x.clone();
             block.norm1.apply(&mut y);
             let mut qkv = block.qkv.forward(&y, rows);
-            let mut ctx = vec![0f32; rows * qn];
+            let mut queries = Vec::with_capacity(batch.len());
             for (s, &(r0, t, first)) in batch.iter_mut().zip(&spans) {
                 let mut q = Vec::with_capacity(t * qn);
                 let kv = &mut s.cache.layers[li];
@@ -630,25 +632,31 @@ impl LanguageModel for CausalLm {
                     kv.k.extend_from_slice(&row[qn..qn + kn]);
                     kv.v.extend_from_slice(&row[qn + kn..]);
                 }
-                let l = first + t;
-                let shape = AttnShape {
-                    scale: self.shape.scale * block.score_scale,
-                    ..self.shape
-                };
-                let c = cached_attention(
-                    &q,
+                queries.push(q);
+            }
+            // the sequences attend in parallel
+            let shape = AttnShape {
+                scale: self.shape.scale * block.score_scale,
+                ..self.shape
+            };
+            let cached: &[StepInput<'_>] = batch;
+            let parts = per_sequence(cached.len(), |i| {
+                let (_, t, first) = spans[i];
+                let kv = &cached[i].cache.layers[li];
+                cached_attention(
+                    &queries[i],
                     &kv.k,
                     &kv.v,
-                    (t, l),
+                    (t, first + t),
                     shape,
                     Visibility::Causal {
                         first,
                         window: self.window,
                     },
                     None,
-                );
-                ctx[r0 * qn..(r0 + t) * qn].copy_from_slice(&c);
-            }
+                )
+            });
+            let ctx = gather(parts, rows * qn);
             let attn = block.out.forward(&ctx, rows);
             for (a, b) in x.iter_mut().zip(&attn) {
                 *a += b;

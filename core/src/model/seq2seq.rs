@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::ToolkitError;
 use crate::generate::{CrossState, KvCache, LayerKv, StepInput};
-use crate::kernels::decode::{cached_attention, AttnShape, Visibility};
+use crate::kernels::decode::{cached_attention, gather, per_sequence, AttnShape, Visibility};
 use crate::kernels::PackedLinear;
 
 /// Where each sequence's new rows are in a step's stacked rows: `(first row, rows, cached
@@ -73,8 +73,9 @@ pub(crate) fn self_attention(
 ) -> Vec<f32> {
     let inner = shape.heads * shape.head_dim;
     let rows: usize = spans.iter().map(|s| s.1).sum();
-    let mut ctx = vec![0f32; rows * inner];
-    for (i, (s, &(r0, t, first))) in batch.iter_mut().zip(spans).enumerate() {
+    // append the new keys and values to each cache and gather each sequence's queries...
+    let mut queries = Vec::with_capacity(batch.len());
+    for (s, &(r0, t, _)) in batch.iter_mut().zip(spans) {
         let kv = &mut s.cache.layers[li];
         let mut q = Vec::with_capacity(t * inner);
         for row in qkv[r0 * 3 * inner..(r0 + t) * 3 * inner].chunks_exact(3 * inner) {
@@ -82,8 +83,15 @@ pub(crate) fn self_attention(
             kv.k.extend_from_slice(&row[inner..2 * inner]);
             kv.v.extend_from_slice(&row[2 * inner..]);
         }
-        let c = cached_attention(
-            &q,
+        queries.push(q);
+    }
+    // ...then attend, the sequences in parallel
+    let batch: &[StepInput<'_>] = batch;
+    let parts = per_sequence(batch.len(), |i| {
+        let (_, t, first) = spans[i];
+        let kv = &batch[i].cache.layers[li];
+        cached_attention(
+            &queries[i],
             &kv.k,
             &kv.v,
             (t, first + t),
@@ -93,10 +101,9 @@ pub(crate) fn self_attention(
                 window: None,
             },
             biases.map(|b| &b[i][..]),
-        );
-        ctx[r0 * inner..(r0 + t) * inner].copy_from_slice(&c);
-    }
-    ctx
+        )
+    });
+    gather(parts, rows * inner)
 }
 
 /// Cross-attention of layer `li` of the rows' queries `q` over each sequence's encoder state.
@@ -108,15 +115,20 @@ pub(crate) fn cross_attention(
     shape: AttnShape,
 ) -> Result<Vec<f32>, ToolkitError> {
     let inner = shape.heads * shape.head_dim;
-    let mut ctx = vec![0f32; q.len()];
-    for (s, &(r0, t, _)) in batch.iter().zip(spans) {
-        let cross = s
-            .cache
-            .cross
-            .as_ref()
-            .ok_or_else(|| ToolkitError::Internal("no encoder state".into()))?;
+    let crosses = batch
+        .iter()
+        .map(|s| {
+            s.cache
+                .cross
+                .as_ref()
+                .ok_or_else(|| ToolkitError::Internal("no encoder state".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let parts = per_sequence(batch.len(), |i| {
+        let (r0, t, _) = spans[i];
+        let cross = crosses[i];
         let kv = &cross.layers[li];
-        let c = cached_attention(
+        cached_attention(
             &q[r0 * inner..(r0 + t) * inner],
             &kv.k,
             &kv.v,
@@ -124,10 +136,9 @@ pub(crate) fn cross_attention(
             shape,
             Visibility::All,
             None,
-        );
-        ctx[r0 * inner..(r0 + t) * inner].copy_from_slice(&c);
-    }
-    Ok(ctx)
+        )
+    });
+    Ok(gather(parts, q.len()))
 }
 
 /// Ends a step: counts the new positions in each cache and returns the last row of each

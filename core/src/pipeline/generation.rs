@@ -134,12 +134,15 @@ impl GenerationPipeline {
             candle_core::DType::F32,
             &candle_core::Device::Cpu,
         )?;
+        use crate::generate::InPool;
         let model: Arc<dyn LanguageModel> = if matches!(model_type, "t5" | "mt5") {
-            Arc::new(crate::model::t5::T5::load(config, &vb)?)
+            Arc::new(InPool::new(crate::model::t5::T5::load(config, &vb)?)?)
         } else if matches!(model_type, "bart" | "marian") {
-            Arc::new(crate::model::bart::Bart::load(config, &vb)?)
+            Arc::new(InPool::new(crate::model::bart::Bart::load(config, &vb)?)?)
         } else {
-            Arc::new(crate::model::causal::CausalLm::load(config, &vb)?)
+            Arc::new(InPool::new(crate::model::causal::CausalLm::load(
+                config, &vb,
+            )?)?)
         };
         let task = match spec.task {
             Task::Conversational => Task::TextGeneration,
