@@ -125,59 +125,39 @@ impl PackedLinear {
         }
         let threads = rayon::current_num_threads();
         if m * n * k < PARALLEL_MIN_MACS || threads < 2 || np < 2 {
-            self.panels_into(x, m, 0..np, &mut out, n, 0);
+            self.panels_into(x, m, 0..np, &mut Rows::of(&mut out, n));
             return out;
         }
-        // split the panels (columns) so each thread streams a share of the weights once
+        // split the panels (columns) so each thread streams a share of the weights once, each
+        // writing its columns of `out` in place
         let per = np.div_ceil(threads);
-        let blocks: Vec<(usize, Vec<f32>)> = (0..np)
+        let dest = Rows::of(&mut out, n);
+        (0..np)
             .step_by(per)
             .collect::<Vec<_>>()
             .into_par_iter()
-            .map(|p0| {
-                let p1 = (p0 + per).min(np);
-                let width = (p1 * NR).min(n) - p0 * NR;
-                let mut buf = vec![0f32; m * width];
-                self.panels_into(x, m, p0..p1, &mut buf, width, p0 * NR);
-                (p0 * NR, buf)
-            })
-            .collect();
-        for (c0, buf) in blocks {
-            let width = buf.len() / m;
-            for (dst, src) in out.chunks_exact_mut(n).zip(buf.chunks_exact(width)) {
-                dst[c0..c0 + width].copy_from_slice(src);
-            }
-        }
+            .for_each(|p0| {
+                let mut dest = dest;
+                self.panels_into(x, m, p0..(p0 + per).min(np), &mut dest);
+            });
         out
     }
 
-    /// Computes panels `range` into `out` (`[m, out_stride]`), whose column 0 is output column
-    /// `c_off`.
-    fn panels_into(
-        &self,
-        x: &[f32],
-        m: usize,
-        range: std::ops::Range<usize>,
-        out: &mut [f32],
-        out_stride: usize,
-        c_off: usize,
-    ) {
+    /// Computes panels `range` into their columns of `out`.
+    fn panels_into(&self, x: &[f32], m: usize, range: std::ops::Range<usize>, out: &mut Rows) {
         match &self.panels {
-            Panels::F32(panels) => self.panels_of(panels, x, m, range, out, out_stride, c_off),
-            Panels::Bf16(panels) => self.panels_of(panels, x, m, range, out, out_stride, c_off),
+            Panels::F32(panels) => self.panels_of(panels, x, m, range, out),
+            Panels::Bf16(panels) => self.panels_of(panels, x, m, range, out),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn panels_of<W: Weight>(
         &self,
         panels: &[W],
         x: &[f32],
         m: usize,
         range: std::ops::Range<usize>,
-        out: &mut [f32],
-        out_stride: usize,
-        c_off: usize,
+        out: &mut Rows,
     ) {
         let k = self.k;
         // rows in calls of at most `rows_per_call()`, as even as possible (14 rows: 7 + 7, not
@@ -203,13 +183,59 @@ impl PackedLinear {
                 let ahead = if r0 == 0 && m > 1 { next } else { &[] };
                 micro(x, r0, mr, k, panel, ahead, &mut acc);
                 for (r, row) in acc.iter().enumerate().take(mr) {
-                    let o = (r0 + r) * out_stride + (c0 - c_off);
-                    for ((dst, &a), &b) in out[o..o + cols].iter_mut().zip(&row[..cols]).zip(bias) {
+                    let dst = out.span(r0 + r, c0, cols);
+                    for ((dst, &a), &b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
                         *dst = a + b;
                     }
                 }
                 r0 += mr;
             }
+        }
+    }
+}
+
+/// The output of a matrix product, `[rows, stride]` row-major, shared by the threads that each
+/// compute a disjoint range of its columns (the weights are split by columns, so that each
+/// thread streams its share once); each thread writes its spans in place.
+#[derive(Clone, Copy)]
+struct Rows {
+    ptr: *mut f32,
+    len: usize,
+    stride: usize,
+}
+
+// SAFETY: `Rows` is a pointer to a buffer that outlives every use (`PackedLinear::forward`
+// holds the buffer, untouched, until the threads are joined); threads write only through
+// `span`, each its own columns, so no two threads touch the same element.
+#[allow(unsafe_code)]
+unsafe impl Send for Rows {}
+// SAFETY: as for `Send`: shared between threads that write disjoint columns.
+#[allow(unsafe_code)]
+unsafe impl Sync for Rows {}
+
+impl Rows {
+    fn of(buf: &mut [f32], stride: usize) -> Self {
+        Self {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            stride,
+        }
+    }
+
+    /// Columns `c0..c0 + cols` of row `r`.
+    #[inline(always)]
+    fn span(&mut self, r: usize, c0: usize, cols: usize) -> &mut [f32] {
+        let o = r * self.stride + c0;
+        assert!(
+            c0 + cols <= self.stride && o + cols <= self.len,
+            "span out of range"
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: in bounds (checked just above) of a live buffer (see `Send`); the span lies in
+        // the caller's own columns, which no other thread reads or writes meanwhile, and the
+        // returned borrow ends before the next span of this thread is taken.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(o), cols)
         }
     }
 }
