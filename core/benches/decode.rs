@@ -1,13 +1,15 @@
 //! Decoding-step timings of a generative model on the CPU kernels: one step for 1, 2, 4 and 8
-//! sequences at once (after a 16-token prompt each), and the prompt step itself.
+//! sequences at once (after a 16-token prompt each), and the prompt step itself. Decoders and
+//! T5 (whose prompt goes to the encoder, and whose "prompt step" is then 16 decoder tokens).
 //!
 //!     HF_BENCH_GEN_MODEL_DIR=~/.cache/hf-toolkit-reference/bench-models/qwen2-0.5b-bf16 \
 //!         cargo bench -p hf-inference-core --bench decode
 
 use std::time::Instant;
 
-use hf_inference_core::generate::{LanguageModel, StepInput};
+use hf_inference_core::generate::{InPool, LanguageModel, StepInput};
 use hf_inference_core::model::causal::CausalLm;
+use hf_inference_core::model::t5::T5;
 
 fn main() {
     let Some(dir) = std::env::var_os("HF_BENCH_GEN_MODEL_DIR") else {
@@ -23,7 +25,13 @@ fn main() {
         .resolve()
         .expect("model files");
     let vb = hf_inference_core::model::loader::open_weights(&files).expect("weights");
-    let model = CausalLm::load(&config, &vb).expect("model");
+    // the engine's wrapping: every call inside the model's own thread pool
+    let model: Box<dyn LanguageModel> = match config["model_type"].as_str() {
+        Some("t5" | "mt5") => {
+            Box::new(InPool::new(T5::load(&config, &vb).expect("model")).expect("pool"))
+        }
+        _ => Box::new(InPool::new(CausalLm::load(&config, &vb).expect("model")).expect("pool")),
+    };
     let prompt: Vec<u32> = (100..116).collect();
     println!("| sequences | prompt step (ms) | decoding step (ms) | ms per sequence |");
     println!("| ---: | ---: | ---: | ---: |");
