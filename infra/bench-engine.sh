@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The engine benchmark, in one go on one machine state: ONNX Runtime's and torch's bare forward pass
 # (../shared/reference/compute/forward_bench.py) with ours as an extra row (--external-cmd), then
-# our `serve` end to end with ../shared/reference/bench.py. Writes target/engine-bench.md.
+# our `serve` end to end with ../shared/reference/bench.py. Writes target/engine-bench.md and puts
+# it into README.md between the `bench-engine` markers (the CPU engine section).
 #   bash infra/bench-engine.sh        (~10 minutes the first time: the compute venv takes ~3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,16 @@ s, c, b = r["sequential"], r["concurrent"], r["batch"]
 print("| our `serve`, end to end (HTTP + JSON) | single sentence median / p90 | 4 clients | batch of 32 |")
 print("| --- | --- | --- | --- |")
 print(f"| bench.py | {s['median_ms']} / {s['p90_ms']} ms | {c['throughput_rps']} req/s | {b['median_ms']} ms, {b['sentences_per_s_at_median']} sentences/s |")
+PY
+python3 - target/engine-bench.md README.md <<'PY'
+import sys
+table, readme = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+begin, end = "<!-- bench-engine:begin", "<!-- bench-engine:end -->"
+i, j = readme.find(begin), readme.find(end)
+if i < 0 or j < i:
+    sys.exit("README.md has no bench-engine markers; the table is in " + sys.argv[1])
+i = readme.index("\n", i) + 1
+block = table.replace("### Bare forward pass", "#### Bare forward pass", 1).strip() + "\n"
+open(sys.argv[2], "w").write(readme[:i] + block + readme[j:])
 PY
 cat target/engine-bench.md

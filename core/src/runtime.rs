@@ -3,7 +3,7 @@
 //! (which must keep answering `/ping`); a full queue is an immediate 503 instead of unbounded
 //! memory, and a request that waits or runs too long is a 504.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,11 +93,17 @@ impl Runtime {
     {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let queued = Arc::clone(&self.queued);
+        // raised when this call ends, whichever way: a job still running then has no one to
+        // answer (timeout, client gone), and long work polls it (see [`client_gone`])
+        let gone = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = Arc::clone(&gone.0);
         let job: Job = Box::new(move || {
             // the client gave up (timeout, disconnect): skip the work
             if !done_tx.is_closed() {
+                CALLER_GONE.with(|c| *c.borrow_mut() = Some(flag));
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                     .unwrap_or_else(|_| Err(ToolkitError::Internal("inference panicked".into())));
+                CALLER_GONE.with(|c| *c.borrow_mut() = None);
                 let _ = done_tx.send(result);
             }
             queued.fetch_sub(1, Ordering::Relaxed);
@@ -159,6 +165,28 @@ impl Runtime {
             }
         }
     }
+}
+
+thread_local! {
+    /// The flag of the request the current inference thread runs (see [`Runtime::run`]).
+    static CALLER_GONE: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets its flag when dropped.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The flag that says whether the caller of the request running on this thread is gone
+/// (its timeout passed or its client disconnected): long work (a generation) polls it and stops
+/// rather than run to the end for nobody. `None` outside [`Runtime::run`].
+pub fn client_gone() -> Option<Arc<AtomicBool>> {
+    CALLER_GONE.with(|c| c.borrow().clone())
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
@@ -628,6 +656,34 @@ mod tests {
         let name = rt().block_on(r.run(|| Ok(std::thread::current().name().map(str::to_owned))));
         let name = name.unwrap().unwrap();
         assert!(name.starts_with("inference-"), "{name}");
+    }
+
+    #[test]
+    fn a_job_whose_caller_timed_out_sees_it() {
+        let r = Runtime::new(RuntimeOptions {
+            workers: 1,
+            queue_capacity: 4,
+            timeout: Duration::from_millis(100),
+        })
+        .unwrap();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let result = rt().block_on(r.run(move || {
+            let flag = client_gone().expect("a flag inside a request");
+            let t = std::time::Instant::now();
+            while !flag.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = seen_tx.send(flag.load(Ordering::Relaxed));
+            Ok(())
+        }));
+        assert!(
+            matches!(result, Err(ToolkitError::Timeout(_))),
+            "{result:?}"
+        );
+        // the job stops polling soon after the 100 ms timeout, not after its 10 s
+        let seen = seen_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(seen, "the job never saw its caller go");
+        assert!(client_gone().is_none(), "no flag outside a request");
     }
 
     #[test]

@@ -670,6 +670,13 @@ impl GenerationPipeline {
                 )));
             }
         }
+        // without a client to stream to, the request's caller may still go (timeout,
+        // disconnect): the search then stops at its next step instead of running for nobody
+        let sink = sink.or_else(|| {
+            crate::runtime::client_gone().map(|gone| -> TokenSink {
+                Box::new(move |_| !gone.load(std::sync::atomic::Ordering::Relaxed))
+            })
+        });
         Ok(self.scheduler.run(search, sink)?.finish())
     }
 
