@@ -246,16 +246,19 @@ mod tests {
         let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
             std::thread::sleep(std::time::Duration::from_millis(ms));
             s2.lock().unwrap().push(seqs.len());
-            Ok(seqs
-                .iter()
-                .map(|_| Matrix {
-                    rows: 0,
-                    cols: 0,
-                    data: vec![],
-                })
-                .collect())
+            Ok(empty_outputs(seqs))
         });
         (forward, sizes)
+    }
+
+    fn empty_outputs(seqs: &[TokenSequence]) -> Vec<Matrix> {
+        seqs.iter()
+            .map(|_| Matrix {
+                rows: 0,
+                cols: 0,
+                data: vec![],
+            })
+            .collect()
     }
 
     /// Three requests sent 300 µs apart, after a pass that merged three.
@@ -314,14 +317,7 @@ mod tests {
             if seqs.iter().any(|s| s.ids.len() == 13) {
                 Err(ToolkitError::InvalidParameters("13 is unlucky".into()))
             } else {
-                Ok(seqs
-                    .iter()
-                    .map(|_| Matrix {
-                        rows: 0,
-                        cols: 0,
-                        data: vec![],
-                    })
-                    .collect())
+                Ok(empty_outputs(seqs))
             }
         });
         let jobs: Vec<(Job, Receiver<_>)> = [13, 2]
