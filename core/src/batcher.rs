@@ -6,7 +6,8 @@
 //! sending concurrently), the next pass waits up to [`Limits::max_wait`] (and at most half the
 //! last pass's time) for as many requests as that pass had, since their clients are about to send
 //! again; without that, concurrent clients fall into passes of 1 and 3 instead of 4. After a pass
-//! of one request, nothing waits: a lone client never pays for batching.
+//! of one request, after an idle spell longer than a pass (a burst is over), and for a request
+//! pushed back by the token cap, nothing waits: a lone client never pays for batching.
 
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -96,17 +97,24 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
     let mut carry: Option<Job> = None;
     // the size and duration of the last pass: what the next one may wait for, and how long
     let (mut last_jobs, mut last_pass) = (1usize, Duration::ZERO);
+    let mut last_end = Instant::now();
     loop {
-        let first = match carry.take() {
-            Some(j) => j,
+        // a job pushed back by the token cap has waited already: it starts the next pass at once
+        let (first, carried) = match carry.take() {
+            Some(j) => (j, true),
             None => match rx.recv() {
-                Ok(j) => j,
+                Ok(j) => (j, false),
                 Err(_) => return, // every sender is gone
             },
         };
+        // clients that are about to send again do so within about a pass; after a longer idle
+        // spell the last pass's concurrency is stale (a burst is over): nothing to wait for
+        if last_end.elapsed() > last_pass {
+            last_jobs = 1;
+        }
         let mut total = tokens(&first);
         let mut jobs = vec![first];
-        let linger = if last_jobs > 1 {
+        let linger = if last_jobs > 1 && !carried {
             limits.max_wait.min(last_pass / 2)
         } else {
             Duration::ZERO
@@ -132,7 +140,8 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
         last_jobs = jobs.len();
         let started = Instant::now();
         run_jobs(jobs, forward);
-        last_pass = started.elapsed();
+        last_end = Instant::now();
+        last_pass = last_end - started;
     }
 }
 
@@ -263,7 +272,7 @@ mod tests {
 
     /// Three requests sent 300 µs apart, after a pass that merged three.
     fn staggered_after_a_merged_pass(max_wait: Duration) -> Vec<usize> {
-        let (forward, sizes) = recording(20);
+        let (forward, sizes) = recording(60);
         let batcher = Arc::new(
             Batcher::new(
                 forward,
@@ -303,12 +312,48 @@ mod tests {
 
     #[test]
     fn after_a_merged_pass_the_next_one_waits_for_its_batch_mates() {
-        let sizes = staggered_after_a_merged_pass(Duration::from_millis(5));
+        let sizes = staggered_after_a_merged_pass(Duration::from_millis(25));
         assert_eq!(sizes, [1, 3, 3], "pass sizes");
         // without a wait the stragglers go in separate passes
         let sizes = staggered_after_a_merged_pass(Duration::ZERO);
         assert_eq!(&sizes[..2], [1, 3], "pass sizes");
         assert!(sizes.len() > 3, "pass sizes {sizes:?}");
+    }
+
+    #[test]
+    fn after_an_idle_spell_a_lone_request_does_not_wait() {
+        let (forward, sizes) = recording(30);
+        let batcher = Arc::new(
+            Batcher::new(
+                forward,
+                Limits {
+                    max_tokens: 10_000,
+                    max_wait: Duration::from_secs(5),
+                },
+            )
+            .unwrap(),
+        );
+        // a burst: one pass, then three merged
+        let send = |b: &Arc<Batcher>| {
+            let b = Arc::clone(b);
+            std::thread::spawn(move || b.run(vec![seq(3)]).unwrap())
+        };
+        let first = send(&batcher);
+        std::thread::sleep(Duration::from_millis(3));
+        let queued: Vec<_> = (0..3).map(|_| send(&batcher)).collect();
+        first.join().unwrap();
+        for h in queued {
+            h.join().unwrap();
+        }
+        // quiet for longer than a pass, then one request, and another 3 ms later: the first
+        // starts at once (had it waited for three mates, up to 15 ms, the second would join it)
+        std::thread::sleep(Duration::from_millis(100));
+        let lone = send(&batcher);
+        std::thread::sleep(Duration::from_millis(3));
+        let later = send(&batcher);
+        lone.join().unwrap();
+        later.join().unwrap();
+        assert_eq!(*sizes.lock().unwrap(), [1, 3, 1, 1]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! a sequence's logits never depend on its batch-mates). A search joins at the next step after it
 //! is submitted and leaves as soon as it is done.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,17 @@ pub type TokenSink = Box<dyn FnMut(u32) -> bool + Send>;
 struct Job {
     search: Search,
     sink: Option<TokenSink>,
+    /// Raised when the request's caller is gone (see [`crate::runtime::client_gone`]).
+    gone: Option<Arc<AtomicBool>>,
     reply: Sender<Result<Search, ToolkitError>>,
+}
+
+impl Job {
+    fn caller_gone(&self) -> bool {
+        self.gone
+            .as_ref()
+            .is_some_and(|g| g.load(Ordering::Relaxed))
+    }
 }
 
 /// The engine: submit searches, get them back finished.
@@ -41,13 +52,15 @@ impl Scheduler {
     }
 
     /// Runs `search` to the end (sharing steps with concurrent searches), calling `sink` with
-    /// each new token when given.
+    /// each new token when given. Called inside a request ([`crate::runtime::Runtime::run`]),
+    /// the search is dropped at the next step once the request's caller is gone.
     pub fn run(&self, search: Search, sink: Option<TokenSink>) -> Result<Search, ToolkitError> {
         let (reply, rx) = mpsc::channel();
         self.tx
             .send(Job {
                 search,
                 sink,
+                gone: crate::runtime::client_gone(),
                 reply,
             })
             .map_err(|_| ToolkitError::Unhealthy("the generation thread has stopped".into()))?;
@@ -77,6 +90,21 @@ fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
                     break;
                 }
             }
+        }
+        // searches whose caller is gone (timed out, disconnected) stop here, whatever their mode
+        let mut i = 0;
+        while i < active.len() {
+            if active[i].caller_gone() {
+                let job = active.swap_remove(i);
+                let _ = job.reply.send(Err(ToolkitError::Internal(
+                    "the caller of this generation is gone".into(),
+                )));
+            } else {
+                i += 1;
+            }
+        }
+        if active.is_empty() {
+            continue;
         }
         step_all(model, &mut active, max_rows);
         // hand back the finished ones
@@ -282,5 +310,46 @@ mod tests {
             .unwrap()
             .finish();
         assert_eq!(out[0].len(), 2 + 3, "prompt and three tokens");
+    }
+
+    #[test]
+    fn a_beam_search_whose_caller_timed_out_stops() {
+        // 400 new tokens of 3 ms steps would take over a second; the caller gives up after 50 ms
+        let model = Arc::new(Slow {
+            rows: Mutex::new(Vec::new()),
+        });
+        let sched = Scheduler::start(model.clone(), 64).unwrap();
+        let runtime = crate::runtime::Runtime::new(crate::runtime::RuntimeOptions {
+            workers: 1,
+            queue_capacity: 4,
+            timeout: Duration::from_millis(50),
+        })
+        .unwrap();
+        let mut cfg = GenerationConfig::default();
+        cfg.update(
+            serde_json::json!({"max_new_tokens": 400, "min_new_tokens": 400, "num_beams": 2})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let s = Search::new(model.as_ref(), cfg, &Prompt { ids: vec![3, 1] }, None).unwrap();
+        let (done_tx, done_rx) = mpsc::channel();
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(runtime.run(move || {
+                let r = sched.run(s, None).map(|_| ());
+                let _ = done_tx.send(r.is_err());
+                r
+            }));
+        assert!(
+            matches!(result, Err(ToolkitError::Timeout(_))),
+            "{result:?}"
+        );
+        // the search is dropped at a step soon after the timeout, long before its 400 tokens
+        let stopped = done_rx.recv_timeout(Duration::from_millis(600)).unwrap();
+        assert!(stopped, "the search ran to its end");
+        assert!(model.rows.lock().unwrap().len() < 100, "steps ran on");
     }
 }

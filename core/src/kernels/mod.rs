@@ -3,12 +3,14 @@
 //! Why: candle's CPU matmul re-packs the weight matrix on every call and hands even tiny
 //! matrices to its thread pool; for a single sentence (M ≈ 10 rows) that is most of the time.
 //! Here weights are packed once at load into 16-column panels ([`PackedLinear`]) and a
-//! register-blocked 6×16 micro-kernel streams them; layer norm, GELU and softmax are fused loops;
-//! work is split across threads only when it is big enough to pay for the hand-off.
+//! register-blocked micro-kernel streams them (12×16 with AVX-512, 6×16 with AVX2); layer norm,
+//! GELU and softmax are fused loops; work is split across threads only when it is big enough to
+//! pay for the hand-off.
 //!
-//! The micro-kernel is plain Rust (`f32::mul_add` on fixed-size arrays) compiled twice: for
-//! AVX2+FMA, chosen at run time when the CPU has them, and for the baseline target. No
-//! `-C target-cpu=native` is needed. Each kernel is unit-tested against candle's own ops.
+//! The micro-kernel is plain Rust (`f32::mul_add` on fixed-size arrays) compiled three times: for
+//! AVX-512 and for AVX2+FMA, chosen at run time when the CPU has them, and for the baseline
+//! target. No `-C target-cpu=native` is needed. Each kernel is unit-tested against candle's own
+//! ops.
 
 use rayon::prelude::*;
 
@@ -222,7 +224,9 @@ impl Rows {
         }
     }
 
-    /// Columns `c0..c0 + cols` of row `r`.
+    /// Columns `c0..c0 + cols` of row `r`. Every copy of a `Rows` must keep to its own columns
+    /// (the panels a thread computes): that is what makes the spans of concurrent threads
+    /// disjoint. Private to this module for that reason.
     #[inline(always)]
     fn span(&mut self, r: usize, c0: usize, cols: usize) -> &mut [f32] {
         let o = r * self.stride + c0;

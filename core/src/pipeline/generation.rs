@@ -647,6 +647,15 @@ impl GenerationPipeline {
         cfg: GenerationConfig,
         sink: Option<TokenSink>,
     ) -> Result<Vec<Vec<u32>>, ToolkitError> {
+        // a list of prompts whose caller is gone (timed out, disconnected) stops before the
+        // next one's prefill (the scheduler drops a running search at its next step)
+        if crate::runtime::client_gone()
+            .is_some_and(|g| g.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(ToolkitError::Internal(
+                "the caller of this generation is gone".into(),
+            ));
+        }
         let stop = self.stop_check(&cfg);
         let search = Search::new(
             self.model.as_ref(),
@@ -670,13 +679,6 @@ impl GenerationPipeline {
                 )));
             }
         }
-        // without a client to stream to, the request's caller may still go (timeout,
-        // disconnect): the search then stops at its next step instead of running for nobody
-        let sink = sink.or_else(|| {
-            crate::runtime::client_gone().map(|gone| -> TokenSink {
-                Box::new(move |_| !gone.load(std::sync::atomic::Ordering::Relaxed))
-            })
-        });
         Ok(self.scheduler.run(search, sink)?.finish())
     }
 
