@@ -6,7 +6,7 @@
 //! sending concurrently), the next pass waits up to [`Limits::max_wait`] (and at most half the
 //! last pass's time) for as many requests as that pass had, since their clients are about to send
 //! again; without that, concurrent clients fall into passes of 1 and 3 instead of 4. After a pass
-//! of one request, after an idle spell longer than a pass (a burst is over), and for a request
+//! of one request, after an idle spell of over four passes (a burst is over), and for a request
 //! pushed back by the token cap, nothing waits: a lone client never pays for batching.
 
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
@@ -107,9 +107,10 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
                 Err(_) => return, // every sender is gone
             },
         };
-        // clients that are about to send again do so within about a pass; after a longer idle
-        // spell the last pass's concurrency is stale (a burst is over): nothing to wait for
-        if last_end.elapsed() > last_pass {
+        // clients that are about to send again do so within a few passes (their turnaround:
+        // the answer, their own work, the next request); after a longer idle spell the last
+        // pass's concurrency is stale (a burst is over): nothing to wait for
+        if last_end.elapsed() > last_pass * 4 {
             last_jobs = 1;
         }
         let mut total = tokens(&first);
@@ -347,7 +348,7 @@ mod tests {
         }
         // quiet for longer than a pass, then one request, and another 3 ms later: the first
         // starts at once (had it waited for three mates, up to 15 ms, the second would join it)
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(300));
         let lone = send(&batcher);
         std::thread::sleep(Duration::from_millis(3));
         let later = send(&batcher);
