@@ -96,6 +96,42 @@ pub trait LanguageModel: Send + Sync {
 /// A shared model.
 pub type SharedModel = Arc<dyn LanguageModel>;
 
+/// Where each sequence's new rows are in a step's stacked rows: `(first row, rows, cached
+/// positions before the step)`.
+pub(crate) type Span = (usize, usize, usize);
+
+/// Causal attention of each sequence's new `queries` (`[t, heads·hd]`) over its cache of layer
+/// `li`, which already holds this step's keys and values; `window` bounds how far back a query
+/// sees (sliding-window models), `biases[i]` is added to sequence `i`'s scores (T5's position
+/// bias, `[heads, t, first + t]`). The sequences attend in parallel; returns their context rows,
+/// stacked in span order.
+pub(crate) fn attend_caches(
+    batch: &[StepInput<'_>],
+    spans: &[Span],
+    li: usize,
+    queries: &[Vec<f32>],
+    shape: crate::kernels::decode::AttnShape,
+    window: Option<usize>,
+    biases: Option<&[Vec<f32>]>,
+) -> Vec<f32> {
+    use crate::kernels::decode::{cached_attention, gather, per_sequence, Visibility};
+    let rows: usize = spans.iter().map(|s| s.1).sum();
+    let parts = per_sequence(batch.len(), |i| {
+        let (_, t, first) = spans[i];
+        let kv = &batch[i].cache.layers[li];
+        cached_attention(
+            &queries[i],
+            &kv.k,
+            &kv.v,
+            (t, first + t),
+            shape,
+            Visibility::Causal { first, window },
+            biases.map(|b| &b[i][..]),
+        )
+    });
+    gather(parts, rows * shape.heads * shape.head_dim)
+}
+
 /// A model whose calls run inside a thread pool of its own. A decoding step is dozens of small
 /// parallel sections (one per matrix product); run from a thread outside any pool, each of them
 /// would be handed to the pool and waited for, dozens of hand-offs a step. Inside the pool the

@@ -12,10 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{KvCache, LanguageModel, LayerKv, StepInput};
-use crate::kernels::decode::{
-    cached_attention, gated, gather, per_sequence, rms_norm, Act, AttnShape, Rope, Visibility,
-};
+use crate::generate::{attend_caches, KvCache, LanguageModel, LayerKv, StepInput};
+use crate::kernels::decode::{gated, rms_norm, Act, AttnShape, Rope};
 use crate::kernels::{add_layer_norm, PackedLinear};
 use crate::model::fast::get;
 
@@ -634,29 +632,11 @@ impl LanguageModel for CausalLm {
                 }
                 queries.push(q);
             }
-            // the sequences attend in parallel
             let shape = AttnShape {
                 scale: self.shape.scale * block.score_scale,
                 ..self.shape
             };
-            let cached: &[StepInput<'_>] = batch;
-            let parts = per_sequence(cached.len(), |i| {
-                let (_, t, first) = spans[i];
-                let kv = &cached[i].cache.layers[li];
-                cached_attention(
-                    &queries[i],
-                    &kv.k,
-                    &kv.v,
-                    (t, first + t),
-                    shape,
-                    Visibility::Causal {
-                        first,
-                        window: self.window,
-                    },
-                    None,
-                )
-            });
-            let ctx = gather(parts, rows * qn);
+            let ctx = attend_caches(batch, &spans, li, &queries, shape, self.window, None);
             let attn = block.out.forward(&ctx, rows);
             for (a, b) in x.iter_mut().zip(&attn) {
                 *a += b;

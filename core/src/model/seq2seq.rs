@@ -5,13 +5,9 @@
 use std::sync::Arc;
 
 use crate::error::ToolkitError;
-use crate::generate::{CrossState, KvCache, LayerKv, StepInput};
+use crate::generate::{attend_caches, CrossState, KvCache, LayerKv, Span, StepInput};
 use crate::kernels::decode::{cached_attention, gather, per_sequence, AttnShape, Visibility};
 use crate::kernels::PackedLinear;
-
-/// Where each sequence's new rows are in a step's stacked rows: `(first row, rows, cached
-/// positions before the step)`.
-pub(crate) type Span = (usize, usize, usize);
 
 /// A fresh decoder cache over the encoder output `x` (`[s, d]`): each decoder layer's
 /// cross-attention keys and values (`kv` projects to `[k | v]`, `inner` wide each).
@@ -72,7 +68,6 @@ pub(crate) fn self_attention(
     biases: Option<&[Vec<f32>]>,
 ) -> Vec<f32> {
     let inner = shape.heads * shape.head_dim;
-    let rows: usize = spans.iter().map(|s| s.1).sum();
     // append the new keys and values to each cache and gather each sequence's queries...
     let mut queries = Vec::with_capacity(batch.len());
     for (s, &(r0, t, _)) in batch.iter_mut().zip(spans) {
@@ -85,25 +80,8 @@ pub(crate) fn self_attention(
         }
         queries.push(q);
     }
-    // ...then attend, the sequences in parallel
-    let batch: &[StepInput<'_>] = batch;
-    let parts = per_sequence(batch.len(), |i| {
-        let (_, t, first) = spans[i];
-        let kv = &batch[i].cache.layers[li];
-        cached_attention(
-            &queries[i],
-            &kv.k,
-            &kv.v,
-            (t, first + t),
-            shape,
-            Visibility::Causal {
-                first,
-                window: None,
-            },
-            biases.map(|b| &b[i][..]),
-        )
-    });
-    gather(parts, rows * inner)
+    // ...then attend
+    attend_caches(batch, spans, li, &queries, shape, None, biases)
 }
 
 /// Cross-attention of layer `li` of the rows' queries `q` over each sequence's encoder state.
