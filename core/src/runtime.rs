@@ -96,7 +96,7 @@ impl Runtime {
         // raised when this call ends, whichever way: a job still running then has no one to
         // answer (timeout, client gone), and long work polls it (see [`client_gone`])
         let gone = RaiseOnDrop(Arc::new(AtomicBool::new(false)));
-        let flag = Arc::clone(&gone.0);
+        let flag = CallerGone(Arc::clone(&gone.0));
         let job: Job = Box::new(move || {
             // the client gave up (timeout, disconnect): skip the work
             if !done_tx.is_closed() {
@@ -169,7 +169,7 @@ impl Runtime {
 
 thread_local! {
     /// The flag of the request the current inference thread runs (see [`Runtime::run`]).
-    static CALLER_GONE: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+    static CALLER_GONE: std::cell::RefCell<Option<CallerGone>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -182,10 +182,27 @@ impl Drop for RaiseOnDrop {
     }
 }
 
-/// The flag that says whether the caller of the request running on this thread is gone
-/// (its timeout passed or its client disconnected): long work (a generation) polls it and stops
-/// rather than run to the end for nobody. `None` outside [`Runtime::run`].
-pub fn client_gone() -> Option<Arc<AtomicBool>> {
+/// Says whether the caller of a request is gone (its timeout passed or its client
+/// disconnected): long work (a generation) polls it and stops rather than run to the end for
+/// nobody.
+#[derive(Debug, Clone)]
+pub struct CallerGone(Arc<AtomicBool>);
+
+impl CallerGone {
+    /// Whether the caller is gone.
+    pub fn is_gone(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The error such work stops with (no one reads it: the caller is gone).
+    pub fn error() -> ToolkitError {
+        ToolkitError::Internal("the caller of this request is gone".into())
+    }
+}
+
+/// The [`CallerGone`] flag of the request running on this thread; `None` outside
+/// [`Runtime::run`].
+pub fn client_gone() -> Option<CallerGone> {
     CALLER_GONE.with(|c| c.borrow().clone())
 }
 
@@ -670,10 +687,10 @@ mod tests {
         let result = rt().block_on(r.run(move || {
             let flag = client_gone().expect("a flag inside a request");
             let t = std::time::Instant::now();
-            while !flag.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(10) {
+            while !flag.is_gone() && t.elapsed() < Duration::from_secs(10) {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let _ = seen_tx.send(flag.load(Ordering::Relaxed));
+            let _ = seen_tx.send(flag.is_gone());
             Ok(())
         }));
         assert!(

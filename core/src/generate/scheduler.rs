@@ -3,7 +3,6 @@
 //! a sequence's logits never depend on its batch-mates). A search joins at the next step after it
 //! is submitted and leaves as soon as it is done.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use super::search::Search;
 use super::LanguageModel;
 use crate::error::ToolkitError;
+use crate::runtime::CallerGone;
 
 /// Called with each new token of a streamed search; `false` stops the search (client gone).
 pub type TokenSink = Box<dyn FnMut(u32) -> bool + Send>;
@@ -18,16 +18,14 @@ pub type TokenSink = Box<dyn FnMut(u32) -> bool + Send>;
 struct Job {
     search: Search,
     sink: Option<TokenSink>,
-    /// Raised when the request's caller is gone (see [`crate::runtime::client_gone`]).
-    gone: Option<Arc<AtomicBool>>,
+    /// The request's flag, when it runs inside one (see [`crate::runtime::client_gone`]).
+    gone: Option<CallerGone>,
     reply: Sender<Result<Search, ToolkitError>>,
 }
 
 impl Job {
     fn caller_gone(&self) -> bool {
-        self.gone
-            .as_ref()
-            .is_some_and(|g| g.load(Ordering::Relaxed))
+        self.gone.as_ref().is_some_and(CallerGone::is_gone)
     }
 }
 
@@ -92,30 +90,28 @@ fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
             }
         }
         // searches whose caller is gone (timed out, disconnected) stop here, whatever their mode
-        let mut i = 0;
-        while i < active.len() {
-            if active[i].caller_gone() {
-                let job = active.swap_remove(i);
-                let _ = job.reply.send(Err(ToolkitError::Internal(
-                    "the caller of this generation is gone".into(),
-                )));
-            } else {
-                i += 1;
-            }
-        }
+        hand_back(&mut active, Job::caller_gone, |_| Err(CallerGone::error()));
         if active.is_empty() {
             continue;
         }
         step_all(model, &mut active, max_rows);
-        // hand back the finished ones
-        let mut i = 0;
-        while i < active.len() {
-            if active[i].search.is_done() {
-                let job = active.swap_remove(i);
-                let _ = job.reply.send(Ok(job.search));
-            } else {
-                i += 1;
-            }
+        hand_back(&mut active, |j| j.search.is_done(), Ok);
+    }
+}
+
+/// Takes the jobs `pick` selects out of `active` and answers each with `answer(its search)`.
+fn hand_back(
+    active: &mut Vec<Job>,
+    pick: impl Fn(&Job) -> bool,
+    answer: impl Fn(Search) -> Result<Search, ToolkitError>,
+) {
+    let mut i = 0;
+    while i < active.len() {
+        if pick(&active[i]) {
+            let job = active.swap_remove(i);
+            let _ = job.reply.send(answer(job.search));
+        } else {
+            i += 1;
         }
     }
 }

@@ -649,12 +649,8 @@ impl GenerationPipeline {
     ) -> Result<Vec<Vec<u32>>, ToolkitError> {
         // a list of prompts whose caller is gone (timed out, disconnected) stops before the
         // next one's prefill (the scheduler drops a running search at its next step)
-        if crate::runtime::client_gone()
-            .is_some_and(|g| g.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return Err(ToolkitError::Internal(
-                "the caller of this generation is gone".into(),
-            ));
+        if crate::runtime::client_gone().is_some_and(|g| g.is_gone()) {
+            return Err(crate::runtime::CallerGone::error());
         }
         let stop = self.stop_check(&cfg);
         let search = Search::new(
