@@ -180,7 +180,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Barrier, Mutex};
-    use std::time::Duration;
 
     fn seq(n: usize) -> TokenSequence {
         TokenSequence {
@@ -210,16 +209,7 @@ mod tests {
                     .collect())
             })
         };
-        let batcher = Arc::new(
-            Batcher::new(
-                forward,
-                Limits {
-                    max_tokens: 10_000,
-                    max_wait: DEFAULT_WAIT,
-                },
-            )
-            .unwrap(),
-        );
+        let batcher = batcher_with(forward, DEFAULT_WAIT);
         // hold the model so that the 8 requests queue up behind the first pass
         let held = gate.lock().unwrap();
         let start = Arc::new(Barrier::new(9));
@@ -254,7 +244,7 @@ mod tests {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let s2 = Arc::clone(&sizes);
         let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+            std::thread::sleep(Duration::from_millis(ms));
             s2.lock().unwrap().push(seqs.len());
             Ok(empty_outputs(seqs))
         });
@@ -271,31 +261,36 @@ mod tests {
             .collect()
     }
 
-    /// Three requests sent 300 µs apart, after a pass that merged three.
-    fn staggered_after_a_merged_pass(max_wait: Duration) -> Vec<usize> {
-        let (forward, sizes) = recording(60);
-        let batcher = Arc::new(
-            Batcher::new(
-                forward,
-                Limits {
-                    max_tokens: 10_000,
-                    max_wait,
-                },
-            )
-            .unwrap(),
-        );
-        let send = |b: &Arc<Batcher>| {
-            let b = Arc::clone(b);
-            std::thread::spawn(move || b.run(vec![seq(3)]).unwrap())
+    fn batcher_with(forward: Forward, max_wait: Duration) -> Arc<Batcher> {
+        let limits = Limits {
+            max_tokens: 10_000,
+            max_wait,
         };
-        // one pass runs while three queue up: they make one merged pass
-        let first = send(&batcher);
-        std::thread::sleep(Duration::from_millis(5));
-        let queued: Vec<_> = (0..3).map(|_| send(&batcher)).collect();
+        Arc::new(Batcher::new(forward, limits).unwrap())
+    }
+
+    /// One request of 3 tokens, from a thread of its own.
+    fn send(b: &Arc<Batcher>) -> std::thread::JoinHandle<Vec<Matrix>> {
+        let b = Arc::clone(b);
+        std::thread::spawn(move || b.run(vec![seq(3)]).unwrap())
+    }
+
+    /// A burst: one pass runs while three requests queue up; they make one merged pass.
+    fn merged_burst(b: &Arc<Batcher>) {
+        let first = send(b);
+        std::thread::sleep(Duration::from_millis(3));
+        let queued: Vec<_> = (0..3).map(|_| send(b)).collect();
         first.join().unwrap();
         for h in queued {
             h.join().unwrap();
         }
+    }
+
+    /// Three requests sent 300 µs apart, after a pass that merged three.
+    fn staggered_after_a_merged_pass(max_wait: Duration) -> Vec<usize> {
+        let (forward, sizes) = recording(60);
+        let batcher = batcher_with(forward, max_wait);
+        merged_burst(&batcher);
         // the same clients come back one after another
         let again: Vec<_> = (0..3)
             .map(|_| {
@@ -324,28 +319,8 @@ mod tests {
     #[test]
     fn after_an_idle_spell_a_lone_request_does_not_wait() {
         let (forward, sizes) = recording(30);
-        let batcher = Arc::new(
-            Batcher::new(
-                forward,
-                Limits {
-                    max_tokens: 10_000,
-                    max_wait: Duration::from_secs(5),
-                },
-            )
-            .unwrap(),
-        );
-        // a burst: one pass, then three merged
-        let send = |b: &Arc<Batcher>| {
-            let b = Arc::clone(b);
-            std::thread::spawn(move || b.run(vec![seq(3)]).unwrap())
-        };
-        let first = send(&batcher);
-        std::thread::sleep(Duration::from_millis(3));
-        let queued: Vec<_> = (0..3).map(|_| send(&batcher)).collect();
-        first.join().unwrap();
-        for h in queued {
-            h.join().unwrap();
-        }
+        let batcher = batcher_with(forward, Duration::from_secs(5));
+        merged_burst(&batcher);
         // quiet for longer than a pass, then one request, and another 3 ms later: the first
         // starts at once (had it waited for three mates, up to 15 ms, the second would join it)
         std::thread::sleep(Duration::from_millis(300));

@@ -507,11 +507,7 @@ pub async fn send(router: &axum::Router, g: &Golden) -> (u16, Option<String>, Ve
         .await
         .expect("infallible router");
     let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let ct = content_type(&resp);
     let body = resp
         .into_body()
         .collect()
@@ -519,6 +515,14 @@ pub async fn send(router: &axum::Router, g: &Golden) -> (u16, Option<String>, Ve
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
     (status, ct, body)
+}
+
+/// A response's `Content-Type`, if it has a readable one.
+fn content_type<B>(resp: &axum::http::Response<B>) -> Option<String> {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// A local S3/SNS API (moto's server, installed by `infra/fetch-moto.sh`), stopped when dropped.
@@ -613,12 +617,7 @@ pub async fn post_json(
         .await
         .expect("the router answers");
     let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let ct = content_type(&resp).unwrap_or_default();
     let mut body = resp.into_body();
     let mut chunks = Vec::new();
     while let Some(frame) = body.frame().await {
