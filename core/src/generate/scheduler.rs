@@ -3,9 +3,8 @@
 //! a sequence's logits never depend on its batch-mates). A search joins at the next step after it
 //! is submitted and leaves as soon as it is done.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::search::Search;
 use super::LanguageModel;
@@ -49,8 +48,8 @@ impl Scheduler {
         Ok(Self { tx })
     }
 
-    /// Runs `search` to the end (sharing steps with concurrent searches), calling `sink` with
-    /// each new token when given. Called inside a request ([`crate::runtime::Runtime::run`]),
+    /// Runs `search` to the end (sharing steps with concurrent searches; its encoder, if any,
+    /// runs on the engine's thread), calling `sink` with each new token when given. Called inside a request ([`crate::runtime::Runtime::run`]),
     /// the search is dropped at the next step once the request's caller is gone.
     pub fn run(&self, search: Search, sink: Option<TokenSink>) -> Result<Search, ToolkitError> {
         let (reply, rx) = mpsc::channel();
@@ -74,29 +73,51 @@ fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
         if active.is_empty() {
             match rx.recv() {
                 Ok(job) => active.push(job),
-                Err(_) => return,
+                Err(_) => return, // every sender is gone
             }
         }
+        // start (encode) the new searches; those that arrive while encoders run are taken and
+        // started too (up to a step's worth), so requests sent together share their first step
+        // instead of trailing one another by a step to the end
         loop {
-            match rx.recv_timeout(Duration::ZERO) {
-                Ok(job) => active.push(job),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    if active.is_empty() {
-                        return;
-                    }
-                    break;
-                }
+            active.extend(rx.try_iter());
+            // searches whose caller is gone (timed out, disconnected) stop here, whatever their
+            // mode
+            hand_back(&mut active, Job::caller_gone, |_| Err(CallerGone::error()));
+            if start_new(model, &mut active) == 0 || active.len() >= max_rows {
+                break;
             }
         }
-        // searches whose caller is gone (timed out, disconnected) stop here, whatever their mode
-        hand_back(&mut active, Job::caller_gone, |_| Err(CallerGone::error()));
         if active.is_empty() {
             continue;
         }
         step_all(model, &mut active, max_rows);
         hand_back(&mut active, |j| j.search.is_done(), Ok);
     }
+}
+
+/// Runs the encoder of every search that has just joined (a failure answers its job alone), so
+/// they join this step; returns how many it started. Here, on the engine's thread, an encoder
+/// runs between two steps: run from the request's thread, it would compete with the steps for
+/// the model's threads, and the pool can leave it waiting behind step after step (a request
+/// held for dozens of steps while the others decode).
+fn start_new(model: &dyn LanguageModel, active: &mut Vec<Job>) -> usize {
+    let mut started = 0;
+    let mut i = 0;
+    while i < active.len() {
+        if active[i].search.is_started() {
+            i += 1;
+            continue;
+        }
+        started += 1;
+        if let Err(e) = active[i].search.start(model) {
+            let job = active.swap_remove(i);
+            let _ = job.reply.send(Err(e));
+        } else {
+            i += 1;
+        }
+    }
+    started
 }
 
 /// Takes the jobs `pick` selects out of `active` and answers each with `answer(its search)`.
@@ -198,11 +219,16 @@ mod tests {
     use crate::generate::search::Prompt;
     use crate::generate::{KvCache, LayerKv, StepInput};
     use std::sync::Mutex;
+    use std::time::Duration;
 
     /// Next-token logits from the last token and the position (a deterministic "model"), slow
-    /// enough that concurrent searches overlap; records how many rows each step ran.
+    /// enough that concurrent searches overlap; records how many rows each step ran and the
+    /// thread of each start, which takes `start_ms`. A prompt starting with 5 fails its start.
+    #[derive(Default)]
     struct Slow {
         rows: Mutex<Vec<usize>>,
+        starts: Mutex<Vec<String>>,
+        start_ms: u64,
     }
 
     impl LanguageModel for Slow {
@@ -215,7 +241,13 @@ mod tests {
         fn is_encoder_decoder(&self) -> bool {
             false
         }
-        fn start(&self, _ids: &[u32]) -> Result<KvCache, ToolkitError> {
+        fn start(&self, ids: &[u32]) -> Result<KvCache, ToolkitError> {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            self.starts.lock().unwrap().push(thread);
+            std::thread::sleep(Duration::from_millis(self.start_ms));
+            if ids.first() == Some(&5) {
+                return Err(ToolkitError::Validation("prompt 5 fails".into()));
+            }
             Ok(KvCache {
                 layers: vec![LayerKv::default()],
                 len: 0,
@@ -260,9 +292,7 @@ mod tests {
 
     #[test]
     fn concurrent_searches_share_steps_and_match_their_results_alone() {
-        let model = Arc::new(Slow {
-            rows: Mutex::new(Vec::new()),
-        });
+        let model = Arc::new(Slow::default());
         let alone: Vec<Vec<Vec<u32>>> = (0..4)
             .map(|i| {
                 let mut s = search(&model, i, 1 + (i as usize % 2));
@@ -289,10 +319,64 @@ mod tests {
     }
 
     #[test]
-    fn a_sink_returning_false_stops_the_search() {
+    fn encoders_run_on_the_engine_thread_and_a_failing_one_fails_alone() {
+        let model = Arc::new(Slow::default());
+        let alone: Vec<Vec<Vec<u32>>> = [0, 1]
+            .into_iter()
+            .map(|p| {
+                let mut s = search(&model, p, 1);
+                crate::generate::search::run(model.as_ref(), &mut s, |_| true).unwrap();
+                s.finish()
+            })
+            .collect();
+        model.starts.lock().unwrap().clear();
+        let sched = Scheduler::start(model.clone(), 64).unwrap();
+        let handles: Vec<_> = [0, 5, 1]
+            .into_iter()
+            .map(|p| {
+                let sched = sched.clone();
+                let s = search(&model, p, 1);
+                std::thread::spawn(move || sched.run(s, None).map(Search::finish))
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(
+            matches!(&results[1], Err(ToolkitError::Validation(m)) if m == "prompt 5 fails"),
+            "{:?}",
+            results[1]
+        );
+        assert_eq!(results[0].as_ref().unwrap(), &alone[0]);
+        assert_eq!(results[2].as_ref().unwrap(), &alone[1]);
+        let starts = model.starts.lock().unwrap();
+        assert_eq!(*starts, ["generation"; 3]);
+    }
+
+    #[test]
+    fn searches_sent_while_an_encoder_runs_share_its_first_step() {
+        // the second and third search arrive while the first one's 100 ms start runs
         let model = Arc::new(Slow {
-            rows: Mutex::new(Vec::new()),
+            start_ms: 100,
+            ..Slow::default()
         });
+        let sched = Scheduler::start(model.clone(), 64).unwrap();
+        let handles: Vec<_> = (0..3)
+            .map(|p| {
+                let sched = sched.clone();
+                let s = search(&model, p, 1);
+                std::thread::sleep(Duration::from_millis(10));
+                std::thread::spawn(move || sched.run(s, None).unwrap())
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let rows = model.rows.lock().unwrap();
+        assert_eq!(rows.first(), Some(&3), "steps: {rows:?}");
+    }
+
+    #[test]
+    fn a_sink_returning_false_stops_the_search() {
+        let model = Arc::new(Slow::default());
         let sched = Scheduler::start(model.clone(), 64).unwrap();
         let mut seen = 0;
         let out = sched
@@ -311,9 +395,7 @@ mod tests {
     #[test]
     fn a_beam_search_whose_caller_timed_out_stops() {
         // 400 new tokens of 3 ms steps would take over a second; the caller gives up after 50 ms
-        let model = Arc::new(Slow {
-            rows: Mutex::new(Vec::new()),
-        });
+        let model = Arc::new(Slow::default());
         let sched = Scheduler::start(model.clone(), 64).unwrap();
         let runtime = crate::runtime::Runtime::new(crate::runtime::RuntimeOptions {
             workers: 1,

@@ -55,6 +55,9 @@ pub struct Search {
     done: bool,
     /// Tokens appended by the last step to row 0 (greedy/sampling with one row), for streaming.
     last_new: Option<u32>,
+    /// What [`LanguageModel::start`] still has to run on (see [`Search::start`]); `None` once
+    /// it has.
+    unstarted: Option<Vec<u32>>,
 }
 
 impl std::fmt::Debug for Search {
@@ -75,15 +78,16 @@ pub struct Prompt {
 }
 
 impl Search {
-    /// Prepares the decoding of `prompt` with `cfg` (its lengths not yet resolved): runs the
-    /// encoder of encoder-decoder models, resolves lengths and builds the processors.
+    /// Prepares the decoding of `prompt` with `cfg` (its lengths not yet resolved): resolves
+    /// lengths and builds the processors. The model runs nothing yet: [`start`](Self::start)
+    /// runs its encoder (encoder-decoder models), on the thread that drives the steps.
     pub fn new(
         model: &dyn LanguageModel,
         mut cfg: GenerationConfig,
         prompt: &Prompt,
         stop: Option<StopCheck>,
     ) -> Result<Self, ToolkitError> {
-        let (start_ids, cache) = if model.is_encoder_decoder() {
+        let (start_ids, unstarted) = if model.is_encoder_decoder() {
             let start = cfg
                 .decoder_start_token_id
                 .or(cfg.bos_token_id)
@@ -92,16 +96,16 @@ impl Search {
                         "`decoder_start_token_id` or `bos_token_id` has to be defined for encoder-decoder generation.".into(),
                     )
                 })?;
-            (vec![start], model.start(&prompt.ids)?)
+            (vec![start], prompt.ids.clone())
         } else if prompt.ids.is_empty() {
             let bos = cfg.bos_token_id.ok_or_else(|| {
                 ToolkitError::InvalidParameters(
                     "`bos_token_id` has to be defined when no `input_ids` are provided.".into(),
                 )
             })?;
-            (vec![bos], model.start(&[])?)
+            (vec![bos], Vec::new())
         } else {
-            (prompt.ids.clone(), model.start(&prompt.ids)?)
+            (prompt.ids.clone(), prompt.ids.clone())
         };
         let prompt_len = start_ids.len();
         cfg.resolve_lengths(prompt_len, model.max_positions())?;
@@ -112,7 +116,7 @@ impl Search {
         let processors = Processors::new(&cfg, prompt_len, encoder_ids);
         let row = Row {
             ids: start_ids.clone(),
-            cache,
+            cache: KvCache::default(),
             feed: start_ids,
         };
         let rng = match cfg.seed {
@@ -147,8 +151,28 @@ impl Search {
             stop,
             done: false,
             last_new: None,
+            unstarted: Some(unstarted),
             cfg,
         })
+    }
+
+    /// Runs the model's [`start`](LanguageModel::start) (the encoder of an encoder-decoder
+    /// model) once; [`pending`](Self::pending) has nothing to run before it. The
+    /// [`scheduler`](super::scheduler) calls it on its own thread between steps, so encoders
+    /// never compete with the steps of running searches for the model's threads.
+    pub fn start(&mut self, model: &dyn LanguageModel) -> Result<(), ToolkitError> {
+        if let Some(ids) = self.unstarted.take() {
+            // one row until the first step (beams copy it after that)
+            if let Some(row) = self.rows.first_mut() {
+                row.cache = model.start(&ids)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether [`start`](Self::start) has run.
+    pub fn is_started(&self) -> bool {
+        self.unstarted.is_none()
     }
 
     /// Ends the search now (the client is gone); [`finish`](Self::finish) returns what there is.
@@ -176,9 +200,10 @@ impl Search {
         self.last_new
     }
 
-    /// The sequences that need a model step, with their new tokens.
+    /// The sequences that need a model step, with their new tokens (none before
+    /// [`start`](Self::start)).
     pub fn pending(&mut self) -> Vec<StepInput<'_>> {
-        if self.done {
+        if self.done || !self.is_started() {
             return Vec::new();
         }
         let finished: Option<&Vec<bool>> = match &self.mode {
@@ -475,6 +500,7 @@ pub fn run(
     search: &mut Search,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<(), ToolkitError> {
+    search.start(model)?;
     while !search.is_done() {
         let logits = {
             let mut pending = search.pending();
