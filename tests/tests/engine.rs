@@ -78,5 +78,12 @@ fn kernels_match_candle_on_every_fixture() {
                 }
             }
         }
+        // a sequence alone (its attention heads split between threads) and in the batch (one
+        // task per sequence, its rows in other micro-kernel calls): the same numbers exactly
+        let together = fast.forward(&batch).unwrap();
+        for (i, seq) in batch.iter().enumerate() {
+            let alone = fast.forward(std::slice::from_ref(seq)).unwrap();
+            assert!(alone[0].data == together[i].data, "{name} {head:?} #{i}");
+        }
     }
 }

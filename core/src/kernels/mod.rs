@@ -118,6 +118,13 @@ impl PackedLinear {
 
     /// `x`: `[m, k]` row-major; returns `[m, n]`.
     pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.forward_then(x, m, None)
+    }
+
+    /// [`forward`](Self::forward) with the elementwise activation `act` applied to each output
+    /// as it is written (by the thread that computed it, while it is in cache): the same values
+    /// as applying it to the whole output afterwards, without a serial pass over it.
+    pub fn forward_then(&self, x: &[f32], m: usize, act: Option<fn(&mut [f32])>) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         debug_assert_eq!(x.len(), m * k);
         let np = n.div_ceil(NR);
@@ -127,7 +134,7 @@ impl PackedLinear {
         }
         let threads = rayon::current_num_threads();
         if m * n * k < PARALLEL_MIN_MACS || threads < 2 || np < 2 {
-            self.panels_into(x, m, 0..np, &mut Rows::of(&mut out, n));
+            self.panels_into(x, m, 0..np, &mut Rows::of(&mut out, n), act);
             return out;
         }
         // split the panels (columns) so each thread streams a share of the weights once, each
@@ -140,16 +147,23 @@ impl PackedLinear {
             .into_par_iter()
             .for_each(|p0| {
                 let mut dest = dest;
-                self.panels_into(x, m, p0..(p0 + per).min(np), &mut dest);
+                self.panels_into(x, m, p0..(p0 + per).min(np), &mut dest, act);
             });
         out
     }
 
-    /// Computes panels `range` into their columns of `out`.
-    fn panels_into(&self, x: &[f32], m: usize, range: std::ops::Range<usize>, out: &mut Rows) {
+    /// Computes panels `range` into their columns of `out`, then `act` on them.
+    fn panels_into(
+        &self,
+        x: &[f32],
+        m: usize,
+        range: std::ops::Range<usize>,
+        out: &mut Rows,
+        act: Option<fn(&mut [f32])>,
+    ) {
         match &self.panels {
-            Panels::F32(panels) => self.panels_of(panels, x, m, range, out),
-            Panels::Bf16(panels) => self.panels_of(panels, x, m, range, out),
+            Panels::F32(panels) => self.panels_of(panels, x, m, range, out, act),
+            Panels::Bf16(panels) => self.panels_of(panels, x, m, range, out, act),
         }
     }
 
@@ -160,6 +174,7 @@ impl PackedLinear {
         m: usize,
         range: std::ops::Range<usize>,
         out: &mut Rows,
+        act: Option<fn(&mut [f32])>,
     ) {
         let k = self.k;
         // rows in calls of at most `rows_per_call()`, as even as possible (14 rows: 7 + 7, not
@@ -188,6 +203,9 @@ impl PackedLinear {
                     let dst = out.span(r0 + r, c0, cols);
                     for ((dst, &a), &b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
                         *dst = a + b;
+                    }
+                    if let Some(act) = act {
+                        act(dst);
                     }
                 }
                 r0 += mr;
@@ -597,36 +615,55 @@ pub fn softmax_rows(x: &mut [f32], w: usize) {
     }
 }
 
-dispatched! {
 /// Multi-head self-attention of one sequence.
 ///
 /// `qkv`: `[s, 3h]` rows (queries, keys, values side by side); `mask`: 1 for tokens that may be
 /// attended to; returns the context `[s, h]`.
 pub fn attention(qkv: &[f32], s: usize, h: usize, heads: usize, mask: &[u32]) -> Vec<f32> {
     let hd = h / heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     let mut ctx = vec![0f32; s * h];
-    let mut scores = vec![0f32; s * s];
     for head in 0..heads {
-        let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
-        for i in 0..s {
-            let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-            for j in 0..s {
-                let kv = &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
-                let dot = dot8(q, kv);
-                // masked keys get f32::MIN, as transformers' additive mask
-                scores[i * s + j] = if mask[j] != 0 { dot * scale } else { dot * scale + f32::MIN };
-            }
+        let part = attention_head(qkv, s, h, heads, mask, head);
+        for (row, p) in ctx.chunks_exact_mut(h).zip(part.chunks_exact(hd)) {
+            row[head * hd..(head + 1) * hd].copy_from_slice(p);
         }
-        softmax_rows(&mut scores, s);
-        for i in 0..s {
-            let out = &mut ctx[i * h + head * hd..i * h + head * hd + hd];
-            for j in 0..s {
-                let p = scores[i * s + j];
-                let v = &qkv[j * 3 * h + vo..j * 3 * h + vo + hd];
-                for (o, &vv) in out.iter_mut().zip(v) {
-                    *o += p * vv;
-                }
+    }
+    ctx
+}
+
+dispatched! {
+/// Head `head` of [`attention`]: its context, `[s, h / heads]`. The heads of one sequence are
+/// independent, so a long sequence can run them on several threads.
+pub fn attention_head(
+    qkv: &[f32],
+    s: usize,
+    h: usize,
+    heads: usize,
+    mask: &[u32],
+    head: usize
+) -> Vec<f32> {
+    let hd = h / heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut ctx = vec![0f32; s * hd];
+    let mut scores = vec![0f32; s * s];
+    let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
+    for i in 0..s {
+        let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
+        for j in 0..s {
+            let kv = &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
+            let dot = dot8(q, kv);
+            // masked keys get f32::MIN, as transformers' additive mask
+            scores[i * s + j] = if mask[j] != 0 { dot * scale } else { dot * scale + f32::MIN };
+        }
+    }
+    softmax_rows(&mut scores, s);
+    for i in 0..s {
+        let out = &mut ctx[i * hd..(i + 1) * hd];
+        for j in 0..s {
+            let p = scores[i * s + j];
+            let v = &qkv[j * 3 * h + vo..j * 3 * h + vo + hd];
+            for (o, &vv) in out.iter_mut().zip(v) {
+                *o += p * vv;
             }
         }
     }
@@ -660,6 +697,20 @@ pub(crate) mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn an_activation_applied_as_the_output_is_written_equals_applying_it_after() {
+        // serial, and split between threads by columns (the second and third shapes), with
+        // rows in one and in several micro-kernel calls
+        for (m, k, n) in [(3, 64, 40), (14, 384, 1536), (30, 96, 200)] {
+            let lin = PackedLinear::new(&random(n * k, 11), Some(&random(n, 12)), n, k);
+            let x = random(m * k, 13);
+            let mut want = lin.forward(&x, m);
+            gelu_erf(&mut want);
+            let got = lin.forward_then(&x, m, Some(gelu_erf));
+            assert!(got == want, "{m}x{k}x{n}");
+        }
     }
 
     #[test]

@@ -330,11 +330,13 @@ impl FastEncoder {
         Ok(x)
     }
 
-    fn activate(&self, x: &mut [f32]) {
+    /// The feed-forward activation, applied by the threads of the first feed-forward product
+    /// to the columns they computed.
+    fn activation(&self) -> fn(&mut [f32]) {
         match self.act {
-            Activation::Gelu => kernels::gelu_erf(x),
-            Activation::GeluNew => kernels::gelu_tanh(x),
-            Activation::Relu => kernels::relu(x),
+            Activation::Gelu => kernels::gelu_erf,
+            Activation::GeluNew => kernels::gelu_tanh,
+            Activation::Relu => kernels::relu,
         }
     }
 
@@ -351,13 +353,39 @@ impl FastEncoder {
                 &batch[i].attention_mask,
             )
         };
-        if batch.len() == 1 {
-            return run(0);
+        if batch.len() >= rayon::current_num_threads() {
+            // enough sequences to keep every thread busy: one task each
+            let parts: Vec<Vec<f32>> = (0..batch.len()).into_par_iter().map(run).collect();
+            let mut ctx = Vec::with_capacity(total * h);
+            for p in parts {
+                ctx.extend(p);
+            }
+            return ctx;
         }
-        let parts: Vec<Vec<f32>> = (0..batch.len()).into_par_iter().map(run).collect();
-        let mut ctx = Vec::with_capacity(total * h);
-        for p in parts {
-            ctx.extend(p);
+        // fewer sequences than threads (a single sentence, a long document): one task per head
+        let (heads, hd) = (self.heads, h / self.heads);
+        let parts: Vec<Vec<f32>> = (0..batch.len() * heads)
+            .into_par_iter()
+            .map(|t| {
+                let (i, head) = (t / heads, t % heads);
+                let (a, b) = (offsets[i], offsets[i + 1]);
+                kernels::attention_head(
+                    &qkv[a * 3 * h..b * 3 * h],
+                    b - a,
+                    h,
+                    heads,
+                    &batch[i].attention_mask,
+                    head,
+                )
+            })
+            .collect();
+        let mut ctx = vec![0f32; total * h];
+        for (t, part) in parts.iter().enumerate() {
+            let (i, head) = (t / heads, t % heads);
+            for (r, p) in part.chunks_exact(hd).enumerate() {
+                let o = (offsets[i] + r) * h + head * hd;
+                ctx[o..o + hd].copy_from_slice(p);
+            }
         }
         ctx
     }
@@ -425,8 +453,7 @@ impl FastEncoder {
                 &l.attn_norm.beta,
                 self.eps,
             );
-            let mut f = l.ff_in.forward(&a, total);
-            self.activate(&mut f);
+            let f = l.ff_in.forward_then(&a, total, Some(self.activation()));
             let mut y = l.ff_out.forward(&f, total);
             kernels::add_layer_norm(
                 &mut y,
