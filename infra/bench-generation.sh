@@ -3,7 +3,7 @@
 # family): a Qwen2-0.5B-sized decoder and a t5-small-sized encoder-decoder with random weights
 # (made once by the reference venv, ~2.2 GB under $REF_ROOT/bench-models), greedy, a fixed number
 # of new tokens; time to first token, tokens/s on one stream and on four concurrent streams.
-#   bash infra/bench-generation.sh [--new-tokens 32] [--requests 3]   (writes target/bench-generation.md)
+#   bash infra/bench-generation.sh [--new-tokens 32] [--requests 3] [--repeats 3]   (writes target/bench-generation.md)
 # Needs ../shared/reference/setup.sh once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
