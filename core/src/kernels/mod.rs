@@ -181,7 +181,7 @@ impl PackedLinear {
         // 12 + 2, whose 2-row call would stream the panel for few products)
         let calls = m.div_ceil(rows_per_call()).max(1);
         let (base, extra) = (m / calls, m % calls);
-        for p in range {
+        for p in range.clone() {
             let panel = &panels[p * k * NR..(p + 1) * k * NR];
             // the next panel is prefetched while this one is computed (decoding streams the
             // weights from memory once per step: overlap the loads with the arithmetic)
@@ -204,11 +204,17 @@ impl PackedLinear {
                     for ((dst, &a), &b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
                         *dst = a + b;
                     }
-                    if let Some(act) = act {
-                        act(dst);
-                    }
                 }
                 r0 += mr;
+            }
+        }
+        // the activation over this thread's columns, row by row (one call per row: a call per
+        // 16-column panel costs twice as much)
+        if let (Some(act), Some(first)) = (act, range.clone().next()) {
+            let c0 = first * NR;
+            let cols = (range.end * NR).min(self.n) - c0;
+            for r in 0..m {
+                act(out.span(r, c0, cols));
             }
         }
     }
