@@ -100,8 +100,14 @@ fn main() {
     for i in 0..single_warm {
         run(&[&sentences[i % n]]);
     }
+    // FB_GAP_US: an idle gap before each single call, as between a server's requests (the
+    // pool's threads go to sleep in it); 0 = back to back, as forward_bench.py times ORT
+    let gap = std::time::Duration::from_micros(env_usize("FB_GAP_US", 0) as u64);
     let single: Vec<f64> = (0..single_n)
         .map(|i| {
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
             let t = Instant::now();
             run(&[&sentences[i % n]]);
             t.elapsed().as_secs_f64() * 1e3
