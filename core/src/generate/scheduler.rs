@@ -49,8 +49,9 @@ impl Scheduler {
     }
 
     /// Runs `search` to the end (sharing steps with concurrent searches; its encoder, if any,
-    /// runs on the engine's thread), calling `sink` with each new token when given. Called inside a request ([`crate::runtime::Runtime::run`]),
-    /// the search is dropped at the next step once the request's caller is gone.
+    /// runs on the engine's thread), calling `sink` with each new token when given. Called
+    /// inside a request ([`crate::runtime::Runtime::run`]), the search is dropped at the next
+    /// step once the request's caller is gone.
     pub fn run(&self, search: Search, sink: Option<TokenSink>) -> Result<Search, ToolkitError> {
         let (reply, rx) = mpsc::channel();
         self.tx
@@ -103,21 +104,27 @@ fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
 /// held for dozens of steps while the others decode).
 fn start_new(model: &dyn LanguageModel, active: &mut Vec<Job>) -> usize {
     let mut started = 0;
-    let mut i = 0;
-    while i < active.len() {
-        if active[i].search.is_started() {
-            i += 1;
-            continue;
-        }
-        started += 1;
-        if let Err(e) = active[i].search.start(model) {
-            let job = active.swap_remove(i);
-            let _ = job.reply.send(Err(e));
-        } else {
-            i += 1;
+    let mut failed = Vec::new();
+    for (i, job) in active.iter_mut().enumerate() {
+        if !job.search.is_started() {
+            started += 1;
+            if let Err(e) = job.search.start(model) {
+                failed.push((i, e));
+            }
         }
     }
+    fail(active, failed);
     started
+}
+
+/// Answers the jobs at the `failed` indices of `active` with their errors and drops them.
+fn fail(active: &mut Vec<Job>, mut failed: Vec<(usize, ToolkitError)>) {
+    // highest index first, so that each removal leaves the other failed indices in place
+    failed.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (i, e) in failed {
+        let job = active.swap_remove(i);
+        let _ = job.reply.send(Err(e));
+    }
 }
 
 /// Takes the jobs `pick` selects out of `active` and answers each with `answer(its search)`.
@@ -194,12 +201,7 @@ fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
             }
         }
     }
-    // drop failed searches (highest index first so the others keep their places)
-    failed.sort_by_key(|f| std::cmp::Reverse(f.0));
-    for (i, e) in failed {
-        let job = active.swap_remove(i);
-        let _ = job.reply.send(Err(e));
-    }
+    fail(active, failed);
 }
 
 fn advance(job: &mut Job, logits: Vec<Vec<f32>>) -> Result<(), ToolkitError> {

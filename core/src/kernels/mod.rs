@@ -210,8 +210,8 @@ impl PackedLinear {
         }
         // the activation over this thread's columns, row by row (one call per row: a call per
         // 16-column panel costs twice as much)
-        if let (Some(act), Some(first)) = (act, range.clone().next()) {
-            let c0 = first * NR;
+        if let Some(act) = act.filter(|_| !range.is_empty()) {
+            let c0 = range.start * NR;
             let cols = (range.end * NR).min(self.n) - c0;
             for r in 0..m {
                 act(out.span(r, c0, cols));
@@ -626,15 +626,26 @@ pub fn softmax_rows(x: &mut [f32], w: usize) {
 /// `qkv`: `[s, 3h]` rows (queries, keys, values side by side); `mask`: 1 for tokens that may be
 /// attended to; returns the context `[s, h]`.
 pub fn attention(qkv: &[f32], s: usize, h: usize, heads: usize, mask: &[u32]) -> Vec<f32> {
-    let hd = h / heads;
     let mut ctx = vec![0f32; s * h];
     for head in 0..heads {
-        let part = attention_head(qkv, s, h, heads, mask, head);
-        for (row, p) in ctx.chunks_exact_mut(h).zip(part.chunks_exact(hd)) {
-            row[head * hd..(head + 1) * hd].copy_from_slice(p);
-        }
+        put_head(
+            &mut ctx,
+            h,
+            heads,
+            head,
+            &attention_head(qkv, s, h, heads, mask, head),
+        );
     }
     ctx
+}
+
+/// Writes head `head`'s context `part` (`[s, h / heads]`, from [`attention_head`]) into its
+/// columns of the sequence's context rows `ctx` (`[s, h]`).
+pub fn put_head(ctx: &mut [f32], h: usize, heads: usize, head: usize, part: &[f32]) {
+    let hd = h / heads;
+    for (row, p) in ctx.chunks_exact_mut(h).zip(part.chunks_exact(hd)) {
+        row[head * hd..(head + 1) * hd].copy_from_slice(p);
+    }
 }
 
 dispatched! {

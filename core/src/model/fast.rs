@@ -363,7 +363,7 @@ impl FastEncoder {
             return ctx;
         }
         // fewer sequences than threads (a single sentence, a long document): one task per head
-        let (heads, hd) = (self.heads, h / self.heads);
+        let heads = self.heads;
         let parts: Vec<Vec<f32>> = (0..batch.len() * heads)
             .into_par_iter()
             .map(|t| {
@@ -382,10 +382,8 @@ impl FastEncoder {
         let mut ctx = vec![0f32; total * h];
         for (t, part) in parts.iter().enumerate() {
             let (i, head) = (t / heads, t % heads);
-            for (r, p) in part.chunks_exact(hd).enumerate() {
-                let o = (offsets[i] + r) * h + head * hd;
-                ctx[o..o + hd].copy_from_slice(p);
-            }
+            let rows = &mut ctx[offsets[i] * h..offsets[i + 1] * h];
+            kernels::put_head(rows, h, heads, head, part);
         }
         ctx
     }
