@@ -18,7 +18,24 @@ use serde_json::ser::Formatter;
 /// The shortest round-trip digits come from `zmij` (the same digits as Python's repr: the
 /// shortest string that reads back to the value, the closest one on ties); only the layout is
 /// Python's own. No allocation: a feature-extraction answer writes thousands of these.
+#[inline]
 pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
+    // Python prints positionally exactly when the shortest digits' decimal exponent is in
+    // -4..=15, i.e. when 1e-4 <= |value| < 1e16 (the shortest digits read back to `value`, so
+    // they lie on the same side of both bounds); zmij prints that range positionally too (its
+    // fixed range is -5..=15), with `.0` after whole numbers, as Python does. Nearly every
+    // score and embedding is in it: this path is inlined, the rest is not.
+    if (1e-4..1e16).contains(&value.abs()) {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
+    } else {
+        write_py_float_outside(out, value);
+    }
+}
+
+/// [`write_py_float`] for zero, non-finite values and magnitudes outside `1e-4..1e16`.
+#[cold]
+#[inline(never)]
+fn write_py_float_outside(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
         out.extend_from_slice(b"null");
         return;
@@ -33,26 +50,12 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     }
     let mut buf = zmij::Buffer::new();
     let printed = buf.format_finite(value).as_bytes();
+    // outside 1e-4..1e16 Python always uses exponent notation: take zmij's digits and exponent
+    // and lay them out as Python does
     let (neg, s) = match printed.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, printed),
     };
-    // the common case (scores, embeddings): printed positionally where Python prints positionally
-    if !s.contains(&b'e') {
-        let dot = s.iter().position(|&c| c == b'.');
-        let positional = match dot {
-            Some(1) if s[0] == b'0' => s[2..].iter().take_while(|&&c| c == b'0').count() <= 3,
-            Some(d) => d <= 16,
-            None => s.len() <= 16,
-        };
-        if positional && s.first().is_some_and(u8::is_ascii_digit) {
-            out.extend_from_slice(printed);
-            if dot.is_none() {
-                out.extend_from_slice(b".0");
-            }
-            return;
-        }
-    }
     // Decompose into significant digits and the position of the decimal point relative to the
     // first of them.
     let (mantissa, exp) = match s.iter().position(|&c| c == b'e' || c == b'E') {
@@ -97,38 +100,20 @@ pub fn write_py_float(out: &mut Vec<u8>, value: f64) {
     if neg {
         out.push(b'-');
     }
-    // Python repr: scientific when the exponent (point - 1) < -4 or >= 16.
     let sci_exp = point - 1;
-    if !(-4..16).contains(&sci_exp) {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
-        }
-        out.push(b'e');
-        out.push(if sci_exp < 0 { b'-' } else { b'+' });
-        let e = sci_exp.unsigned_abs();
-        if e >= 100 {
-            out.push(b'0' + (e / 100) as u8);
-        }
-        out.push(b'0' + (e / 10 % 10) as u8);
-        out.push(b'0' + (e % 10) as u8);
-    } else if point <= 0 {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
-        out.extend_from_slice(digits);
-    } else {
-        let p = point as usize;
-        if digits.len() <= p {
-            out.extend_from_slice(digits);
-            out.extend(std::iter::repeat_n(b'0', p - digits.len()));
-            out.extend_from_slice(b".0");
-        } else {
-            out.extend_from_slice(&digits[..p]);
-            out.push(b'.');
-            out.extend_from_slice(&digits[p..]);
-        }
+    out.push(digits[0]);
+    if digits.len() > 1 {
+        out.push(b'.');
+        out.extend_from_slice(&digits[1..]);
     }
+    out.push(b'e');
+    out.push(if sci_exp < 0 { b'-' } else { b'+' });
+    let e = sci_exp.unsigned_abs();
+    if e >= 100 {
+        out.push(b'0' + (e / 100) as u8);
+    }
+    out.push(b'0' + (e / 10 % 10) as u8);
+    out.push(b'0' + (e % 10) as u8);
 }
 
 /// The decimal exponent after an `e` (`-7`, `+16`, `16`).
@@ -206,6 +191,13 @@ mod tests {
             (0.1, "0.1"),
             (100.0, "100.0"),
             (f64::from(0.036_5_f32), "0.0364999994635582"),
+            // both ends of Python's positional range
+            (9.999_999_999_999_999e-5, "9.999999999999999e-05"),
+            (-0.000_100_000_000_000_000_02, "-0.00010000000000000002"),
+            (9_999_999_999_999_998.0, "9999999999999998.0"),
+            (-1e16, "-1e+16"),
+            (f64::from(-1.0e-4_f32), "-9.999999747378752e-05"),
+            (f64::from(1.2e-4_f32), "0.00011999999696854502"),
         ];
         for (v, want) in cases {
             assert_eq!(py(*v), *want, "{v:e}");

@@ -322,6 +322,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // answers go out as soon as they are written (no Nagle delay on the last partial segment)
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         let _ = stop_rx.await;
     });
