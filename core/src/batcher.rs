@@ -100,37 +100,54 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
     let mut last_end = Instant::now();
     loop {
         // a job pushed back by the token cap has waited already: it starts the next pass at once
-        let (first, carried) = match carry.take() {
-            Some(j) => (j, true),
-            None => match rx.recv() {
-                Ok(j) => (j, false),
-                Err(_) => return, // every sender is gone
+        let carried = carry.is_some();
+        // jobs that arrived while the last pass ran (counted below): their clients were busy
+        // alongside that pass's
+        let mut waiting = 0;
+        let first = match carry.take() {
+            Some(j) => j,
+            None => match rx.try_recv() {
+                Ok(j) => {
+                    waiting += 1;
+                    j
+                }
+                Err(TryRecvError::Empty) => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return, // every sender is gone
+                },
+                Err(TryRecvError::Disconnected) => return,
             },
         };
-        // clients that are about to send again do so within a few passes (their turnaround:
-        // the answer, their own work, the next request); after a longer idle spell the last
-        // pass's concurrency is stale (a burst is over): nothing to wait for
-        if last_end.elapsed() > last_pass * 4 {
-            last_jobs = 1;
-        }
         let mut total = tokens(&first);
         let mut jobs = vec![first];
-        let linger = if last_jobs > 1 && !carried {
+        // everything already waiting joins this pass
+        while let Ok(j) = rx.try_recv() {
+            if total + tokens(&j) > limits.max_tokens {
+                carry = Some(j);
+                break;
+            }
+            total += tokens(&j);
+            jobs.push(j);
+            waiting += 1;
+        }
+        // How many clients are sending: the last pass's, which are about to send again (their
+        // turnaround: the answer, their own work, the next request), and those whose requests
+        // came in meanwhile. Waiting for all of them keeps concurrent clients in one pass each
+        // time round: otherwise 4 clients fall into passes of 1 and 3, or of 2 and 2 taking
+        // turns (each pass streams the whole model's weights: 2 + 2 costs ~1.5x one pass of 4).
+        // After an idle spell of over four passes the last pass's clients are stale (a burst is
+        // over): nothing to wait for.
+        let stale = last_end.elapsed() > last_pass * 4 && waiting == 0;
+        let clients = if stale { 1 } else { last_jobs + waiting };
+        let linger = if clients > jobs.len() && !carried && carry.is_none() {
             limits.max_wait.min(last_pass / 2)
         } else {
             Duration::ZERO
         };
         let deadline = Instant::now() + linger;
-        loop {
-            let next = match rx.try_recv() {
-                Ok(j) => Some(j),
-                Err(TryRecvError::Empty) if jobs.len() < last_jobs => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    rx.recv_timeout(left).ok()
-                }
-                Err(_) => None,
-            };
-            let Some(j) = next else { break };
+        while jobs.len() < clients {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(j) = rx.recv_timeout(left) else { break };
             if total + tokens(&j) > limits.max_tokens {
                 carry = Some(j);
                 break;
@@ -330,6 +347,33 @@ mod tests {
         lone.join().unwrap();
         later.join().unwrap();
         assert_eq!(*sizes.lock().unwrap(), [1, 3, 1, 1]);
+    }
+
+    #[test]
+    fn two_pairs_of_clients_taking_turns_merge_into_passes_of_four() {
+        // two clients start together and two more while their pass runs: the pairs would take
+        // turns (passes of 2, each while the other pair turns around) if a pass only waited for
+        // as many as the last one had
+        let (forward, sizes) = recording(20);
+        let batcher = batcher_with(forward, Duration::from_millis(10));
+        let client = |delay: u64| {
+            let b = Arc::clone(&batcher);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(delay));
+                for _ in 0..8 {
+                    b.run(vec![seq(3)]).unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let clients = [client(0), client(0), client(10), client(10)];
+        for c in clients {
+            c.join().unwrap();
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 32);
+        let fours = sizes.iter().filter(|&&n| n == 4).count();
+        assert!(fours >= 5, "pass sizes {sizes:?}");
     }
 
     #[test]
