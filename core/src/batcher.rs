@@ -2,12 +2,13 @@
 //! that arrive while a pass runs are merged into the next one (as text-embeddings-inference does).
 //! Concurrent single-sentence requests then cost about one batched pass instead of one pass each.
 //!
-//! The wait is bounded and adaptive: after a pass that merged several requests (clients are
-//! sending concurrently), the next pass waits up to [`Limits::max_wait`] (and at most half the
-//! last pass's time) for as many requests as that pass had, since their clients are about to send
-//! again; without that, concurrent clients fall into passes of 1 and 3 instead of 4. After a pass
-//! of one request, after an idle spell of over four passes (a burst is over), and for a request
-//! pushed back by the token cap, nothing waits: a lone client never pays for batching.
+//! The wait is bounded and adaptive: the next pass waits up to [`Limits::max_wait`] (and at most
+//! half the last pass's time) until it holds a request from every client seen sending: those of
+//! the last pass, which are about to send again, plus those whose requests came in while it ran.
+//! Without that, concurrent clients fall into passes of 1 and 3, or pairs taking turns, instead
+//! of 4. With one client (a pass of one request and nothing queued meanwhile), after an idle
+//! spell of over four passes (a burst is over), and for a request pushed back by the token cap,
+//! nothing waits: a lone client never pays for batching.
 
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;

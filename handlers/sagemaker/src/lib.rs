@@ -93,7 +93,7 @@ pub struct Config {
     pub max_batch_size: usize,
 
     /// Encoders: the longest a forward pass waits for concurrent requests to join it, in
-    /// microseconds (only after a pass that merged several; 0: never wait).
+    /// microseconds (only while several clients are sending; 0: never wait).
     #[arg(long, env = "HF_BATCH_WAIT_US", default_value_t = 2000)]
     pub batch_wait_us: u64,
 
@@ -322,7 +322,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // answers go out as soon as they are written (no Nagle delay on the last partial segment)
+    // what is written goes out at once: a streamed token's small SSE event is not held back by
+    // Nagle's algorithm until the client acknowledges the previous one
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
