@@ -77,24 +77,49 @@ fn load_err(what: &str, e: candle_core::Error) -> ToolkitError {
 
 /// A tensor of the checkpoint as f32 values.
 pub(crate) fn get(vb: &VarBuilder, dims: &[usize], name: &str) -> Result<Vec<f32>, ToolkitError> {
-    vb.get(dims, name)
-        .and_then(|t| {
-            t.to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()
-        })
-        .map_err(|e| load_err(name, e))
+    with_values(vb, dims, name, <[f32]>::to_vec)
+}
+
+/// Runs `f` on a tensor of the checkpoint as f32 values, borrowed from the tensor candle has read
+/// when it is f32 and contiguous (what packing a weight needs: no copy of it, and none of the
+/// page faults of a fresh copy; a model's load time is mostly such copies).
+pub(crate) fn with_values<R>(
+    vb: &VarBuilder,
+    dims: &[usize],
+    name: &str,
+    f: impl FnOnce(&[f32]) -> R,
+) -> Result<R, ToolkitError> {
+    let t = vb
+        .get(dims, name)
+        .and_then(|t| t.to_dtype(candle_core::DType::F32))
+        .map_err(|e| load_err(name, e))?;
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            if let Some(values) = cpu.as_slice::<f32>().ok().and_then(|v| v.get(start..end)) {
+                return Ok(f(values));
+            }
+        }
+    }
+    let values = t
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| load_err(name, e))?;
+    Ok(f(&values))
 }
 
 /// A linear layer (`weight`, optional `bias`), packed.
 pub(crate) fn linear(vb: &VarBuilder, n: usize, k: usize) -> Result<PackedLinear, ToolkitError> {
-    let w = get(vb, &[n, k], "weight")?;
     let b = if vb.contains_tensor("bias") {
         Some(get(vb, &[n], "bias")?)
     } else {
         None
     };
-    Ok(PackedLinear::new(&w, b.as_deref(), n, k))
+    with_values(vb, &[n, k], "weight", |w| {
+        PackedLinear::new(w, b.as_deref(), n, k)
+    })
 }
 
 /// A layer norm (`weight`/`bias`, or the older `gamma`/`beta`).
@@ -125,8 +150,8 @@ fn layer(
     let mut b = Vec::with_capacity(3 * h);
     for name in [names.q, names.k, names.v] {
         let p = vb.pp(name);
-        w.extend(get(&p, &[h, h], "weight")?);
-        b.extend(get(&p, &[h], "bias")?);
+        with_values(&p, &[h, h], "weight", |v| w.extend_from_slice(v))?;
+        with_values(&p, &[h], "bias", |v| b.extend_from_slice(v))?;
     }
     Ok(Layer {
         qkv: PackedLinear::new(&w, Some(&b), 3 * h, h),
