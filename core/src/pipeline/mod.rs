@@ -202,8 +202,8 @@ fn write_embeddings_json(batched: bool, items: &[Matrix]) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(floats * 21 + 16);
     match items {
-        [m] if !batched => write_matrix(&mut out, m, threads),
-        _ if !batched => out.extend_from_slice(b"[]"),
+        [] if !batched => out.extend_from_slice(b"[]"),
+        [m, ..] if !batched => write_matrix(&mut out, m, threads),
         // a list: the threads share out the sequences
         _ => {
             out.push(b'[');
