@@ -50,20 +50,13 @@ impl std::fmt::Debug for Batcher {
 }
 
 impl Batcher {
-    /// Starts the model thread.
+    /// Starts the model thread (named `model`), which runs every pass.
     pub fn new(forward: Forward, limits: Limits) -> Result<Self, ToolkitError> {
-        Self::with_spawner(forward, limits, model_thread)
-    }
-
-    /// As [`new`](Self::new), with the model's loop started by `spawn` (e.g. on a thread of the
-    /// model's own pool, see [`crate::model::TextModel::spawn_runner`]).
-    pub fn with_spawner(
-        forward: Forward,
-        limits: Limits,
-        spawn: impl FnOnce(Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError>,
-    ) -> Result<Self, ToolkitError> {
         let (tx, rx) = channel::<Job>();
-        spawn(Box::new(move || serve(&rx, &forward, limits)))?;
+        std::thread::Builder::new()
+            .name("model".into())
+            .spawn(move || serve(&rx, &forward, limits))
+            .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))?;
         Ok(Self { tx })
     }
 
@@ -79,15 +72,6 @@ impl Batcher {
             ))
         })
     }
-}
-
-/// Runs `run` on a thread of its own, named `model`.
-pub fn model_thread(run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
-    std::thread::Builder::new()
-        .name("model".into())
-        .spawn(run)
-        .map(|_| ())
-        .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))
 }
 
 fn tokens(job: &Job) -> usize {

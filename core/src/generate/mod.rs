@@ -132,36 +132,31 @@ pub(crate) fn attend_caches(
     gather(parts, rows * shape.heads * shape.head_dim)
 }
 
-/// A model whose calls run inside a thread pool of its own. A decoding step is dozens of small
-/// parallel sections (one per matrix product); run from a thread outside any pool, each of them
-/// would be handed to the pool and waited for, dozens of hand-offs a step. Inside the pool the
-/// step's sections split between the pool's threads directly, and a caller (the engine thread,
-/// a request thread running an encoder) hands over once per call.
+/// A model whose calls run with a team of threads of its own ([`crate::kernels::team`]). A
+/// decoding step is dozens of small parallel sections (one per matrix product) with short
+/// serial work between them; the team's helpers spin for the length of a call, so each section
+/// starts without waking a sleeping thread, and the call runs on the caller's thread (the
+/// engine's), without a hand-off.
 pub struct InPool<M> {
     model: M,
-    pool: rayon::ThreadPool,
+    team: crate::kernels::team::Team,
 }
 
 impl<M> std::fmt::Debug for InPool<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InPool")
-            .field("threads", &self.pool.current_num_threads())
+            .field("threads", &self.team.threads())
             .finish_non_exhaustive()
     }
 }
 
 impl<M: LanguageModel> InPool<M> {
-    /// Wraps `model` with a pool of one thread per core.
+    /// Wraps `model` with a team of one thread per core.
     pub fn new(model: M) -> Result<Self, ToolkitError> {
-        let n = std::thread::available_parallelism().map_or(1, usize::from);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("generation-{i}"))
-            .build()
-            .map_err(|e| {
-                ToolkitError::Internal(format!("cannot start the generation threads: {e}"))
-            })?;
-        Ok(Self { model, pool })
+        let team = crate::kernels::team::Team::new("generation").map_err(|e| {
+            ToolkitError::Internal(format!("cannot start the generation threads: {e}"))
+        })?;
+        Ok(Self { model, team })
     }
 }
 
@@ -183,10 +178,10 @@ impl<M: LanguageModel> LanguageModel for InPool<M> {
     }
 
     fn start(&self, input_ids: &[u32]) -> Result<KvCache, ToolkitError> {
-        self.pool.install(|| self.model.start(input_ids))
+        self.team.run(|| self.model.start(input_ids))
     }
 
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
-        self.pool.install(|| self.model.step(batch))
+        self.team.run(|| self.model.step(batch))
     }
 }

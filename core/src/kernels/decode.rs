@@ -228,11 +228,7 @@ pub fn per_sequence<F>(n: usize, f: F) -> Vec<Vec<f32>>
 where
     F: Fn(usize) -> Vec<f32> + Sync + Send,
 {
-    use rayon::prelude::*;
-    if n == 1 {
-        return vec![f(0)];
-    }
-    (0..n).into_par_iter().map(f).collect()
+    super::team::map(n, f)
 }
 
 /// The per-sequence parts, stacked (`len` values in all).

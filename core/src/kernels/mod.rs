@@ -12,8 +12,6 @@
 //! target. No `-C target-cpu=native` is needed. Each kernel is unit-tested against candle's own
 //! ops.
 
-use rayon::prelude::*;
-
 /// Panel width: the number of output columns one micro-kernel call produces.
 pub const NR: usize = 16;
 /// Rows per micro-kernel call with AVX2 (16 vector registers: 6 rows × 2 vectors of 8
@@ -23,7 +21,7 @@ pub const MR: usize = 6;
 /// which covers a whole single sentence of ~12 tokens in one pass over each weight panel.
 pub const MR_WIDE: usize = 12;
 /// Below this many multiply-adds a matmul runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 19;
+const PARALLEL_MIN_MACS: usize = 1 << 17;
 
 /// A linear layer `y = x·Wᵀ + b` with `W` (`[n, k]`, PyTorch layout) packed for the micro-kernel:
 /// panel `p` holds columns `16p..16p+16` as `k` rows of 16 contiguous floats.
@@ -132,7 +130,7 @@ impl PackedLinear {
         if m == 0 {
             return out;
         }
-        let threads = rayon::current_num_threads();
+        let threads = team::threads();
         if m * n * k < PARALLEL_MIN_MACS || threads < 2 || np < 2 {
             self.panels_into(x, m, 0..np, &mut Rows::of(&mut out, n), act);
             return out;
@@ -141,14 +139,11 @@ impl PackedLinear {
         // writing its columns of `out` in place
         let per = np.div_ceil(threads);
         let dest = Rows::of(&mut out, n);
-        (0..np)
-            .step_by(per)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .for_each(|p0| {
-                let mut dest = dest;
-                self.panels_into(x, m, p0..(p0 + per).min(np), &mut dest, act);
-            });
+        team::for_each(np.div_ceil(per), |c| {
+            let mut dest = dest;
+            let p0 = c * per;
+            self.panels_into(x, m, p0..(p0 + per).min(np), &mut dest, act);
+        });
         out
     }
 
@@ -689,6 +684,8 @@ pub fn attention_head(
 }
 
 pub mod decode;
+
+pub mod team;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -6,7 +6,6 @@
 //! (`[tokens, hidden]`), and attention runs per sequence, so a batch costs what its tokens cost.
 
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 
 use super::config::{Activation, BertConfig, DistilBertConfig, ModelConfig};
 use super::layers::LayerNames;
@@ -57,17 +56,14 @@ pub struct FastEncoder {
     pad_id: u32,
     roberta_positions: bool,
     max_positions: usize,
-    pool: rayon::ThreadPool,
+    team: kernels::team::Team,
 }
 
-/// The encoder's own thread pool: a whole forward pass runs inside it, so the many small
-/// parallel sections of a pass split between the pool's threads without waking the caller.
-fn pool() -> Result<rayon::ThreadPool, ToolkitError> {
-    let n = std::thread::available_parallelism().map_or(1, usize::from);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("encoder-{i}"))
-        .build()
+/// The encoder's own team of threads: a forward pass runs on the calling thread (the batcher's)
+/// and the many small parallel sections of a pass split with helpers that spin for the length
+/// of the pass (see [`kernels::team`]).
+fn team() -> Result<kernels::team::Team, ToolkitError> {
+    kernels::team::Team::new("encoder")
         .map_err(|e| ToolkitError::Internal(format!("cannot start the encoder threads: {e}")))
 }
 
@@ -245,7 +241,7 @@ impl FastEncoder {
             pad_id: config.pad_token_id,
             roberta_positions,
             max_positions: c.max_position_embeddings.saturating_sub(offset),
-            pool: pool()?,
+            team: team()?,
         })
     }
 
@@ -301,7 +297,7 @@ impl FastEncoder {
             pad_id: config.pad_token_id,
             roberta_positions: false,
             max_positions: c.max_position_embeddings,
-            pool: pool()?,
+            team: team()?,
         })
     }
 
@@ -378,9 +374,9 @@ impl FastEncoder {
                 &batch[i].attention_mask,
             )
         };
-        if batch.len() >= rayon::current_num_threads() {
+        if batch.len() >= kernels::team::threads() {
             // enough sequences to keep every thread busy: one task each
-            let parts: Vec<Vec<f32>> = (0..batch.len()).into_par_iter().map(run).collect();
+            let parts: Vec<Vec<f32>> = kernels::team::map(batch.len(), run);
             let mut ctx = Vec::with_capacity(total * h);
             for p in parts {
                 ctx.extend(p);
@@ -389,21 +385,18 @@ impl FastEncoder {
         }
         // fewer sequences than threads (a single sentence, a long document): one task per head
         let heads = self.heads;
-        let parts: Vec<Vec<f32>> = (0..batch.len() * heads)
-            .into_par_iter()
-            .map(|t| {
-                let (i, head) = (t / heads, t % heads);
-                let (a, b) = (offsets[i], offsets[i + 1]);
-                kernels::attention_head(
-                    &qkv[a * 3 * h..b * 3 * h],
-                    b - a,
-                    h,
-                    heads,
-                    &batch[i].attention_mask,
-                    head,
-                )
-            })
-            .collect();
+        let parts: Vec<Vec<f32>> = kernels::team::map(batch.len() * heads, |t| {
+            let (i, head) = (t / heads, t % heads);
+            let (a, b) = (offsets[i], offsets[i + 1]);
+            kernels::attention_head(
+                &qkv[a * 3 * h..b * 3 * h],
+                b - a,
+                h,
+                heads,
+                &batch[i].attention_mask,
+                head,
+            )
+        });
         let mut ctx = vec![0f32; total * h];
         for (t, part) in parts.iter().enumerate() {
             let (i, head) = (t / heads, t % heads);
@@ -416,7 +409,7 @@ impl FastEncoder {
 
 impl TextModel for FastEncoder {
     fn forward(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
-        self.pool.install(|| self.forward_in_pool(batch))
+        self.team.run(|| self.forward_in_pool(batch))
     }
 
     fn max_positions(&self) -> usize {
@@ -425,18 +418,6 @@ impl TextModel for FastEncoder {
 
     fn head(&self) -> HeadKind {
         self.head_kind
-    }
-
-    fn spawn_runner(&self, run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
-        // the batcher's loop occupies one of the pool's threads (blocked on its inbox when
-        // idle); a pass then runs on it directly and its parallel sections split with the
-        // others. A pool of one thread keeps it free (a forward called from elsewhere must
-        // find a thread), and the loop gets a thread of its own.
-        if self.pool.current_num_threads() < 2 {
-            return crate::batcher::model_thread(run);
-        }
-        self.pool.spawn(run);
-        Ok(())
     }
 }
 

@@ -71,13 +71,6 @@ pub trait TextModel: Send + Sync {
     fn max_positions(&self) -> usize;
     /// The head.
     fn head(&self) -> HeadKind;
-    /// Starts the long-lived thread that will run this model's forward passes (the
-    /// [`crate::batcher::Batcher`]'s loop). A plain thread by default; a model with its own
-    /// thread pool runs it on one of the pool's threads, so that a pass starts and ends without a
-    /// hand-off between threads.
-    fn spawn_runner(&self, run: Box<dyn FnOnce() + Send>) -> Result<(), ToolkitError> {
-        crate::batcher::model_thread(run)
-    }
 }
 
 /// Whether this build runs models on a GPU when one is present (the `cuda` feature).

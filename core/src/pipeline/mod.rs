@@ -312,7 +312,6 @@ impl TextEncoder {
         let max_positions = model.max_positions();
         let model: Arc<dyn TextModel> = Arc::from(model);
         let max_batch_size = opts.max_batch_size.max(1);
-        let runner = Arc::clone(&model);
         let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
             sorted_forward(model.as_ref(), seqs, max_batch_size)
         });
@@ -320,7 +319,7 @@ impl TextEncoder {
             max_tokens: opts.max_request_tokens.max(1),
             max_wait: opts.batch_wait,
         };
-        let batcher = Batcher::with_spawner(forward, limits, |run| runner.spawn_runner(run))?;
+        let batcher = Batcher::new(forward, limits)?;
         Ok(Self {
             tokenizer,
             max_positions,
