@@ -1,6 +1,8 @@
 //! Decoding-step timings of a generative model on the CPU kernels: one step for 1, 2, 4 and 8
 //! sequences at once (after a 16-token prompt each), and the prompt step itself. Decoders and
 //! T5 (whose prompt goes to the encoder, and whose "prompt step" is then 16 decoder tokens).
+//! Each step is timed twice: with the full logits, and as a greedy step (argmax only, which a
+//! float32 head answers from its bfloat16 screen, see `kernels::head`).
 //!
 //!     HF_BENCH_GEN_MODEL_DIR=~/.cache/hf-toolkit-reference/bench-models/qwen2-0.5b-bf16 \
 //!         cargo bench -p hf-inference-core --bench decode
@@ -38,8 +40,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    println!("| sequences | prompt step (ms) | decoding step (ms) | ms per sequence |");
-    println!("| ---: | ---: | ---: | ---: |");
+    // "greedy step": every sequence asks for the argmax only (the head's screen, when it has
+    // one); the two kinds of step alternate
+    println!(
+        "| sequences | prompt step (ms) | decoding step (ms) | ms per sequence | greedy step (ms) |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: |");
     for &n in &[1usize, 2, 4, 8] {
         let mut caches: Vec<_> = (0..n)
             .map(|_| model.start(&prompt).expect("start"))
@@ -51,29 +57,40 @@ fn main() {
                 .map(|c| StepInput {
                     cache: c,
                     tokens: &prompt,
+                    argmax_only: None,
                 })
                 .collect();
             model.step(&mut batch).expect("prompt");
         }
         let prefill = t.elapsed().as_secs_f64() * 1e3;
-        let mut times = Vec::new();
+        let (mut times, mut greedy_times) = (Vec::new(), Vec::new());
         let token = [7u32];
-        for _ in 0..steps {
+        for i in 0..2 * steps {
+            let greedy = i % 2 == 1;
             let t = Instant::now();
             let mut batch: Vec<StepInput<'_>> = caches
                 .iter_mut()
                 .map(|c| StepInput {
                     cache: c,
                     tokens: &token,
+                    argmax_only: greedy.then_some(&[][..]),
                 })
                 .collect();
             model.step(&mut batch).expect("step");
-            times.push(t.elapsed().as_secs_f64() * 1e3);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if greedy {
+                greedy_times.push(ms);
+            } else {
+                times.push(ms);
+            }
         }
-        times.sort_by(f64::total_cmp);
-        let step = times[times.len() / 2];
+        let median = |mut t: Vec<f64>| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        };
+        let (step, greedy) = (median(times), median(greedy_times));
         println!(
-            "| {n} | {prefill:.1} | {step:.1} | {:.1} |",
+            "| {n} | {prefill:.1} | {step:.1} | {:.1} | {greedy:.1} |",
             step / n as f64
         );
     }

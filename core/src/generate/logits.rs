@@ -104,6 +104,18 @@ impl Processors {
         }
     }
 
+    /// Whether every processor only sets tokens to −∞ (or forces some), independently of the
+    /// logits' values: then the argmax of the processed logits only needs the logits that can
+    /// be the largest among the tokens not banned.
+    pub fn only_ban(&self) -> bool {
+        self.repetition_penalty.is_none()
+            && self.encoder_repetition.is_none()
+            && !self.remove_invalid
+            && self.decay.is_none()
+            && self.warpers.is_none()
+            && !self.renormalize
+    }
+
     /// Whether sampling warpers apply.
     pub fn samples(&self) -> bool {
         self.warpers.is_some()

@@ -65,6 +65,16 @@ pub struct StepInput<'a> {
     pub cache: &'a mut KvCache,
     /// New tokens (the whole prompt first, then one token a step).
     pub tokens: &'a [u32],
+    /// `Some(banned)` when the caller only takes the argmax of the logits once `banned` are
+    /// −∞ (greedy search whose processors only ban tokens): the model may then return the exact
+    /// logits of just the tokens that can be that argmax, −∞ for the others
+    /// ([`crate::kernels::head::LmHead`]). `None`: the full logits.
+    pub argmax_only: Option<&'a [u32]>,
+}
+
+/// Each sequence's [`StepInput::argmax_only`], for [`crate::kernels::head::LmHead::logits`].
+pub(crate) fn argmax_only<'a>(batch: &'a [StepInput<'_>]) -> Vec<Option<&'a [u32]>> {
+    batch.iter().map(|s| s.argmax_only).collect()
 }
 
 /// A model that produces next-token logits.
@@ -91,6 +101,11 @@ pub trait LanguageModel: Send + Sync {
     /// Appends `tokens` to every sequence and returns each sequence's next-token logits (of its
     /// last new token). Rows are independent: a sequence's logits never depend on the others.
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError>;
+
+    /// Whether [`StepInput::argmax_only`] saves work (the model's head has a screen).
+    fn screens_argmax(&self) -> bool {
+        false
+    }
 }
 
 /// A shared model.
@@ -183,5 +198,9 @@ impl<M: LanguageModel> LanguageModel for InPool<M> {
 
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
         self.team.run(|| self.model.step(batch))
+    }
+
+    fn screens_argmax(&self) -> bool {
+        self.model.screens_argmax()
     }
 }

@@ -22,6 +22,9 @@ struct Row {
     cache: KvCache,
     /// Tokens not yet run through the model.
     feed: Vec<u32>,
+    /// What the processors will ban at the next step, when only the argmax of its logits is
+    /// needed (see [`StepInput::argmax_only`]).
+    banned: Option<Vec<u32>>,
 }
 
 #[derive(Debug)]
@@ -58,6 +61,9 @@ pub struct Search {
     /// What [`LanguageModel::start`] still has to run on (see [`Search::start`]); `None` once
     /// it has.
     unstarted: Option<Vec<u32>>,
+    /// Greedy search whose processors only ban tokens, on a model that can skip the logits
+    /// that cannot be the argmax: steps ask for the argmax only.
+    argmax_only: bool,
 }
 
 impl std::fmt::Debug for Search {
@@ -118,6 +124,7 @@ impl Search {
             ids: start_ids.clone(),
             cache: KvCache::default(),
             feed: start_ids,
+            banned: None,
         };
         let rng = match cfg.seed {
             Some(s) => StdRng::seed_from_u64(s),
@@ -141,7 +148,12 @@ impl Search {
                 },
             )
         };
+        let argmax_only = model.screens_argmax()
+            && cfg.num_beams <= 1
+            && !processors.samples()
+            && processors.only_ban();
         Ok(Self {
+            argmax_only,
             processors,
             rows,
             mode,
@@ -210,15 +222,32 @@ impl Search {
             Mode::Sample { finished } => Some(finished),
             Mode::Beam { .. } => None,
         };
+        let (argmax_only, vocab, processors) = (self.argmax_only, self.vocab, &self.processors);
         self.rows
             .iter_mut()
             .enumerate()
             .filter(|(i, r)| {
                 !r.feed.is_empty() && finished.is_none_or(|f| !f.get(*i).copied().unwrap_or(false))
             })
-            .map(|(_, r)| StepInput {
-                cache: &mut r.cache,
-                tokens: &r.feed,
+            .map(|(i, r)| {
+                if argmax_only {
+                    // the tokens the processors will set to -inf: what they do to zeros (they
+                    // only ban, so that does not depend on the logits)
+                    let mut zeros = vec![0f32; vocab];
+                    processors.apply(&mut zeros, &r.ids, i);
+                    r.banned = Some(
+                        (0u32..)
+                            .zip(&zeros)
+                            .filter(|(_, z)| **z == f32::NEG_INFINITY)
+                            .map(|(t, _)| t)
+                            .collect(),
+                    );
+                }
+                StepInput {
+                    cache: &mut r.cache,
+                    tokens: &r.feed,
+                    argmax_only: r.banned.as_deref(),
+                }
             })
             .collect()
     }
@@ -422,6 +451,7 @@ impl Search {
                 ids,
                 cache,
                 feed: vec![t],
+                banned: None,
             });
             new_running.push(running_scores[c]);
         }

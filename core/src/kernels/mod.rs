@@ -684,6 +684,7 @@ pub fn attention_head(
 }
 
 pub mod decode;
+pub mod head;
 
 pub mod team;
 

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{KvCache, LanguageModel, StepInput};
+use crate::generate::{argmax_only, KvCache, LanguageModel, StepInput};
 use crate::kernels::decode::{cached_attention, Act, AttnShape, Visibility};
+use crate::kernels::head::LmHead;
 use crate::kernels::PackedLinear;
 use crate::model::causal::Norm;
 use crate::model::fast::get;
@@ -86,7 +87,7 @@ pub struct Bart {
     dec_ln_embed: Option<Norm>,
     encoder: Vec<Layer>,
     decoder: Vec<Layer>,
-    lm_head: PackedLinear,
+    lm_head: LmHead,
     act: Act,
 }
 
@@ -288,7 +289,7 @@ impl Bart {
             dec_ln_embed: ln_embed("decoder")?,
             encoder: stack("encoder", c.encoder_layers, c.encoder_ffn_dim, false)?,
             decoder: stack("decoder", c.decoder_layers, c.decoder_ffn_dim, true)?,
-            lm_head: PackedLinear::new(&head_w, Some(&bias), dec_vocab, d),
+            lm_head: LmHead::new(PackedLinear::new(&head_w, Some(&bias), dec_vocab, d)),
             shared,
             dec_embed,
             act,
@@ -419,6 +420,10 @@ impl LanguageModel for Bart {
         Ok(seq2seq::encoder_state(&kv, &x, s, d))
     }
 
+    fn screens_argmax(&self) -> bool {
+        self.lm_head.screens()
+    }
+
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
         let d = self.d;
         let (mut x, spans, rows) =
@@ -438,11 +443,7 @@ impl LanguageModel for Bart {
             self.feed_forward(layer, &mut x, rows);
         }
         let last = seq2seq::finish_step(batch, &spans, &x, d);
-        let logits = self.lm_head.forward(&last, spans.len());
-        Ok(logits
-            .chunks_exact(self.vocab)
-            .map(<[f32]>::to_vec)
-            .collect())
+        Ok(self.lm_head.logits(&last, spans.len(), &argmax_only(batch)))
     }
 }
 

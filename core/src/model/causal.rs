@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{attend_caches, KvCache, LanguageModel, LayerKv, StepInput};
+use crate::generate::{argmax_only, attend_caches, KvCache, LanguageModel, LayerKv, StepInput};
 use crate::kernels::decode::{gated, rms_norm, Act, AttnShape, Rope};
+use crate::kernels::head::LmHead;
 use crate::kernels::{add_layer_norm, PackedLinear};
 use crate::model::fast::get;
 
@@ -136,7 +137,7 @@ pub struct CausalLm {
     positions: Positions,
     blocks: Vec<Block>,
     final_norm: Norm,
-    lm_head: PackedLinear,
+    lm_head: LmHead,
     shape: AttnShape,
     window: Option<usize>,
     max_positions: Option<usize>,
@@ -282,7 +283,7 @@ impl CausalLm {
         }
         let wte = get(&vb.pp("wte"), &[c.vocab_size, h], "weight")?;
         // GPT2LMHeadModel always ties the head to wte
-        let lm_head = PackedLinear::new(&wte, None, c.vocab_size, h);
+        let lm_head = LmHead::new(PackedLinear::new(&wte, None, c.vocab_size, h));
         drop(wte);
         let hd = h / c.n_head;
         Ok(Self {
@@ -397,10 +398,13 @@ impl CausalLm {
         let (embed, lm_head) = if !tied && root.contains_tensor("lm_head.weight") {
             (
                 Some(table),
-                dense(&root.pp("lm_head"), c.vocab_size, h, false)?,
+                LmHead::new(dense(&root.pp("lm_head"), c.vocab_size, h, false)?),
             )
         } else {
-            (None, PackedLinear::new(&table, None, c.vocab_size, h))
+            (
+                None,
+                LmHead::new(PackedLinear::new(&table, None, c.vocab_size, h)),
+            )
         };
         let window = match kind {
             "mistral" => c.sliding_window,
@@ -535,7 +539,7 @@ impl CausalLm {
             let row = match &self.embed {
                 Some(e) => &e[t * h..(t + 1) * h],
                 None => {
-                    tied = self.lm_head.weight_row(t);
+                    tied = self.lm_head.linear().weight_row(t);
                     &tied[..]
                 }
             };
@@ -584,6 +588,10 @@ impl LanguageModel for CausalLm {
             len: 0,
             cross: None,
         })
+    }
+
+    fn screens_argmax(&self) -> bool {
+        self.lm_head.screens()
     }
 
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
@@ -657,10 +665,6 @@ impl LanguageModel for CausalLm {
             last.extend_from_slice(&x[(r0 + t - 1) * h..(r0 + t) * h]);
         }
         self.final_norm.apply(&mut last);
-        let logits = self.lm_head.forward(&last, spans.len());
-        Ok(logits
-            .chunks_exact(self.vocab)
-            .map(<[f32]>::to_vec)
-            .collect())
+        Ok(self.lm_head.logits(&last, spans.len(), &argmax_only(batch)))
     }
 }

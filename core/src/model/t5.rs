@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{KvCache, LanguageModel, StepInput};
+use crate::generate::{argmax_only, KvCache, LanguageModel, StepInput};
 use crate::kernels::decode::{cached_attention, gated, Act, AttnShape, Visibility};
+use crate::kernels::head::LmHead;
 use crate::kernels::PackedLinear;
 use crate::model::causal::Norm;
 use crate::model::fast::get;
@@ -121,7 +122,7 @@ pub struct T5 {
     enc_norm: Norm,
     decoder: Vec<DecoderBlock>,
     dec_norm: Norm,
-    lm_head: PackedLinear,
+    lm_head: LmHead,
     /// `d_model^-0.5` when the head is tied to the embeddings, else 1.
     head_scale: f32,
 }
@@ -230,17 +231,17 @@ impl T5 {
         let shared = get(&vb.pp("shared"), &[c.vocab_size, d], "weight")?;
         let (lm_head, head_scale) = if c.tie_word_embeddings {
             (
-                PackedLinear::new(&shared, None, c.vocab_size, d),
+                LmHead::new(PackedLinear::new(&shared, None, c.vocab_size, d)),
                 (d as f32).powf(-0.5),
             )
         } else {
             (
-                PackedLinear::new(
+                LmHead::new(PackedLinear::new(
                     &lin(&vb.pp("lm_head"), c.vocab_size, d)?,
                     None,
                     c.vocab_size,
                     d,
-                ),
+                )),
                 1.0,
             )
         };
@@ -402,6 +403,10 @@ impl LanguageModel for T5 {
         Ok(seq2seq::encoder_state(&kv, &x, s, inner))
     }
 
+    fn screens_argmax(&self) -> bool {
+        self.lm_head.screens()
+    }
+
     fn step(&self, batch: &mut [StepInput<'_>]) -> Result<Vec<Vec<f32>>, ToolkitError> {
         let d = self.d_model;
         let (mut x, spans, rows) = seq2seq::stack(batch, |tokens, _| self.embed(tokens))?;
@@ -437,11 +442,7 @@ impl LanguageModel for T5 {
                 *v *= self.head_scale;
             }
         }
-        let logits = self.lm_head.forward(&last, spans.len());
-        Ok(logits
-            .chunks_exact(self.vocab)
-            .map(<[f32]>::to_vec)
-            .collect())
+        Ok(self.lm_head.logits(&last, spans.len(), &argmax_only(batch)))
     }
 }
 
