@@ -415,6 +415,28 @@ mod tests {
     }
 
     #[test]
+    fn only_banning_processors_are_told_apart_from_those_that_change_values() {
+        let only_ban = |v: serde_json::Value| Processors::new(&cfg(v), 1, Some(&[5, 6])).only_ban();
+        assert!(only_ban(json!({})));
+        assert!(only_ban(json!({
+            "min_new_tokens": 3, "min_length": 4, "no_repeat_ngram_size": 2,
+            "encoder_no_repeat_ngram_size": 2, "bad_words_ids": [[3], [4, 5]],
+            "forced_bos_token_id": 1, "forced_eos_token_id": 2, "eos_token_id": 2,
+            "suppress_tokens": [7], "begin_suppress_tokens": [8]
+        })));
+        for v in [
+            json!({"repetition_penalty": 1.2}),
+            json!({"encoder_repetition_penalty": 1.2}),
+            json!({"remove_invalid_values": true}),
+            json!({"exponential_decay_length_penalty": [2, 1.5], "eos_token_id": 2}),
+            json!({"renormalize_logits": true}),
+            json!({"do_sample": true}),
+        ] {
+            assert!(!only_ban(v.clone()), "{v}");
+        }
+    }
+
+    #[test]
     fn repetition_penalty_divides_positive_and_multiplies_negative() {
         let p = Processors::new(&cfg(json!({"repetition_penalty": 2.0})), 1, None);
         let mut s = vec![1.0, -1.0, 4.0];
