@@ -559,7 +559,7 @@ fn hits_stop(cfg: &GenerationConfig, stop: Option<&StopCheck>, ids: &[u32]) -> b
 }
 
 /// First index of the maximum (torch.argmax).
-fn argmax(x: &[f32]) -> u32 {
+pub(crate) fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
         if v > x[best] {

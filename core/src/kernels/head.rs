@@ -231,14 +231,9 @@ mod tests {
     use super::*;
     use crate::kernels::tests::random;
 
+    /// Greedy search's own argmax (the first of equal maxima).
     fn argmax(x: &[f32]) -> usize {
-        let mut best = 0;
-        for (i, &v) in x.iter().enumerate() {
-            if v > x[best] {
-                best = i;
-            }
-        }
-        best
+        crate::generate::search::argmax(x) as usize
     }
 
     fn masked(mut row: Vec<f32>, banned: &[u32]) -> Vec<f32> {
