@@ -148,10 +148,8 @@ impl Search {
                 },
             )
         };
-        let argmax_only = model.screens_argmax()
-            && cfg.num_beams <= 1
-            && !processors.samples()
-            && processors.only_ban();
+        // (`only_ban` excludes sampling: its warpers change values)
+        let argmax_only = model.screens_argmax() && cfg.num_beams <= 1 && processors.only_ban();
         Ok(Self {
             argmax_only,
             processors,

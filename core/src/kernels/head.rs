@@ -73,26 +73,22 @@ impl LmHead {
         let (Some(screen), false) = (&self.screen, screened.is_empty()) else {
             return split(self.linear.forward(x, m), n);
         };
+        // the rows `rows` of `x`, stacked
+        let stack = |rows: &[usize]| -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| x[r * k..(r + 1) * k].iter().copied())
+                .collect()
+        };
         // rows that need their full logits get them from one pass over the full weights
         let full_rows: Vec<usize> = (0..m).filter(|r| !screened.contains(r)).collect();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); m];
         if !full_rows.is_empty() {
-            let xs: Vec<f32> = full_rows
-                .iter()
-                .flat_map(|&r| x[r * k..(r + 1) * k].iter().copied())
-                .collect();
-            for (&r, row) in full_rows
-                .iter()
-                .zip(split(self.linear.forward(&xs, full_rows.len()), n))
-            {
+            let full = self.linear.forward(&stack(&full_rows), full_rows.len());
+            for (&r, row) in full_rows.iter().zip(split(full, n)) {
                 out[r] = row;
             }
         }
-        let xs: Vec<f32> = screened
-            .iter()
-            .flat_map(|&r| x[r * k..(r + 1) * k].iter().copied())
-            .collect();
-        let approx = screen.linear.forward(&xs, screened.len());
+        let approx = screen.linear.forward(&stack(&screened), screened.len());
         for (i, &r) in screened.iter().enumerate() {
             let xr = &x[r * k..(r + 1) * k];
             let banned = argmax_only.get(r).copied().flatten().unwrap_or(&[]);

@@ -685,7 +685,6 @@ pub fn attention_head(
 
 pub mod decode;
 pub mod head;
-
 pub mod team;
 
 #[cfg(test)]
