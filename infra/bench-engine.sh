@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
 # The engine benchmark, in one go on one machine state: ONNX Runtime's and torch's bare forward pass
 # (../shared/reference/compute/forward_bench.py) with ours as an extra row (--external-cmd), then
-# our `serve` end to end with ../shared/reference/bench.py. Writes target/engine-bench.md and puts
-# it into README.md between the `bench-engine` markers (the CPU engine section).
+# our `serve` end to end with ../shared/reference/bench.py. Writes the results to a new dated file,
+# docs/benchmarks/<YYYY-MM-DD-HHMM>-engine.md (UTC, the run's start), with the command and the host;
+# it never edits README.md (docs/benchmarks/README.md indexes the runs).
 #   bash infra/bench-engine.sh        (~10 minutes the first time: the compute venv takes ~3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CMDLINE="bash infra/bench-engine.sh${*:+ $*}"
+STAMP=$(date -u +%Y-%m-%d-%H%M)
+RESULT=docs/benchmarks/$STAMP-engine.md
+[ -e "$RESULT" ] && RESULT=docs/benchmarks/$STAMP$(date -u +%S)-engine.md
+header() { # the result file's title, command and host: header TITLE
+  printf '# %s, %s %s:%s UTC\n\n## Command\n\n```bash\n%s\n```\n\n## Host\n\n' "$1" \
+    "${STAMP:0:10}" "${STAMP:11:2}" "${STAMP:13:2}" "$CMDLINE"
+  local commit
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
+  else commit=unknown; fi
+  echo "- commit: $commit"
+  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) logical CPUs; memory $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(uname -sr)"
+  printf '\n## Results\n\n'
+}
+mkdir -p docs/benchmarks
 REF=${REFERENCE_DIR:-$(cd .. && pwd)/shared/reference}
 R=${REF_ROOT:-$HOME/.cache/hf-toolkit-reference}
 [ -x "$R/compute-venv/bin/python" ] || bash "$REF/compute/setup.sh"
@@ -28,15 +45,9 @@ print("| our `serve`, end to end (HTTP + JSON) | single sentence median / p90 | 
 print("| --- | --- | --- | --- |")
 print(f"| bench.py | {s['median_ms']} / {s['p90_ms']} ms | {c['throughput_rps']} req/s | {b['median_ms']} ms, {b['sentences_per_s_at_median']} sentences/s |")
 PY
-python3 - target/engine-bench.md README.md <<'PY'
-import sys
-table, readme = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-begin, end = "<!-- bench-engine:begin", "<!-- bench-engine:end -->"
-i, j = readme.find(begin), readme.find(end)
-if i < 0 or j < i:
-    sys.exit("README.md has no bench-engine markers; the table is in " + sys.argv[1])
-i = readme.index("\n", i) + 1
-block = table.replace("### Bare forward pass", "#### Bare forward pass", 1).strip() + "\n"
-open(sys.argv[2], "w").write(readme[:i] + block + readme[j:])
-PY
-cat target/engine-bench.md
+{
+  header "Engine benchmark"
+  cat target/engine-bench.md
+} > "$RESULT"
+cat "$RESULT"
+echo "wrote $RESULT" >&2

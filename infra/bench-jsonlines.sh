@@ -6,8 +6,26 @@
 #   bash infra/bench-jsonlines.sh [N] [MODEL_DIR] [TASK]
 # Defaults: the tiny BERT text classifier of tests/fixtures (measures the streaming path, not the
 # model); pass a real model to see the model's share, e.g. $(bash infra/fetch-minilm.sh).
+# Writes the results to a new dated file, docs/benchmarks/<YYYY-MM-DD-HHMM>-jsonlines.md (UTC, the
+# run's start), with the command and the host; it never edits README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CMDLINE="bash infra/bench-jsonlines.sh${*:+ $*}"
+STAMP=$(date -u +%Y-%m-%d-%H%M)
+RESULT=docs/benchmarks/$STAMP-jsonlines.md
+[ -e "$RESULT" ] && RESULT=docs/benchmarks/$STAMP$(date -u +%S)-jsonlines.md
+header() { # the result file's title, command and host: header TITLE
+  printf '# %s, %s %s:%s UTC\n\n## Command\n\n```bash\n%s\n```\n\n## Host\n\n' "$1" \
+    "${STAMP:0:10}" "${STAMP:11:2}" "${STAMP:13:2}" "$CMDLINE"
+  local commit
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
+  else commit=unknown; fi
+  echo "- commit: $commit"
+  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) logical CPUs; memory $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(uname -sr)"
+  printf '\n## Results\n\n'
+}
+mkdir -p docs/benchmarks
 N=${1:-100000}
 MODEL=${2:-tests/fixtures/models/text-classification}
 TASK=${3:-text-classification}
@@ -36,9 +54,14 @@ for _ in $(seq 1 600); do
   [ -n "$ADDR" ] && curl -sf "http://$ADDR/ping" > /dev/null && break
   sleep 0.1
 done
+header "Long jobs: JSON Lines and long input lists" > "$RESULT"
+echo "$N requests, model $MODEL ($TASK); RSS is the server's (VmRSS before, VmHWM after)." >> "$RESULT"
+echo >> "$RESULT"
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$PID/status"; }
-echo "| request | body | answers | seconds | lines/s | RSS before (MiB) | peak RSS (MiB) |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+{
+  echo "| request | body | answers | seconds | lines/s | RSS before (MiB) | peak RSS (MiB) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+} | tee -a "$RESULT"
 run() { # NAME FILE CONTENT_TYPE
   local before t0 t1 lines
   before=$(kib VmRSS)
@@ -51,5 +74,6 @@ run() { # NAME FILE CONTENT_TYPE
       -v b="$before" -v p="$(kib VmHWM)" \
     'BEGIN { s = t1 - t0; printf "| %s | %s | %d | %.1f | %.0f | %.0f | %.0f |\n", name, size, n, s, n / s, b / 1024, p / 1024 }'
 }
-run "JSON Lines, streamed" "$WORK/in.jsonl" application/jsonlines
-run "one JSON body, parts of 64" "$WORK/in.json" application/json
+run "JSON Lines, streamed" "$WORK/in.jsonl" application/jsonlines | tee -a "$RESULT"
+run "one JSON body, parts of 64" "$WORK/in.json" application/json | tee -a "$RESULT"
+echo "wrote $RESULT" >&2
