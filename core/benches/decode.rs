@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use hf_inference_core::generate::{InPool, LanguageModel, StepInput};
+use hf_inference_core::generate::{LanguageModel, OnTeam, StepInput};
 use hf_inference_core::model::causal::CausalLm;
 use hf_inference_core::model::t5::T5;
 
@@ -30,9 +30,9 @@ fn main() {
     // the engine's wrapping: every call inside the model's own thread pool
     let model: Box<dyn LanguageModel> = match config["model_type"].as_str() {
         Some("t5" | "mt5") => {
-            Box::new(InPool::new(T5::load(&config, &vb).expect("model")).expect("pool"))
+            Box::new(OnTeam::new(T5::load(&config, &vb).expect("model")).expect("pool"))
         }
-        _ => Box::new(InPool::new(CausalLm::load(&config, &vb).expect("model")).expect("pool")),
+        _ => Box::new(OnTeam::new(CausalLm::load(&config, &vb).expect("model")).expect("pool")),
     };
     let prompt: Vec<u32> = (100..116).collect();
     // steps timed per batch size (the median is reported): HF_BENCH_STEPS, 8 by default

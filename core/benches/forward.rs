@@ -83,7 +83,13 @@ fn main() {
         .expect("model files");
     let config = ModelConfig::from_file(&files.config).expect("config");
     let tok = TextTokenizer::load(&files, config.pad_token_id).expect("tokenizer");
-    let m = model::load(&files, &config, HeadKind::HiddenStates, &model::device()).expect("model");
+    let m = model::load(
+        &files,
+        &config,
+        HeadKind::HiddenStates,
+        &candle_core::Device::Cpu,
+    )
+    .expect("model");
     let opts = TokenizeOptions {
         truncation: Some(hf_inference_core::tokenize::TruncationStrategy::LongestFirst),
         max_length: Some(env_usize("FB_MAX_LENGTH", 512)),

@@ -19,6 +19,9 @@ pub enum RequestFormat {
     /// `application/jsonlines`: one request object per line, each answered on its own line
     /// (SageMaker batch transform and asynchronous inference).
     JsonLines,
+    /// A body no codec decodes (an image, audio, an `.npy` array), handed to the pipeline as it
+    /// is with its media type: one the pipeline listed as taking raw.
+    Binary(&'static str),
 }
 
 /// A response format we produce.
@@ -50,7 +53,8 @@ impl ResponseFormat {
     }
 }
 
-const SUPPORTED_REQUEST: &str = "application/json, text/csv, application/jsonlines";
+/// The request media types every pipeline reads.
+pub const SUPPORTED_REQUEST: &str = "application/json, text/csv, application/jsonlines";
 const SUPPORTED_ACCEPT: &str =
     "application/json, text/csv, application/x-npy, application/jsonlines";
 
@@ -84,9 +88,25 @@ fn parse_media_type(value: &str) -> (String, Vec<(String, String)>) {
 
 /// Which decoder a `Content-Type` header selects.
 pub fn request_format(content_type: Option<&str>) -> Result<RequestFormat, ToolkitError> {
+    request_format_for(content_type, &[])
+}
+
+/// Which decoder a `Content-Type` header selects for a pipeline that also takes the raw media
+/// types `raw_types` (their essences, lower case): those are [`RequestFormat::Binary`].
+pub fn request_format_for(
+    content_type: Option<&str>,
+    raw_types: &'static [&'static str],
+) -> Result<RequestFormat, ToolkitError> {
+    let supported = || {
+        if raw_types.is_empty() {
+            SUPPORTED_REQUEST.to_owned()
+        } else {
+            format!("{SUPPORTED_REQUEST}, {}", raw_types.join(", "))
+        }
+    };
     let unsupported = |ct: &str| ToolkitError::UnsupportedContentType {
         content_type: ct.to_owned(),
-        supported: SUPPORTED_REQUEST.to_owned(),
+        supported: supported(),
     };
     let Some(raw) = content_type else {
         return Err(unsupported("None (no Content-Type header)"));
@@ -96,7 +116,7 @@ pub fn request_format(content_type: Option<&str>) -> Result<RequestFormat, Toolk
         if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
             return Err(ToolkitError::UnsupportedContentType {
                 content_type: raw.to_owned(),
-                supported: format!("{SUPPORTED_REQUEST} (charset utf-8 only)"),
+                supported: format!("{} (charset utf-8 only)", supported()),
             });
         }
     }
@@ -104,7 +124,10 @@ pub fn request_format(content_type: Option<&str>) -> Result<RequestFormat, Toolk
         "application/json" => Ok(RequestFormat::Json),
         "text/csv" => Ok(RequestFormat::Csv),
         e if is_json_lines(e) => Ok(RequestFormat::JsonLines),
-        _ => Err(unsupported(raw)),
+        e => match raw_types.iter().find(|r| **r == e) {
+            Some(r) => Ok(RequestFormat::Binary(r)),
+            None => Err(unsupported(raw)),
+        },
     }
 }
 
@@ -175,6 +198,9 @@ pub fn decode(format: RequestFormat, body: &[u8]) -> Result<Value, ToolkitError>
         RequestFormat::JsonLines => Err(ToolkitError::Validation(
             "a JSON Lines body holds one request per line; it is answered line by line, not decoded as one document".into(),
         )),
+        RequestFormat::Binary(media_type) => Err(ToolkitError::Validation(format!(
+            "a {media_type} body is read by the pipeline as it is, not decoded as a JSON document"
+        ))),
     }
 }
 

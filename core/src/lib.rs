@@ -7,11 +7,12 @@
 //! Lambda) are thin layers over [`InferenceService`].
 //!
 //! ```no_run
-//! use hf_inference_core::{AnyPipeline, LoadOptions, Runtime, RuntimeOptions, InferenceService};
+//! use hf_inference_core::{load_pipeline, LoadOptions, Runtime, RuntimeOptions, InferenceService};
 //!
 //! # async fn demo() -> Result<(), hf_inference_core::ToolkitError> {
 //! let task = "feature-extraction".parse()?;
-//! let pipeline = AnyPipeline::load(&LoadOptions::local("/opt/ml/model", Some(task)))?;
+//! let pipeline = load_pipeline(&LoadOptions::local("/opt/ml/model", Some(task)))?;
+//! pipeline.warm_up()?;
 //! let service = InferenceService::new(pipeline, Runtime::new(RuntimeOptions::default())?);
 //! let out = service
 //!     .invoke(Some("application/json"), None, br#"{"inputs": "Hello"}"#.to_vec())
@@ -20,24 +21,36 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! Modules form layers that only look down: errors and the run [`context`]; the wire's
+//! [`task`]s, [`schema`]s and [`codec`]s; [`kernels`]; the [`hub`] client; [`model`]s (with the
+//! model-family registry and the device seam); tokenization; [`generate`] (decoding and its
+//! engine); the [`batcher`]; [`pipeline`]s (the [`pipeline::Pipeline`] seam and its registry);
+//! the executor ([`runtime`]); the [`service`] (negotiation, codecs, JSON Lines, SSE).
+
 pub mod batcher;
 pub mod codec;
+pub mod context;
 pub mod error;
 pub mod generate;
 pub mod hub;
 pub mod json;
 pub mod kernels;
-pub mod lines;
 pub mod model;
 pub mod pipeline;
 pub mod runtime;
 pub mod schema;
 pub mod sentencepiece;
+pub mod service;
 pub mod task;
 pub mod tokenize;
 pub mod types;
 
+pub use context::{CallerGone, Context};
 pub use error::{ErrorBody, ToolkitError};
-pub use pipeline::{AnyPipeline, LoadOptions, PipelineOutput};
-pub use runtime::{Answer, Encoded, InferenceService, Runtime, RuntimeOptions};
+pub use pipeline::{
+    load as load_pipeline, Input, LoadOptions, Pipeline, PipelineOutput, SharedPipeline,
+};
+pub use runtime::{Runtime, RuntimeOptions};
+pub use service::{lines, Answer, Encoded, InferenceService};
 pub use task::{Task, TaskSpec};

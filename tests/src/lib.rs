@@ -473,7 +473,7 @@ pub fn router_for(golden_name: &str) -> axum::Router {
 /// An in-process router serving the model in `dir` for `task`, ready.
 pub fn router_for_dir(dir: &Path, task: &str) -> axum::Router {
     let opts = hf_inference_core::LoadOptions::local(dir, Some(task.parse().expect("task id")));
-    let pipeline = hf_inference_core::AnyPipeline::load(&opts)
+    let pipeline = hf_inference_core::load_pipeline(&opts)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let runtime = hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default())
         .expect("runtime");

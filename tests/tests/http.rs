@@ -16,7 +16,7 @@ use hf_inference_core::model::{
 use hf_inference_core::pipeline::TextEncoder;
 use hf_inference_core::tokenize::TextTokenizer;
 use hf_inference_core::{
-    AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions, Task, ToolkitError,
+    InferenceService, LoadOptions, Runtime, RuntimeOptions, Task, ToolkitError,
 };
 use hf_inference_http::{router, AppState, HttpSettings};
 use hf_inference_tests::fixtures;
@@ -75,7 +75,8 @@ fn gated_service(
         &LoadOptions::local(dir, None),
     )
     .unwrap();
-    let pipeline = AnyPipeline::from_encoder(Task::FeatureExtraction, encoder).unwrap();
+    let pipeline =
+        hf_inference_core::pipeline::from_encoder(Task::FeatureExtraction, encoder).unwrap();
     (
         InferenceService::new(pipeline, Runtime::new(runtime).unwrap()),
         tx,

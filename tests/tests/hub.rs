@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use hf_inference_core::hub::{HubModel, HubOptions, Secret};
 use hf_inference_core::model::ModelSource;
-use hf_inference_core::{AnyPipeline, LoadOptions};
+use hf_inference_core::{load_pipeline, LoadOptions};
 use hf_inference_tests::fixtures;
 use sha2::Digest;
 
@@ -361,8 +361,8 @@ fn downloads_into_the_hf_cache_layout_and_serves_from_it() {
     // the server loads it through ModelSource::Hub
     let mut opts = LoadOptions::local("/unused", Some("feature-extraction".parse().unwrap()));
     opts.source = ModelSource::Hub(m.clone());
-    let p = AnyPipeline::load(&opts).unwrap();
-    p.run(serde_json::json!({"inputs": "hello"})).unwrap();
+    let p = load_pipeline(&opts).unwrap();
+    p.run_json(serde_json::json!({"inputs": "hello"})).unwrap();
 
     // a second fetch downloads nothing
     let before = hub.log.lock().unwrap().requests.len();
@@ -524,8 +524,8 @@ fn a_sharded_checkpoint_downloads_its_index_and_shards() {
     assert!(!snap.join("model.safetensors").exists());
     let mut opts = LoadOptions::local("/unused", Some("feature-extraction".parse().unwrap()));
     opts.source = ModelSource::Hub(m);
-    AnyPipeline::load(&opts)
+    load_pipeline(&opts)
         .unwrap()
-        .run(serde_json::json!({"inputs": "sharded"}))
+        .run_json(serde_json::json!({"inputs": "sharded"}))
         .unwrap();
 }

@@ -147,8 +147,13 @@ fn whole(golden_model: &str, task: &str, request: &serde_json::Value) -> serde_j
         max_request_tokens: 1 << 30,
         ..hf_inference_core::LoadOptions::local(dir, Some(task.parse().unwrap()))
     };
-    let p = hf_inference_core::AnyPipeline::load(&opts).unwrap();
-    p.run(request.clone()).unwrap().to_value()
+    let p = hf_inference_core::load_pipeline(&opts).unwrap();
+    p.run(
+        hf_inference_core::Input::Json(request.clone()),
+        hf_inference_core::Context::detached(),
+    )
+    .unwrap()
+    .to_value()
 }
 
 /// A long `inputs` list is run in parts and streamed; the answer is the one of the whole list.

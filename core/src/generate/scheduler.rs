@@ -8,37 +8,35 @@ use std::sync::Arc;
 
 use super::search::Search;
 use super::LanguageModel;
+use crate::context::CallerGone;
+pub use crate::context::TokenSink;
 use crate::error::ToolkitError;
-use crate::runtime::CallerGone;
 
-/// Called with each new token of a streamed search; `false` stops the search (client gone).
-pub type TokenSink = Box<dyn FnMut(u32) -> bool + Send>;
-
-struct Job {
+struct Submission {
     search: Search,
     sink: Option<TokenSink>,
-    /// The request's flag, when it runs inside one (see [`crate::runtime::client_gone`]).
-    gone: Option<CallerGone>,
+    /// Raised when the request's caller is gone.
+    gone: CallerGone,
     reply: Sender<Result<Search, ToolkitError>>,
 }
 
-impl Job {
+impl Submission {
     fn caller_gone(&self) -> bool {
-        self.gone.as_ref().is_some_and(CallerGone::is_gone)
+        self.gone.is_gone()
     }
 }
 
 /// The engine: submit searches, get them back finished.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    tx: Sender<Job>,
+    tx: Sender<Submission>,
 }
 
 impl Scheduler {
     /// Starts the engine thread over `model`; at most `max_rows` sequences run in one step (the
     /// others wait for the next).
     pub fn start(model: Arc<dyn LanguageModel>, max_rows: usize) -> Result<Self, ToolkitError> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Submission>();
         std::thread::Builder::new()
             .name("generation".into())
             .spawn(move || engine(model.as_ref(), &rx, max_rows.max(1)))
@@ -49,16 +47,20 @@ impl Scheduler {
     }
 
     /// Runs `search` to the end (sharing steps with concurrent searches; its encoder, if any,
-    /// runs on the engine's thread), calling `sink` with each new token when given. Called
-    /// inside a request ([`crate::runtime::Runtime::run`]), the search is dropped at the next
-    /// step once the request's caller is gone.
-    pub fn run(&self, search: Search, sink: Option<TokenSink>) -> Result<Search, ToolkitError> {
+    /// runs on the engine's thread), calling `sink` with each new token when given. The search
+    /// is dropped at the next step once `gone` is raised.
+    pub fn run(
+        &self,
+        search: Search,
+        sink: Option<TokenSink>,
+        gone: CallerGone,
+    ) -> Result<Search, ToolkitError> {
         let (reply, rx) = mpsc::channel();
         self.tx
-            .send(Job {
+            .send(Submission {
                 search,
                 sink,
-                gone: crate::runtime::client_gone(),
+                gone,
                 reply,
             })
             .map_err(|_| ToolkitError::Unhealthy("the generation thread has stopped".into()))?;
@@ -67,13 +69,13 @@ impl Scheduler {
     }
 }
 
-fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
-    let mut active: Vec<Job> = Vec::new();
+fn engine(model: &dyn LanguageModel, rx: &Receiver<Submission>, max_rows: usize) {
+    let mut active: Vec<Submission> = Vec::new();
     loop {
         // wait for work when idle; otherwise take whatever arrived since the last step
         if active.is_empty() {
             match rx.recv() {
-                Ok(job) => active.push(job),
+                Ok(sub) => active.push(sub),
                 Err(_) => return, // every sender is gone
             }
         }
@@ -84,7 +86,9 @@ fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
             active.extend(rx.try_iter());
             // searches whose caller is gone (timed out, disconnected) stop here, whatever their
             // mode
-            hand_back(&mut active, Job::caller_gone, |_| Err(CallerGone::error()));
+            hand_back(&mut active, Submission::caller_gone, |_| {
+                Err(CallerGone::error())
+            });
             if start_new(model, &mut active) == 0 || active.len() >= max_rows {
                 break;
             }
@@ -97,18 +101,18 @@ fn engine(model: &dyn LanguageModel, rx: &Receiver<Job>, max_rows: usize) {
     }
 }
 
-/// Runs the encoder of every search that has just joined (a failure answers its job alone), so
+/// Runs the encoder of every search that has just joined (a failure answers its request alone), so
 /// they join this step; returns how many it started. Here, on the engine's thread, an encoder
 /// runs between two steps: run from the request's thread, it would compete with the steps for
 /// the model's threads, and the pool can leave it waiting behind step after step (a request
 /// held for dozens of steps while the others decode).
-fn start_new(model: &dyn LanguageModel, active: &mut Vec<Job>) -> usize {
+fn start_new(model: &dyn LanguageModel, active: &mut Vec<Submission>) -> usize {
     let mut started = 0;
     let mut failed = Vec::new();
-    for (i, job) in active.iter_mut().enumerate() {
-        if !job.search.is_started() {
+    for (i, sub) in active.iter_mut().enumerate() {
+        if !sub.search.is_started() {
             started += 1;
-            if let Err(e) = job.search.start(model) {
+            if let Err(e) = sub.search.start(model) {
                 failed.push((i, e));
             }
         }
@@ -118,26 +122,26 @@ fn start_new(model: &dyn LanguageModel, active: &mut Vec<Job>) -> usize {
 }
 
 /// Answers the jobs at the `failed` indices of `active` with their errors and drops them.
-fn fail(active: &mut Vec<Job>, mut failed: Vec<(usize, ToolkitError)>) {
+fn fail(active: &mut Vec<Submission>, mut failed: Vec<(usize, ToolkitError)>) {
     // highest index first, so that each removal leaves the other failed indices in place
     failed.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (i, e) in failed {
-        let job = active.swap_remove(i);
-        let _ = job.reply.send(Err(e));
+        let sub = active.swap_remove(i);
+        let _ = sub.reply.send(Err(e));
     }
 }
 
 /// Takes the jobs `pick` selects out of `active` and answers each with `answer(its search)`.
 fn hand_back(
-    active: &mut Vec<Job>,
-    pick: impl Fn(&Job) -> bool,
+    active: &mut Vec<Submission>,
+    pick: impl Fn(&Submission) -> bool,
     answer: impl Fn(Search) -> Result<Search, ToolkitError>,
 ) {
     let mut i = 0;
     while i < active.len() {
         if pick(&active[i]) {
-            let job = active.swap_remove(i);
-            let _ = job.reply.send(answer(job.search));
+            let sub = active.swap_remove(i);
+            let _ = sub.reply.send(answer(sub.search));
         } else {
             i += 1;
         }
@@ -147,11 +151,11 @@ fn hand_back(
 /// One model step for as many active searches as fit in `max_rows` (in arrival order), then
 /// each search consumes its logits. A failing step is retried search by search, so one bad
 /// request fails alone.
-fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
+fn step_all(model: &dyn LanguageModel, active: &mut Vec<Submission>, max_rows: usize) {
     let mut chosen = Vec::new();
     let mut rows = 0;
-    for (i, job) in active.iter_mut().enumerate() {
-        let n = job.search.pending().len();
+    for (i, sub) in active.iter_mut().enumerate() {
+        let n = sub.search.pending().len();
         if !chosen.is_empty() && rows + n > max_rows {
             break;
         }
@@ -162,9 +166,9 @@ fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
     let result = {
         let mut inputs = Vec::with_capacity(rows);
         let mut counts = Vec::with_capacity(chosen.len());
-        for (i, job) in active.iter_mut().enumerate() {
+        for (i, sub) in active.iter_mut().enumerate() {
             if chosen.contains(&i) {
-                let p = job.search.pending();
+                let p = sub.search.pending();
                 counts.push(p.len());
                 inputs.extend(p);
             }
@@ -185,12 +189,12 @@ fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
         Err(_) if chosen.len() > 1 => {
             // find the culprit: run each alone
             for &i in &chosen {
-                let job = &mut active[i];
+                let sub = &mut active[i];
                 let r = {
-                    let mut p = job.search.pending();
+                    let mut p = sub.search.pending();
                     model.step(&mut p)
                 };
-                if let Err(e) = r.and_then(|l| advance(job, l)) {
+                if let Err(e) = r.and_then(|l| advance(sub, l)) {
                     failed.push((i, e));
                 }
             }
@@ -204,11 +208,11 @@ fn step_all(model: &dyn LanguageModel, active: &mut Vec<Job>, max_rows: usize) {
     fail(active, failed);
 }
 
-fn advance(job: &mut Job, logits: Vec<Vec<f32>>) -> Result<(), ToolkitError> {
-    job.search.advance(logits)?;
-    if let (Some(sink), Some(t)) = (job.sink.as_mut(), job.search.last_token()) {
+fn advance(sub: &mut Submission, logits: Vec<Vec<f32>>) -> Result<(), ToolkitError> {
+    sub.search.advance(logits)?;
+    if let (Some(sink), Some(t)) = (sub.sink.as_mut(), sub.search.last_token()) {
         if !sink(t) {
-            job.search.stop();
+            sub.search.stop();
         }
     }
     Ok(())
@@ -308,7 +312,7 @@ mod tests {
             .map(|i| {
                 let sched = sched.clone();
                 let s = search(&model, i, 1 + (i as usize % 2));
-                std::thread::spawn(move || sched.run(s, None).unwrap().finish())
+                std::thread::spawn(move || sched.run(s, None, CallerGone::new()).unwrap().finish())
             })
             .collect();
         let together: Vec<Vec<Vec<u32>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -338,7 +342,9 @@ mod tests {
             .map(|p| {
                 let sched = sched.clone();
                 let s = search(&model, p, 1);
-                std::thread::spawn(move || sched.run(s, None).map(Search::finish))
+                std::thread::spawn(move || {
+                    sched.run(s, None, CallerGone::new()).map(Search::finish)
+                })
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -366,7 +372,7 @@ mod tests {
                 let sched = sched.clone();
                 let s = search(&model, p, 1);
                 std::thread::sleep(Duration::from_millis(10));
-                std::thread::spawn(move || sched.run(s, None).unwrap())
+                std::thread::spawn(move || sched.run(s, None, CallerGone::new()).unwrap())
             })
             .collect();
         for h in handles {
@@ -388,6 +394,7 @@ mod tests {
                     seen += 1;
                     seen < 3
                 })),
+                CallerGone::new(),
             )
             .unwrap()
             .finish();
@@ -418,8 +425,8 @@ mod tests {
             .enable_time()
             .build()
             .unwrap()
-            .block_on(runtime.run(move || {
-                let r = sched.run(s, None).map(|_| ());
+            .block_on(runtime.run(move |gone| {
+                let r = sched.run(s, None, gone).map(|_| ());
                 let _ = done_tx.send(r.is_err());
                 r
             }));

@@ -556,16 +556,7 @@ fn hits_stop(cfg: &GenerationConfig, stop: Option<&StopCheck>, ids: &[u32]) -> b
         || stop.is_some_and(|s| s(ids))
 }
 
-/// First index of the maximum (torch.argmax).
-pub(crate) fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+pub(crate) use crate::kernels::argmax;
 
 /// The `n` largest entries, descending (ties by index).
 fn top_indices(x: &[f32], n: usize) -> Vec<usize> {

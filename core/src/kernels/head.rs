@@ -229,7 +229,7 @@ mod tests {
 
     /// Greedy search's own argmax (the first of equal maxima).
     fn argmax(x: &[f32]) -> usize {
-        crate::generate::search::argmax(x) as usize
+        crate::kernels::argmax(x) as usize
     }
 
     fn masked(mut row: Vec<f32>, banned: &[u32]) -> Vec<f32> {

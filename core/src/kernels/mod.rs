@@ -687,6 +687,17 @@ pub mod decode;
 pub mod head;
 pub mod team;
 
+/// First index of the maximum (torch.argmax).
+pub fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

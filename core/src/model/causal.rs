@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{argmax_only, attend_caches, KvCache, LanguageModel, LayerKv, StepInput};
 use crate::kernels::decode::{gated, rms_norm, Act, AttnShape, Rope};
 use crate::kernels::head::LmHead;
 use crate::kernels::{add_layer_norm, PackedLinear};
 use crate::model::fast::get;
+use crate::model::lm::{argmax_only, attend_caches, KvCache, LanguageModel, LayerKv, StepInput};
 
 /// A normalisation layer.
 #[derive(Debug)]
@@ -209,9 +209,6 @@ fn default_theta() -> f64 {
     10_000.0
 }
 
-/// The `model_type`s served by [`CausalLm`].
-pub const CAUSAL_MODEL_TYPES: [&str; 6] = ["gpt2", "llama", "mistral", "qwen2", "phi3", "gemma"];
-
 impl CausalLm {
     /// Loads the model of `config` (`config.json`'s value) from `vb`.
     pub fn load(config: &Value, vb: &VarBuilder) -> Result<Self, ToolkitError> {
@@ -226,7 +223,12 @@ impl CausalLm {
             }
             other => Err(ToolkitError::model_load(format!(
                 "model_type {other:?} is not a supported decoder; supported: {}",
-                CAUSAL_MODEL_TYPES.join(", ")
+                super::Family::ALL
+                    .into_iter()
+                    .filter(|f| f.shape() == super::Shape::Decoder)
+                    .map(super::Family::model_type)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }

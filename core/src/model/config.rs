@@ -7,26 +7,6 @@ use serde::Deserialize;
 
 use crate::error::ToolkitError;
 
-/// The `model_type`s this build can run.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
-    "bert",
-    "roberta",
-    "xlm-roberta",
-    "camembert",
-    "distilbert",
-    "deberta-v2",
-    "gpt2",
-    "llama",
-    "mistral",
-    "qwen2",
-    "phi3",
-    "gemma",
-    "t5",
-    "mt5",
-    "bart",
-    "marian",
-];
-
 /// An activation function named in `config.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +125,19 @@ pub fn read_raw(path: &Path) -> Result<serde_json::Value, ToolkitError> {
         .map_err(|e| ToolkitError::model_load(format!("{}: not valid JSON: {e}", path.display())))
 }
 
+/// `architectures` of a parsed `config.json` (empty when absent).
+pub fn architectures(config: &serde_json::Value) -> Vec<String> {
+    config
+        .get("architectures")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What we read from `config.json`.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
@@ -187,8 +180,12 @@ impl ModelConfig {
         let common: Common =
             serde_json::from_value(value.clone()).map_err(|e| format!("invalid config: {e}"))?;
         let model_type = common.model_type.ok_or("`model_type` is missing")?;
-        let arch = match model_type.as_str() {
-            "bert" | "roberta" | "xlm-roberta" | "camembert" => {
+        let family = super::Family::from_model_type(&model_type)?;
+        let arch = match family {
+            super::Family::Bert
+            | super::Family::Roberta
+            | super::Family::XlmRoberta
+            | super::Family::Camembert => {
                 let c: BertConfig = serde_json::from_value(value)
                     .map_err(|e| format!("invalid {model_type} config: {e}"))?;
                 if c.position_embedding_type != "absolute" {
@@ -204,7 +201,7 @@ impl ModelConfig {
                 }
                 ArchConfig::Bert(c)
             }
-            "distilbert" => {
+            super::Family::DistilBert => {
                 let c: DistilBertConfig = serde_json::from_value(value)
                     .map_err(|e| format!("invalid distilbert config: {e}"))?;
                 if c.n_heads == 0 || !c.dim.is_multiple_of(c.n_heads) {
@@ -212,7 +209,7 @@ impl ModelConfig {
                 }
                 ArchConfig::DistilBert(c)
             }
-            "deberta-v2" => {
+            super::Family::DebertaV2 => {
                 let c: candle_transformers::models::debertav2::Config =
                     serde_json::from_value(value)
                         .map_err(|e| format!("invalid deberta-v2 config: {e}"))?;
@@ -223,10 +220,16 @@ impl ModelConfig {
                 }
                 ArchConfig::DebertaV2(Box::new(c))
             }
-            other => {
+            generator => {
                 return Err(format!(
-                    "model_type {other:?} is not supported yet; supported: {}",
-                    SUPPORTED_MODEL_TYPES.join(", ")
+                    "model_type {:?} is a generative model, not an encoder; encoders: {}",
+                    generator.model_type(),
+                    super::Family::ALL
+                        .into_iter()
+                        .filter(|f| f.is_encoder())
+                        .map(super::Family::model_type)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             }
         };

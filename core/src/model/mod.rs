@@ -9,14 +9,20 @@ pub mod bert;
 pub mod causal;
 pub mod config;
 pub mod deberta;
+pub mod device;
 pub mod distilbert;
+pub mod family;
 pub mod fast;
 pub(crate) mod layers;
+pub mod lm;
 pub mod loader;
 pub mod mlm;
 pub(crate) mod seq2seq;
 pub mod t5;
 pub mod token_head;
+
+pub use device::{DeviceChoice, CUDA_BUILD};
+pub use family::{Family, Shape};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -71,22 +77,6 @@ pub trait TextModel: Send + Sync {
     fn max_positions(&self) -> usize;
     /// The head.
     fn head(&self) -> HeadKind;
-}
-
-/// Whether this build runs models on a GPU when one is present (the `cuda` feature).
-pub const CUDA_BUILD: bool = cfg!(feature = "cuda");
-
-/// Picks the compute device: CUDA when built with the `cuda` feature and a GPU is present,
-/// otherwise the CPU.
-pub fn device() -> Device {
-    #[cfg(feature = "cuda")]
-    {
-        if let Ok(d) = Device::new_cuda(0) {
-            return d;
-        }
-        tracing::warn!("built with `cuda` but no CUDA device is usable; running on the CPU");
-    }
-    Device::Cpu
 }
 
 /// The encoder's weights inside a checkpoint: at the root (a bare `BertModel`) or under one of

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use crate::error::ToolkitError;
-use crate::generate::{attend_caches, CrossState, KvCache, LayerKv, Span, StepInput};
 use crate::kernels::decode::{cached_attention, gather, per_sequence, AttnShape, Visibility};
 use crate::kernels::PackedLinear;
+use crate::model::lm::{attend_caches, CrossState, KvCache, LayerKv, Span, StepInput};
 
 /// A fresh decoder cache over the encoder output `x` (`[s, d]`): each decoder layer's
 /// cross-attention keys and values (`kv` projects to `[k | v]`, `inner` wide each).

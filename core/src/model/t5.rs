@@ -8,12 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ToolkitError;
-use crate::generate::{argmax_only, KvCache, LanguageModel, StepInput};
 use crate::kernels::decode::{cached_attention, gated, Act, AttnShape, Visibility};
 use crate::kernels::head::LmHead;
 use crate::kernels::PackedLinear;
 use crate::model::causal::Norm;
 use crate::model::fast::get;
+use crate::model::lm::{argmax_only, KvCache, LanguageModel, StepInput};
 use crate::model::seq2seq;
 
 #[derive(Deserialize)]

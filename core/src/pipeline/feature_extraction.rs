@@ -3,6 +3,7 @@
 
 use super::{PipelineOutput, TextEncoder};
 use crate::error::ToolkitError;
+use crate::task::Task;
 use crate::types::feature_extraction::FeatureExtractionRequest;
 use crate::types::OneOrMany;
 
@@ -19,7 +20,7 @@ impl FeatureExtractionPipeline {
     }
 
     /// Runs a request.
-    pub fn run(&self, req: FeatureExtractionRequest) -> Result<PipelineOutput, ToolkitError> {
+    pub fn answer(&self, req: FeatureExtractionRequest) -> Result<PipelineOutput, ToolkitError> {
         let opts = req.parameters.unwrap_or_default().tokenize_options()?;
         let (batched, texts) = match req.inputs {
             OneOrMany::One(t) => (false, vec![t]),
@@ -31,5 +32,30 @@ impl FeatureExtractionPipeline {
             .collect::<Result<Vec<_>, _>>()?;
         let items = self.encoder.run(seqs)?;
         Ok(PipelineOutput::Embeddings { batched, items })
+    }
+}
+
+/// The registry's constructor.
+pub(crate) fn build(
+    parts: crate::pipeline::EncoderParts<'_>,
+) -> Result<Box<dyn crate::pipeline::Pipeline>, ToolkitError> {
+    Ok(Box::new(FeatureExtractionPipeline::new(parts.encoder)))
+}
+
+impl crate::pipeline::Pipeline for FeatureExtractionPipeline {
+    fn task(&self) -> Task {
+        Task::FeatureExtraction
+    }
+
+    fn run(
+        &self,
+        input: crate::pipeline::Input,
+        _ctx: crate::context::Context,
+    ) -> Result<PipelineOutput, ToolkitError> {
+        self.answer(input.into_request(Task::FeatureExtraction)?)
+    }
+
+    fn warm_up_input(&self) -> crate::pipeline::Input {
+        crate::pipeline::Input::Json(serde_json::json!({"inputs": "warm up"}))
     }
 }

@@ -6,6 +6,7 @@
 use super::{PipelineOutput, TextEncoder};
 use crate::error::ToolkitError;
 use crate::model::mlm::MlmHead;
+use crate::task::Task;
 use crate::tokenize::TokenizeOptions;
 use crate::types::fill_mask::{FillMaskPrediction, FillMaskRequest};
 use crate::types::OneOrMany;
@@ -73,7 +74,7 @@ impl FillMaskPipeline {
     }
 
     /// Runs a request.
-    pub fn run(&self, req: FillMaskRequest) -> Result<PipelineOutput, ToolkitError> {
+    pub fn answer(&self, req: FillMaskRequest) -> Result<PipelineOutput, ToolkitError> {
         let params = req.parameters.unwrap_or_default();
         let targets = match params.targets {
             Some(OneOrMany::One(t)) => Some(self.target_ids(vec![t])?),
@@ -160,5 +161,34 @@ impl FillMaskPipeline {
         } else {
             results.pop().unwrap_or(serde_json::Value::Null)
         }))
+    }
+}
+
+/// The registry's constructor.
+pub(crate) fn build(
+    parts: crate::pipeline::EncoderParts<'_>,
+) -> Result<Box<dyn crate::pipeline::Pipeline>, ToolkitError> {
+    let config = parts.encoder.config().clone();
+    let head = crate::model::mlm::MlmHead::load(parts.files, &config)?;
+    Ok(Box::new(FillMaskPipeline::new(parts.encoder, head)?))
+}
+
+impl crate::pipeline::Pipeline for FillMaskPipeline {
+    fn task(&self) -> Task {
+        Task::FillMask
+    }
+
+    fn run(
+        &self,
+        input: crate::pipeline::Input,
+        _ctx: crate::context::Context,
+    ) -> Result<PipelineOutput, ToolkitError> {
+        self.answer(input.into_request(Task::FillMask)?)
+    }
+
+    fn warm_up_input(&self) -> crate::pipeline::Input {
+        crate::pipeline::Input::Json(
+            serde_json::json!({"inputs": format!("warm {} up", self.mask_token())}),
+        )
     }
 }

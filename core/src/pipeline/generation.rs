@@ -9,25 +9,53 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::context::{CallerGone, Context, TokenSink};
 use crate::error::ToolkitError;
 use crate::generate::chat::ChatTemplate;
 use crate::generate::config::GenerationConfig;
-use crate::generate::scheduler::{Scheduler, TokenSink};
+use crate::generate::scheduler::Scheduler;
 use crate::generate::search::{Prompt, Search, StopCheck};
 use crate::generate::LanguageModel;
 use crate::model::loader::ModelFiles;
-use crate::pipeline::{LoadOptions, PipelineOutput};
+use crate::model::Family;
+use crate::pipeline::{GenerativeParts, Input, LoadOptions, Pipeline, PipelineOutput, TokenText};
 use crate::task::{Task, TaskSpec};
 use crate::tokenize::{TextTokenizer, TokenizeOptions, TruncationStrategy};
 use crate::types::TruncationArg;
 
-/// The `model_type`s of encoder-decoder generators.
-pub const SEQ2SEQ_MODEL_TYPES: [&str; 4] = ["t5", "mt5", "bart", "marian"];
+/// The registry's constructor of every generative task.
+pub(crate) fn build(parts: GenerativeParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError> {
+    Ok(Box::new(GenerationPipeline::load(
+        parts.files,
+        parts.config,
+        parts.spec,
+        parts.opts,
+    )?))
+}
 
-/// Whether `model_type` is served by the generative pipelines.
-pub fn is_generative(model_type: &str) -> bool {
-    crate::model::causal::CAUSAL_MODEL_TYPES.contains(&model_type)
-        || SEQ2SEQ_MODEL_TYPES.contains(&model_type)
+impl Pipeline for GenerationPipeline {
+    fn task(&self) -> Task {
+        self.task
+    }
+
+    fn run(&self, input: Input, ctx: Context) -> Result<PipelineOutput, ToolkitError> {
+        let request = input.into_json(self.task)?;
+        self.run_request(request, ctx)
+    }
+
+    fn warm_up_input(&self) -> Input {
+        Input::Json(json!({"inputs": "warm up", "parameters": {"max_new_tokens": 1}}))
+    }
+
+    fn token_text(&self) -> Option<&dyn TokenText> {
+        Some(self)
+    }
+}
+
+impl TokenText for GenerationPipeline {
+    fn decode(&self, ids: &[u32]) -> Result<String, ToolkitError> {
+        GenerationPipeline::decode(self, ids)
+    }
 }
 
 /// Caps of a generative server.
@@ -119,31 +147,12 @@ impl GenerationPipeline {
         spec: &TaskSpec,
         opts: &LoadOptions,
     ) -> Result<Self, ToolkitError> {
-        let model_type = config
-            .get("model_type")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let device = crate::model::device();
-        if !device.is_cpu() {
-            tracing::warn!(
-                "generation runs on the CPU kernels; the accelerator is not used for it"
-            );
-        }
-        let vb = crate::model::loader::var_builder(
-            files,
-            candle_core::DType::F32,
-            &candle_core::Device::Cpu,
-        )?;
-        use crate::generate::InPool;
-        let model: Arc<dyn LanguageModel> = if matches!(model_type, "t5" | "mt5") {
-            Arc::new(InPool::new(crate::model::t5::T5::load(config, &vb)?)?)
-        } else if matches!(model_type, "bart" | "marian") {
-            Arc::new(InPool::new(crate::model::bart::Bart::load(config, &vb)?)?)
-        } else {
-            Arc::new(InPool::new(crate::model::causal::CausalLm::load(
-                config, &vb,
-            )?)?)
-        };
+        let family = Family::of_config(config).map_err(ToolkitError::model_load)?;
+        let model_type = family.model_type();
+        // the device seam: generators run on the CPU kernels (an explicit cuda or neuron is a
+        // start-up error there)
+        crate::model::device::select(opts.device, family)?;
+        let model = family.load_language_model(files, config)?;
         let task = match spec.task {
             Task::Conversational => Task::TextGeneration,
             t => t,
@@ -449,17 +458,13 @@ impl GenerationPipeline {
         Ok((o, cfg))
     }
 
-    /// Runs a validated request.
-    pub fn run(&self, request: Value) -> Result<PipelineOutput, ToolkitError> {
-        self.run_streaming(request, None)
-    }
-
-    /// Runs a validated request; with `sink`, each new token of a single-sequence generation is
-    /// passed to it as it is produced (and `false` from it stops the generation).
-    pub fn run_streaming(
+    /// Runs a validated request; with a token sink in `ctx`, each new token of a
+    /// single-sequence generation is passed to it as it is produced (and `false` from it stops
+    /// the generation). Generation stops once `ctx`'s caller is gone.
+    pub fn run_request(
         &self,
         request: Value,
-        sink: Option<TokenSink>,
+        ctx: Context,
     ) -> Result<PipelineOutput, ToolkitError> {
         let (inputs, params) = match request {
             Value::Object(mut m) => {
@@ -472,11 +477,12 @@ impl GenerationPipeline {
             other => (other, None),
         };
         let (opts, cfg) = self.parameters(params.as_ref())?;
-        let mut sink = sink;
+        let Context { gone, tokens } = ctx;
+        let mut sink = tokens;
         if self.task == Task::TextGeneration {
-            self.run_text_generation(inputs, &opts, &cfg, &mut sink)
+            self.run_text_generation(inputs, &opts, &cfg, &mut sink, &gone)
         } else {
-            self.run_text2text(inputs, &opts, &cfg, &mut sink)
+            self.run_text2text(inputs, &opts, &cfg, &mut sink, &gone)
         }
     }
 
@@ -486,6 +492,7 @@ impl GenerationPipeline {
         opts: &Options,
         cfg: &GenerationConfig,
         sink: &mut Option<TokenSink>,
+        gone: &CallerGone,
     ) -> Result<PipelineOutput, ToolkitError> {
         // a string; a chat (list of messages); a list of chats; or a list of strings
         let (items, batched): (Vec<Value>, bool) = match inputs {
@@ -553,6 +560,7 @@ impl GenerationPipeline {
                 &job.ids,
                 cfg.clone(),
                 if streaming { sink.take() } else { None },
+                gone,
             )?;
             let records = seqs
                 .iter()
@@ -646,11 +654,12 @@ impl GenerationPipeline {
         ids: &[u32],
         cfg: GenerationConfig,
         sink: Option<TokenSink>,
+        gone: &CallerGone,
     ) -> Result<Vec<Vec<u32>>, ToolkitError> {
         // a list of prompts whose caller is gone (timed out, disconnected) stops before the
         // next one's prefill (the scheduler drops a running search at its next step)
-        if crate::runtime::client_gone().is_some_and(|g| g.is_gone()) {
-            return Err(crate::runtime::CallerGone::error());
+        if gone.is_gone() {
+            return Err(CallerGone::error());
         }
         let stop = self.stop_check(&cfg);
         let search = Search::new(
@@ -675,7 +684,7 @@ impl GenerationPipeline {
                 )));
             }
         }
-        Ok(self.scheduler.run(search, sink)?.finish())
+        Ok(self.scheduler.run(search, sink, gone.clone())?.finish())
     }
 
     /// A stop-string check over the tokenizer (`StopStringCriteria`: the sequence's text ends
@@ -752,6 +761,7 @@ impl GenerationPipeline {
         opts: &Options,
         cfg: &GenerationConfig,
         sink: &mut Option<TokenSink>,
+        gone: &CallerGone,
     ) -> Result<PipelineOutput, ToolkitError> {
         let (texts, batched) = match inputs {
             Value::String(s) => (vec![s], false),
@@ -798,8 +808,12 @@ impl GenerationPipeline {
         let name = self.name();
         let mut results = Vec::with_capacity(encoded.len());
         for ids in &encoded {
-            let seqs =
-                self.generate(ids, cfg.clone(), if streaming { sink.take() } else { None })?;
+            let seqs = self.generate(
+                ids,
+                cfg.clone(),
+                if streaming { sink.take() } else { None },
+                gone,
+            )?;
             let records = seqs
                 .iter()
                 .map(|seq| {

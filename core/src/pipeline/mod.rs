@@ -1,5 +1,9 @@
 //! Pipelines: pre-processing, the model call and post-processing of each task, with transformers'
-//! semantics. Tasks are a closed set, dispatched through [`AnyPipeline`].
+//! semantics, behind one seam: the [`Pipeline`] trait. A request reaches a pipeline as an
+//! [`Input`] (the decoded JSON document, or a raw body with its media type: an image, a WAV file,
+//! an `.npy` array), so each task decides what it accepts; a [`Context`] carries cancellation
+//! and the token sink. [`REGISTRY`] maps each task to its constructor: a new task is a module,
+//! its schemas and one registry line.
 
 pub mod feature_extraction;
 pub mod fill_mask;
@@ -12,13 +16,14 @@ pub mod zero_shot_classification;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::batcher::{Batcher, Forward};
-use crate::codec::{self, ResponseFormat};
+pub use crate::context::{CallerGone, Context, TokenSink};
 use crate::error::ToolkitError;
-use crate::model::token_head::TokenHead;
-use crate::model::{self, HeadKind, Matrix, ModelConfig, ModelSource, TextModel, TokenSequence};
+use crate::model::{self, DeviceChoice, HeadKind, Matrix, ModelConfig, ModelFiles, ModelSource};
+use crate::model::{TextModel, TokenSequence};
 use crate::schema;
 use crate::task::{Task, TaskSpec};
 use crate::tokenize::TextTokenizer;
@@ -46,6 +51,8 @@ pub struct LoadOptions {
     /// The longest an encoder's forward pass waits for batch-mates (`HF_BATCH_WAIT_US`), and
     /// only while requests are arriving concurrently (see [`crate::batcher`]).
     pub batch_wait: std::time::Duration,
+    /// Where the model runs (`HF_DEVICE`).
+    pub device: DeviceChoice,
 }
 
 impl LoadOptions {
@@ -58,6 +65,7 @@ impl LoadOptions {
             max_batch_size: 32,
             max_new_tokens: 2048,
             batch_wait: crate::batcher::DEFAULT_WAIT,
+            device: DeviceChoice::Auto,
         }
     }
 }
@@ -105,180 +113,296 @@ impl PipelineOutput {
             }
         }
     }
-
-    /// Encodes the output in the negotiated format.
-    pub fn encode(&self, format: ResponseFormat) -> Result<Vec<u8>, ToolkitError> {
-        match (self, format) {
-            (PipelineOutput::Embeddings { batched, items }, ResponseFormat::Json) => {
-                Ok(write_embeddings_json(*batched, items))
-            }
-            (_, ResponseFormat::Json) => crate::json::to_vec(&self.to_value())
-                .map_err(|e| ToolkitError::Internal(format!("JSON encoding failed: {e}"))),
-            (_, ResponseFormat::Csv) => codec::encode_csv(&self.to_value()),
-            (_, ResponseFormat::Npy) => codec::encode_npy(&self.to_value()),
-            (_, ResponseFormat::EventStream) => Err(ToolkitError::UnsupportedAccept {
-                accept: "text/event-stream".into(),
-                reason: " for this response (only a generation streams tokens)".into(),
-                supported: "application/json".into(),
-            }),
-            (_, ResponseFormat::JsonLines) => {
-                // one line per element of a list result (one per input), else one line
-                let value = self.to_value();
-                let items = match value {
-                    serde_json::Value::Array(items) => items,
-                    other => vec![other],
-                };
-                let mut out = Vec::new();
-                for item in &items {
-                    out.extend(crate::json::to_vec(item).map_err(|e| {
-                        ToolkitError::Internal(format!("JSON encoding failed: {e}"))
-                    })?);
-                    out.push(b'\n');
-                }
-                Ok(out)
-            }
-        }
-    }
 }
 
-impl PipelineOutput {
-    /// The output of a batched request, one encoded JSON answer per input (what a JSON array
-    /// response would hold).
-    pub fn encode_items(&self) -> Result<Vec<Vec<u8>>, ToolkitError> {
+/// A request as it reaches a pipeline.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The decoded JSON document (`{"inputs": ..., "parameters": {...}}`; CSV bodies are
+    /// decoded to it too).
+    Json(Value),
+    /// A body the codecs do not decode, with its media type: one of the pipeline's
+    /// [`Pipeline::raw_media_types`].
+    Raw {
+        /// The media type's essence, as the pipeline listed it (`image/png`).
+        media_type: &'static str,
+        /// The body.
+        body: Bytes,
+    },
+}
+
+impl Input {
+    /// The JSON document of a JSON request, validated against `task`'s request schema; a raw
+    /// body is refused (415) for tasks that take only JSON.
+    pub fn into_json(self, task: Task) -> Result<Value, ToolkitError> {
         match self {
-            PipelineOutput::Embeddings { items, .. } => Ok(items
-                .iter()
-                .map(|m| write_embeddings_json(false, std::slice::from_ref(m)))
-                .collect()),
-            PipelineOutput::Json(serde_json::Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    crate::json::to_vec(v)
-                        .map_err(|e| ToolkitError::Internal(format!("JSON encoding failed: {e}")))
-                })
-                .collect(),
-            PipelineOutput::Json(_) => Err(ToolkitError::Internal(
-                "a batched request did not answer with a list".into(),
-            )),
+            Input::Json(doc) => {
+                schema::validate_request(task, &doc)?;
+                Ok(doc)
+            }
+            Input::Raw { media_type, .. } => Err(ToolkitError::UnsupportedContentType {
+                content_type: media_type.to_owned(),
+                supported: crate::codec::SUPPORTED_REQUEST.to_owned(),
+            }),
+        }
+    }
+
+    /// The typed request of a JSON request (validated as [`into_json`](Self::into_json) does).
+    pub fn into_request<T: serde::de::DeserializeOwned>(
+        self,
+        task: Task,
+    ) -> Result<T, ToolkitError> {
+        crate::types::from_value(self.into_json(task)?)
+    }
+}
+
+/// One task's pipeline: what the service runs for every request.
+pub trait Pipeline: Send + Sync + std::fmt::Debug {
+    /// The task served.
+    fn task(&self) -> Task;
+
+    /// Runs one request.
+    fn run(&self, input: Input, ctx: Context) -> Result<PipelineOutput, ToolkitError>;
+
+    /// A small request that exercises the whole pipeline, run once at start-up so the first
+    /// real request does not pay for lazy set-up.
+    fn warm_up_input(&self) -> Input;
+
+    /// Media types taken as raw bodies ([`Input::Raw`]), besides the JSON (and CSV) every
+    /// pipeline reads; none for text tasks.
+    fn raw_media_types(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// `Some` when the pipeline streams tokens into [`Context::tokens`] (generation): how to
+    /// turn them into text.
+    fn token_text(&self) -> Option<&dyn TokenText> {
+        None
+    }
+
+    /// Runs a JSON request with nobody to cancel it (tests, a host's own calls).
+    fn run_json(&self, request: Value) -> Result<PipelineOutput, ToolkitError> {
+        self.run(Input::Json(request), Context::detached())
+    }
+
+    /// Runs the warm-up request.
+    fn warm_up(&self) -> Result<(), ToolkitError> {
+        self.run(self.warm_up_input(), Context::detached())
+            .map(|_| ())
+    }
+}
+
+/// Turns streamed token ids into text (see [`Pipeline::token_text`]).
+pub trait TokenText: Sync {
+    /// Decodes `ids` as the answer would (special tokens skipped).
+    fn decode(&self, ids: &[u32]) -> Result<String, ToolkitError>;
+}
+
+/// A loaded pipeline, shared by the threads that run it.
+pub type SharedPipeline = Arc<dyn Pipeline>;
+
+/// What an encoder task's constructor gets: the encoder (tokenizer, model and batcher), and the
+/// files and configuration to load its head from.
+pub struct EncoderParts<'a> {
+    /// The model's files.
+    pub files: &'a ModelFiles,
+    /// The encoder.
+    pub encoder: TextEncoder,
+}
+
+/// What a generative task's constructor gets.
+pub struct GenerativeParts<'a> {
+    /// The model's files.
+    pub files: &'a ModelFiles,
+    /// `config.json`.
+    pub config: &'a Value,
+    /// The task as requested.
+    pub spec: &'a TaskSpec,
+    /// The load options.
+    pub opts: &'a LoadOptions,
+}
+
+/// How a task's pipeline is built.
+#[derive(Debug, Clone, Copy)]
+pub enum Constructor {
+    /// On an encoder model ([`model::Family::is_encoder`]) with the given head.
+    Encoder {
+        /// What the model's forward pass returns.
+        head: HeadKind,
+        /// Builds the pipeline.
+        build: fn(EncoderParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>,
+    },
+    /// On a generative model (decoder-only or encoder-decoder).
+    Generative(fn(GenerativeParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>),
+}
+
+/// One line of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The task.
+    pub task: Task,
+    /// Its constructor.
+    pub constructor: Constructor,
+}
+
+/// Every task this build serves, with its constructor.
+pub const REGISTRY: &[Registration] = &[
+    Registration {
+        task: Task::FeatureExtraction,
+        constructor: Constructor::Encoder {
+            head: HeadKind::HiddenStates,
+            build: feature_extraction::build,
+        },
+    },
+    Registration {
+        task: Task::TextClassification,
+        constructor: Constructor::Encoder {
+            head: HeadKind::SequenceClassification,
+            build: text_classification::build,
+        },
+    },
+    Registration {
+        task: Task::ZeroShotClassification,
+        constructor: Constructor::Encoder {
+            head: HeadKind::SequenceClassification,
+            build: zero_shot_classification::build,
+        },
+    },
+    Registration {
+        task: Task::FillMask,
+        constructor: Constructor::Encoder {
+            head: HeadKind::HiddenStates,
+            build: fill_mask::build,
+        },
+    },
+    Registration {
+        task: Task::TokenClassification,
+        constructor: Constructor::Encoder {
+            head: HeadKind::HiddenStates,
+            build: token_classification::build,
+        },
+    },
+    Registration {
+        task: Task::QuestionAnswering,
+        constructor: Constructor::Encoder {
+            head: HeadKind::HiddenStates,
+            build: question_answering::build,
+        },
+    },
+    Registration {
+        task: Task::TextGeneration,
+        constructor: Constructor::Generative(generation::build),
+    },
+    Registration {
+        task: Task::Conversational,
+        constructor: Constructor::Generative(generation::build),
+    },
+    Registration {
+        task: Task::Text2TextGeneration,
+        constructor: Constructor::Generative(generation::build),
+    },
+    Registration {
+        task: Task::Summarization,
+        constructor: Constructor::Generative(generation::build),
+    },
+    Registration {
+        task: Task::Translation,
+        constructor: Constructor::Generative(generation::build),
+    },
+];
+
+fn registration(task: Task) -> Result<&'static Registration, ToolkitError> {
+    REGISTRY.iter().find(|r| r.task == task).ok_or_else(|| {
+        ToolkitError::Config(format!(
+            "task {task} is not implemented yet; implemented tasks: {}",
+            Task::implemented_list()
+        ))
+    })
+}
+
+/// Resolves the model files, reads the config, decides the task and builds its pipeline.
+pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
+    let files = opts.source.resolve()?;
+    let raw = model::config::read_raw(&files.config)?;
+    let family = model::Family::of_config(&raw)
+        .map_err(|e| ToolkitError::model_load(format!("{}: {e}", files.config.display())))?;
+    let spec = match &opts.task {
+        Some(t) => t.clone(),
+        None => TaskSpec::infer(&model::config::architectures(&raw))?,
+    };
+    spec.ensure_implemented()?;
+    // the conversational task is text-generation on the wire
+    schema::ensure_available(match spec.task {
+        Task::Conversational => Task::TextGeneration,
+        t => t,
+    })?;
+    match registration(spec.task)?.constructor {
+        Constructor::Generative(build) => {
+            if family.is_encoder() {
+                return Err(ToolkitError::Config(format!(
+                    "{} is an encoder model: it cannot serve {}",
+                    family.model_type(),
+                    spec.task
+                )));
+            }
+            build(GenerativeParts {
+                files: &files,
+                config: &raw,
+                spec: &spec,
+                opts,
+            })
+        }
+        Constructor::Encoder { head, build } => {
+            if !family.is_encoder() {
+                return Err(ToolkitError::Config(format!(
+                    "{} is a generative model: serve it with HF_TASK=text-generation (decoder-only) or text2text-generation, summarization or translation (encoder-decoder), not {}",
+                    family.model_type(),
+                    spec.task
+                )));
+            }
+            let config = ModelConfig::from_json(&raw.to_string()).map_err(|e| {
+                ToolkitError::model_load(format!("{}: {e}", files.config.display()))
+            })?;
+            let device = model::device::select(opts.device, family)?;
+            // the tokenizer (a JSON parse of its vocabulary) loads on a second thread while the
+            // weights are read (MiniLM: its ~30-40 ms overlap the weights' ~100 ms)
+            let (tokenizer, model) = std::thread::scope(|scope| {
+                let tokenizer = scope.spawn(|| TextTokenizer::load(&files, config.pad_token_id));
+                let model = model::load(&files, &config, head, &device);
+                let tokenizer = tokenizer.join().unwrap_or_else(|_| {
+                    Err(ToolkitError::Internal(
+                        "loading the tokenizer panicked".into(),
+                    ))
+                });
+                (tokenizer, model)
+            });
+            let encoder = TextEncoder::new(tokenizer?, model?, config, opts)?;
+            build(EncoderParts {
+                files: &files,
+                encoder,
+            })
         }
     }
 }
 
-/// Answers of at least this many floats are written by several threads. A float takes ~22 ns
-/// (`cargo bench --bench json`), so the batch of 32's ~200k floats are ~4.5 ms on one thread;
-/// a sentence's ~5k floats (~0.1 ms) are not worth starting a thread.
-const PARALLEL_FLOATS: usize = 16 * 1024;
-
-/// Writes token embeddings straight into the output buffer (the batch-32 reply of a 384-wide
-/// model is megabytes of floats: no intermediate JSON tree), on several threads when the
-/// answer is large.
-fn write_embeddings_json(batched: bool, items: &[Matrix]) -> Vec<u8> {
-    let floats: usize = items.iter().map(|m| m.data.len()).sum();
-    let threads = if floats >= PARALLEL_FLOATS {
-        std::thread::available_parallelism().map_or(1, usize::from)
-    } else {
-        1
-    };
-    let write_row = |out: &mut Vec<u8>, row: &[f32]| {
-        out.push(b'[');
-        for (i, &x) in row.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            crate::json::write_py_float(out, f64::from(x));
+/// Builds the pipeline of `task` over an encoder whose task needs no head weights of its own
+/// (feature-extraction, text-classification, zero-shot-classification): tests use it with a
+/// stub model.
+pub fn from_encoder(task: Task, encoder: TextEncoder) -> Result<Box<dyn Pipeline>, ToolkitError> {
+    match task {
+        Task::FeatureExtraction => Ok(Box::new(FeatureExtractionPipeline::new(encoder))),
+        Task::TextClassification => Ok(Box::new(TextClassificationPipeline::new(encoder)?)),
+        Task::ZeroShotClassification => Ok(Box::new(ZeroShotClassificationPipeline::new(encoder)?)),
+        Task::FillMask | Task::TokenClassification | Task::QuestionAnswering => {
+            Err(ToolkitError::Config(format!(
+                "{task} also needs its head's weights: build it with pipeline::load"
+            )))
         }
-        out.push(b']');
-    };
-    let write_matrix = |out: &mut Vec<u8>, m: &Matrix, threads: usize| {
-        out.extend_from_slice(b"[[");
-        write_joined(
-            out,
-            m.rows,
-            |_| m.cols,
-            |o, r| write_row(o, m.row(r)),
-            threads,
-        );
-        out.extend_from_slice(b"]]");
-    };
-    let mut out = Vec::with_capacity(floats * 21 + 16);
-    match items {
-        [] if !batched => out.extend_from_slice(b"[]"),
-        [m, ..] if !batched => write_matrix(&mut out, m, threads),
-        // a list: the threads share out the sequences
-        _ => {
-            out.push(b'[');
-            write_joined(
-                &mut out,
-                items.len(),
-                |i| items[i].data.len(),
-                |o, i| write_matrix(o, &items[i], 1),
-                threads,
-            );
-            out.push(b']');
-        }
-    }
-    out
-}
-
-/// Writes units `0..n` separated by commas into `out`: in order, by `threads` threads each
-/// writing a contiguous run of units of about equal `weight` (floats) into a buffer of its own.
-fn write_joined(
-    out: &mut Vec<u8>,
-    n: usize,
-    weight: impl Fn(usize) -> usize + Sync,
-    write: impl Fn(&mut Vec<u8>, usize) + Sync,
-    threads: usize,
-) {
-    let write_run = |out: &mut Vec<u8>, units: std::ops::Range<usize>| {
-        let first = units.start;
-        for u in units {
-            if u > first {
-                out.push(b',');
-            }
-            write(out, u);
-        }
-    };
-    if threads < 2 || n < 2 {
-        write_run(out, 0..n);
-        return;
-    }
-    // cut where the running weight passes each thread's share (every run holds a unit at least)
-    let total: usize = (0..n).map(&weight).sum();
-    let mut cuts = vec![0];
-    let mut acc = 0;
-    for u in 0..n - 1 {
-        acc += weight(u);
-        if cuts.len() < threads && acc * threads >= total * cuts.len() {
-            cuts.push(u + 1);
-        }
-    }
-    cuts.push(n);
-    let capacity = |a: usize, b: usize| (a..b).map(&weight).sum::<usize>() * 21 + b - a;
-    let rest: Vec<Vec<u8>> = std::thread::scope(|scope| {
-        let others: Vec<_> = cuts[1..]
-            .windows(2)
-            .map(|w| {
-                let (a, b) = (w[0], w[1]);
-                scope.spawn(move || {
-                    let mut own = Vec::with_capacity(capacity(a, b));
-                    write_run(&mut own, a..b);
-                    own
-                })
-            })
-            .collect();
-        // the first run on this thread, while the others write theirs
-        write_run(out, 0..cuts[1]);
-        others
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    for run in rest {
-        out.push(b',');
-        out.extend_from_slice(&run);
+        other => registration(other).and_then(|_| {
+            Err(ToolkitError::Config(format!(
+                "{other} is not an encoder task: build it with pipeline::load"
+            )))
+        }),
     }
 }
 
@@ -405,258 +529,30 @@ fn sorted_forward(
         .collect()
 }
 
-/// A loaded pipeline for one task.
-#[derive(Debug)]
-pub enum AnyPipeline {
-    /// `feature-extraction`.
-    FeatureExtraction(FeatureExtractionPipeline),
-    /// `text-classification` / `sentiment-analysis`.
-    TextClassification(TextClassificationPipeline),
-    /// `zero-shot-classification`.
-    ZeroShotClassification(ZeroShotClassificationPipeline),
-    /// `fill-mask`.
-    FillMask(FillMaskPipeline),
-    /// `token-classification` / `ner`.
-    TokenClassification(TokenClassificationPipeline),
-    /// `question-answering`.
-    QuestionAnswering(QuestionAnsweringPipeline),
-    /// `text-generation` (and chat), `text2text-generation`, `summarization`, `translation`.
-    Generation(GenerationPipeline),
-}
-
-impl AnyPipeline {
-    /// Resolves the model files, reads the config, decides the task and builds the pipeline.
-    pub fn load(opts: &LoadOptions) -> Result<Self, ToolkitError> {
-        let files = opts.source.resolve()?;
-        let raw = model::config::read_raw(&files.config)?;
-        let model_type = raw.get("model_type").and_then(Value::as_str).unwrap_or("");
-        if generation::is_generative(model_type) {
-            let architectures: Vec<String> = raw
-                .get("architectures")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let spec = match &opts.task {
-                Some(t) => t.clone(),
-                None => TaskSpec::infer(&architectures)?,
-            };
-            spec.ensure_implemented()?;
-            schema::ensure_available(match spec.task {
-                Task::Conversational => Task::TextGeneration,
-                t => t,
-            })?;
-            return Ok(Self::Generation(GenerationPipeline::load(
-                &files, &raw, &spec, opts,
-            )?));
-        }
-        let config = ModelConfig::from_json(&raw.to_string())
-            .map_err(|e| ToolkitError::model_load(format!("{}: {e}", files.config.display())))?;
-        let spec = match &opts.task {
-            Some(t) => t.clone(),
-            None => TaskSpec::infer(&config.architectures)?,
-        };
-        spec.ensure_implemented()?;
-        schema::ensure_available(spec.task)?;
-        let head = match spec.task {
-            Task::TextClassification | Task::ZeroShotClassification => {
-                HeadKind::SequenceClassification
-            }
-            _ => HeadKind::HiddenStates,
-        };
-        // the tokenizer (a JSON parse of its vocabulary) loads on a second thread while the
-        // weights are read (MiniLM: its ~30-40 ms overlap the weights' ~100 ms)
-        let (tokenizer, model) = std::thread::scope(|scope| {
-            let tokenizer = scope.spawn(|| TextTokenizer::load(&files, config.pad_token_id));
-            let model = model::load(&files, &config, head, &model::device());
-            let tokenizer = tokenizer.join().unwrap_or_else(|_| {
-                Err(ToolkitError::Internal(
-                    "loading the tokenizer panicked".into(),
-                ))
-            });
-            (tokenizer, model)
-        });
-        let (tokenizer, model) = (tokenizer?, model?);
-        match spec.task {
-            Task::FillMask => {
-                let head = model::mlm::MlmHead::load(&files, &config)?;
-                let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
-                Ok(Self::FillMask(FillMaskPipeline::new(encoder, head)?))
-            }
-            Task::TokenClassification => {
-                let head = TokenHead::load(&files, &config, "classifier", config.labels.len())?;
-                let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
-                Ok(Self::TokenClassification(TokenClassificationPipeline::new(
-                    encoder, head,
-                )?))
-            }
-            Task::QuestionAnswering => {
-                let head = TokenHead::load(&files, &config, "qa_outputs", 2)?;
-                let encoder = TextEncoder::new(tokenizer, model, config, opts)?;
-                Ok(Self::QuestionAnswering(QuestionAnsweringPipeline::new(
-                    encoder, head,
-                )?))
-            }
-            task => Self::from_encoder(task, TextEncoder::new(tokenizer, model, config, opts)?),
-        }
-    }
-
-    /// Builds the pipeline of `task` over an encoder.
-    pub fn from_encoder(task: Task, encoder: TextEncoder) -> Result<Self, ToolkitError> {
-        match task {
-            Task::FeatureExtraction => Ok(Self::FeatureExtraction(FeatureExtractionPipeline::new(
-                encoder,
-            ))),
-            Task::TextClassification => Ok(Self::TextClassification(
-                TextClassificationPipeline::new(encoder)?,
-            )),
-            Task::FillMask | Task::TokenClassification | Task::QuestionAnswering => {
-                Err(ToolkitError::Config(format!(
-                    "{task} also needs its head's weights: build it with AnyPipeline::load"
-                )))
-            }
-            Task::ZeroShotClassification => Ok(Self::ZeroShotClassification(
-                ZeroShotClassificationPipeline::new(encoder)?,
-            )),
-            other => Err(ToolkitError::Config(format!(
-                "task {other} is not implemented yet; implemented tasks: {}",
-                Task::implemented_list()
-            ))),
-        }
-    }
-
-    /// The task.
-    pub fn task(&self) -> Task {
-        match self {
-            Self::FeatureExtraction(_) => Task::FeatureExtraction,
-            Self::TextClassification(_) => Task::TextClassification,
-            Self::ZeroShotClassification(_) => Task::ZeroShotClassification,
-            Self::FillMask(_) => Task::FillMask,
-            Self::TokenClassification(_) => Task::TokenClassification,
-            Self::QuestionAnswering(_) => Task::QuestionAnswering,
-            Self::Generation(p) => p.task(),
-        }
-    }
-
-    /// Validates a decoded request against the task's schema and runs it.
-    pub fn run(&self, request: Value) -> Result<PipelineOutput, ToolkitError> {
-        schema::validate_request(self.task(), &request)?;
-        match self {
-            Self::FeatureExtraction(p) => p.run(crate::types::from_value(request)?),
-            Self::TextClassification(p) => p.run(crate::types::from_value(request)?),
-            Self::ZeroShotClassification(p) => p.run(crate::types::from_value(request)?),
-            Self::FillMask(p) => p.run(crate::types::from_value(request)?),
-            Self::TokenClassification(p) => p.run(crate::types::from_value(request)?),
-            Self::QuestionAnswering(p) => p.run(crate::types::from_value(
-                question_answering::normalize_request(request),
-            )?),
-            Self::Generation(p) => p.run(request),
-        }
-    }
-
-    /// Runs one small request so that the first real one does not pay for lazy set-up.
-    pub fn warm_up(&self) -> Result<(), ToolkitError> {
-        let request = match self {
-            Self::ZeroShotClassification(_) => {
-                serde_json::json!({"inputs": "warm up", "parameters": {"candidate_labels": ["a", "b"]}})
-            }
-            Self::FillMask(p) => {
-                serde_json::json!({"inputs": format!("warm {} up", p.mask_token())})
-            }
-            Self::QuestionAnswering(_) => {
-                serde_json::json!({"inputs": {"question": "warm up?", "context": "warm up"}})
-            }
-            Self::Generation(_) => {
-                serde_json::json!({"inputs": "warm up", "parameters": {"max_new_tokens": 1}})
-            }
-            _ => serde_json::json!({"inputs": "warm up"}),
-        };
-        self.run(request).map(|_| ())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn matrix(rows: usize, cols: usize, seed: u32) -> Matrix {
-        let data = (0..rows * cols)
-            .map(|i| {
-                let r = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed);
-                (r % 20_000) as f32 / 7_000.0 - 1.4
-            })
-            .collect();
-        Matrix { rows, cols, data }
-    }
-
-    /// The same answer through serde_json values (an independent layout of the nesting).
-    fn via_values(batched: bool, items: &[Matrix]) -> Vec<u8> {
-        let nested = |m: &Matrix| {
-            serde_json::json!([(0..m.rows)
-                .map(|r| m.row(r).iter().map(|&x| f64::from(x)).collect::<Vec<_>>())
-                .collect::<Vec<_>>()])
-        };
-        let value = if batched {
-            serde_json::Value::Array(items.iter().map(nested).collect())
-        } else {
-            items.first().map_or(serde_json::json!([]), nested)
-        };
-        crate::json::to_vec(&value).unwrap()
-    }
-
     #[test]
-    fn large_answers_written_by_several_threads_equal_the_plain_layout() {
-        // a batch over the parallel threshold, of uneven lengths, and one long sequence
-        let batch: Vec<Matrix> = (0..32)
-            .map(|i| matrix(3 + (i * 7) % 40, 384, i as u32))
-            .collect();
-        assert!(batch.iter().map(|m| m.data.len()).sum::<usize>() >= PARALLEL_FLOATS);
-        assert_eq!(
-            write_embeddings_json(true, &batch),
-            via_values(true, &batch)
-        );
-        let long = [matrix(300, 384, 9)];
-        assert!(long[0].data.len() >= PARALLEL_FLOATS);
-        assert_eq!(
-            write_embeddings_json(false, &long),
-            via_values(false, &long)
-        );
-        // and below the threshold
-        let short = [matrix(12, 384, 5)];
-        assert_eq!(
-            write_embeddings_json(false, &short),
-            via_values(false, &short)
-        );
-        assert_eq!(
-            write_embeddings_json(true, &short),
-            via_values(true, &short)
-        );
-        assert_eq!(write_embeddings_json(true, &[]), b"[]");
-    }
-
-    #[test]
-    fn joined_runs_keep_every_unit_once_in_order_for_any_thread_count() {
-        let weights = [5usize, 1, 1, 9, 2, 2, 2, 30, 1];
-        for n in 0..=weights.len() {
-            let want: Vec<String> = (0..n).map(|u| u.to_string()).collect();
-            for threads in 1..=12 {
-                let mut out = b"<".to_vec();
-                write_joined(
-                    &mut out,
-                    n,
-                    |u| weights[u],
-                    |o, u| o.extend_from_slice(u.to_string().as_bytes()),
-                    threads,
-                );
-                assert_eq!(
-                    String::from_utf8(out).unwrap(),
-                    format!("<{}", want.join(",")),
-                    "{n} units on {threads} threads"
-                );
-            }
+    fn the_registry_serves_exactly_the_implemented_tasks_once() {
+        for t in Task::ALL {
+            let lines = REGISTRY.iter().filter(|r| r.task == t).count();
+            assert_eq!(
+                lines,
+                usize::from(t.is_implemented()),
+                "{t}: {lines} registry lines"
+            );
         }
+    }
+
+    #[test]
+    fn a_raw_body_is_refused_by_a_json_task_with_415() {
+        let input = Input::Raw {
+            media_type: "image/png",
+            body: Bytes::from_static(b"\x89PNG"),
+        };
+        let e = input.into_json(Task::TextClassification).unwrap_err();
+        assert_eq!(e.status(), 415, "{e}");
+        assert!(e.to_string().contains("image/png"), "{e}");
     }
 }

@@ -14,6 +14,7 @@ use super::{PipelineOutput, TextEncoder};
 use crate::error::ToolkitError;
 use crate::model::token_head::TokenHead;
 use crate::model::TokenSequence;
+use crate::task::Task;
 use crate::tokenize::{Encoding, TruncationStrategy};
 use crate::types::question_answering::{
     Answer, QuestionAnsweringParameters, QuestionAnsweringRequest, QuestionContext,
@@ -105,7 +106,7 @@ impl QuestionAnsweringPipeline {
     }
 
     /// Runs a request.
-    pub fn run(&self, req: QuestionAnsweringRequest) -> Result<PipelineOutput, ToolkitError> {
+    pub fn answer(&self, req: QuestionAnsweringRequest) -> Result<PipelineOutput, ToolkitError> {
         let settings = self.settings(&req.parameters.unwrap_or_default())?;
         let (batched, examples) = examples(req.inputs)?;
         let tok = self.encoder.tokenizer();
@@ -310,6 +311,38 @@ fn examples(
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((!single, pairs))
         }
+    }
+}
+
+/// The registry's constructor.
+pub(crate) fn build(
+    parts: crate::pipeline::EncoderParts<'_>,
+) -> Result<Box<dyn crate::pipeline::Pipeline>, ToolkitError> {
+    let head = TokenHead::load(parts.files, parts.encoder.config(), "qa_outputs", 2)?;
+    Ok(Box::new(QuestionAnsweringPipeline::new(
+        parts.encoder,
+        head,
+    )?))
+}
+
+impl crate::pipeline::Pipeline for QuestionAnsweringPipeline {
+    fn task(&self) -> Task {
+        Task::QuestionAnswering
+    }
+
+    fn run(
+        &self,
+        input: crate::pipeline::Input,
+        _ctx: crate::context::Context,
+    ) -> Result<PipelineOutput, ToolkitError> {
+        let request = input.into_json(Task::QuestionAnswering)?;
+        self.answer(crate::types::from_value(normalize_request(request))?)
+    }
+
+    fn warm_up_input(&self) -> crate::pipeline::Input {
+        crate::pipeline::Input::Json(
+            serde_json::json!({"inputs": {"question": "warm up?", "context": "warm up"}}),
+        )
     }
 }
 

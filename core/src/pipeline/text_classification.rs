@@ -5,6 +5,7 @@
 
 use super::{PipelineOutput, TextEncoder};
 use crate::error::ToolkitError;
+use crate::task::Task;
 use crate::types::text_classification::{
     ClassificationFunction, LabelScore, TextClassificationInputs, TextClassificationOutput,
     TextClassificationParameters, TextClassificationRequest, TextInput, TextPair,
@@ -50,7 +51,7 @@ impl TextClassificationPipeline {
     }
 
     /// Runs a request.
-    pub fn run(&self, req: TextClassificationRequest) -> Result<PipelineOutput, ToolkitError> {
+    pub fn answer(&self, req: TextClassificationRequest) -> Result<PipelineOutput, ToolkitError> {
         // `single_str`: transformers wraps the result of one plain string in a list (legacy).
         let (inputs, params, single_str, many) = match req {
             TextClassificationRequest::Envelope { inputs, parameters } => match inputs {
@@ -190,6 +191,31 @@ fn postprocess(
         }
     }
     Ok(all)
+}
+
+/// The registry's constructor.
+pub(crate) fn build(
+    parts: crate::pipeline::EncoderParts<'_>,
+) -> Result<Box<dyn crate::pipeline::Pipeline>, ToolkitError> {
+    Ok(Box::new(TextClassificationPipeline::new(parts.encoder)?))
+}
+
+impl crate::pipeline::Pipeline for TextClassificationPipeline {
+    fn task(&self) -> Task {
+        Task::TextClassification
+    }
+
+    fn run(
+        &self,
+        input: crate::pipeline::Input,
+        _ctx: crate::context::Context,
+    ) -> Result<PipelineOutput, ToolkitError> {
+        self.answer(input.into_request(Task::TextClassification)?)
+    }
+
+    fn warm_up_input(&self) -> crate::pipeline::Input {
+        crate::pipeline::Input::Json(serde_json::json!({"inputs": "warm up"}))
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::{PipelineOutput, TextEncoder};
 use crate::error::ToolkitError;
 use crate::model::token_head::TokenHead;
 use crate::model::{Matrix, TokenSequence};
+use crate::task::Task;
 use crate::tokenize::{Encoding, TruncationStrategy};
 use crate::types::token_classification::{
     EntityGroup, TokenClassificationParameters, TokenClassificationRequest, TokenPrediction,
@@ -163,7 +164,7 @@ impl TokenClassificationPipeline {
     }
 
     /// Runs a request.
-    pub fn run(&self, req: TokenClassificationRequest) -> Result<PipelineOutput, ToolkitError> {
+    pub fn answer(&self, req: TokenClassificationRequest) -> Result<PipelineOutput, ToolkitError> {
         let params = req.parameters.unwrap_or_default();
         let (strategy, explicit_none) = Self::strategy(&params)?;
         let ignore = params
@@ -482,6 +483,36 @@ fn to_json(entities: &[Entity]) -> Result<serde_json::Value, ToolkitError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ToolkitError::Internal(format!("cannot encode the output: {e}")))?;
     Ok(serde_json::Value::Array(values))
+}
+
+/// The registry's constructor.
+pub(crate) fn build(
+    parts: crate::pipeline::EncoderParts<'_>,
+) -> Result<Box<dyn crate::pipeline::Pipeline>, ToolkitError> {
+    let config = parts.encoder.config();
+    let head = TokenHead::load(parts.files, config, "classifier", config.labels.len())?;
+    Ok(Box::new(TokenClassificationPipeline::new(
+        parts.encoder,
+        head,
+    )?))
+}
+
+impl crate::pipeline::Pipeline for TokenClassificationPipeline {
+    fn task(&self) -> Task {
+        Task::TokenClassification
+    }
+
+    fn run(
+        &self,
+        input: crate::pipeline::Input,
+        _ctx: crate::context::Context,
+    ) -> Result<PipelineOutput, ToolkitError> {
+        self.answer(input.into_request(Task::TokenClassification)?)
+    }
+
+    fn warm_up_input(&self) -> crate::pipeline::Input {
+        crate::pipeline::Input::Json(serde_json::json!({"inputs": "warm up"}))
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use super::{PipelineOutput, TextEncoder};
 use crate::error::ToolkitError;
+use crate::task::Task;
 use crate::tokenize::{TokenizeOptions, TruncationStrategy};
 use crate::types::zero_shot_classification::{
     ZeroShotClassificationOutput, ZeroShotClassificationRequest,
@@ -51,7 +52,10 @@ impl ZeroShotClassificationPipeline {
     }
 
     /// Runs a request.
-    pub fn run(&self, req: ZeroShotClassificationRequest) -> Result<PipelineOutput, ToolkitError> {
+    pub fn answer(
+        &self,
+        req: ZeroShotClassificationRequest,
+    ) -> Result<PipelineOutput, ToolkitError> {
         let params = req.parameters.unwrap_or_default();
         let labels: Vec<String> = match params.candidate_labels {
             Some(OneOrMany::One(s)) => s
@@ -141,5 +145,34 @@ impl ZeroShotClassificationPipeline {
         }
         .map_err(|e| ToolkitError::Internal(format!("cannot encode the output: {e}")))?;
         Ok(PipelineOutput::Json(value))
+    }
+}
+
+/// The registry's constructor.
+pub(crate) fn build(
+    parts: crate::pipeline::EncoderParts<'_>,
+) -> Result<Box<dyn crate::pipeline::Pipeline>, ToolkitError> {
+    Ok(Box::new(ZeroShotClassificationPipeline::new(
+        parts.encoder,
+    )?))
+}
+
+impl crate::pipeline::Pipeline for ZeroShotClassificationPipeline {
+    fn task(&self) -> Task {
+        Task::ZeroShotClassification
+    }
+
+    fn run(
+        &self,
+        input: crate::pipeline::Input,
+        _ctx: crate::context::Context,
+    ) -> Result<PipelineOutput, ToolkitError> {
+        self.answer(input.into_request(Task::ZeroShotClassification)?)
+    }
+
+    fn warm_up_input(&self) -> crate::pipeline::Input {
+        crate::pipeline::Input::Json(
+            serde_json::json!({"inputs": "warm up", "parameters": {"candidate_labels": ["a", "b"]}}),
+        )
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::error::ToolkitError;
-use crate::pipeline::{GenerationPipeline, PipelineOutput};
+use crate::pipeline::{PipelineOutput, TokenText};
 
 /// What the generation thread reports.
 #[derive(Debug)]
@@ -47,7 +47,7 @@ impl SseEncoder {
     }
 
     /// Consumes a token; returns the event of the token before it, if any.
-    pub fn token(&mut self, pipeline: &GenerationPipeline, id: u32) -> Option<Bytes> {
+    pub fn token(&mut self, pipeline: &dyn TokenText, id: u32) -> Option<Bytes> {
         self.ids.push(id);
         let decoded = pipeline.decode(&self.ids).unwrap_or_default();
         // an incomplete character decodes to U+FFFD at the end: wait for the next token

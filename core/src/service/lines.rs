@@ -12,8 +12,9 @@ use bytes::Bytes;
 use futures_util::{future, stream, Stream, StreamExt};
 
 use crate::codec::{self, RequestFormat, ResponseFormat};
+use crate::context::{CallerGone, Context};
 use crate::error::ToolkitError;
-use crate::pipeline::AnyPipeline;
+use crate::pipeline::{Input, SharedPipeline};
 use crate::runtime::Runtime;
 
 /// Splits a body into lines (`\n`, a trailing `\r` dropped), failing once more than `limit`
@@ -153,7 +154,7 @@ impl Framing {
 /// Answers a stream of request lines: each line is decoded as a JSON request, run, and encoded;
 /// `framing` lays the answers out. At most `concurrency` lines are in flight.
 pub(crate) fn answer_lines<S>(
-    pipeline: Arc<AnyPipeline>,
+    pipeline: SharedPipeline,
     runtime: Arc<Runtime>,
     lines: S,
     framing: Framing,
@@ -178,10 +179,11 @@ where
 }
 
 /// One line: its answer, or its error body.
-async fn answer_line(pipeline: Arc<AnyPipeline>, runtime: &Runtime, line: Bytes) -> Vec<u8> {
-    let result = run_patiently(runtime, move || {
+async fn answer_line(pipeline: SharedPipeline, runtime: &Runtime, line: Bytes) -> Vec<u8> {
+    let result = run_patiently(runtime, move |gone| {
         let doc = codec::decode(RequestFormat::Json, &line)?;
-        pipeline.run(doc)?.encode(ResponseFormat::Json)
+        let out = pipeline.run(Input::Json(doc), Context::new(gone))?;
+        super::encode::encode(&out, ResponseFormat::Json)
     })
     .await;
     result.unwrap_or_else(|e| e.body_json())
@@ -192,14 +194,14 @@ async fn answer_line(pipeline: Arc<AnyPipeline>, runtime: &Runtime, line: Bytes)
 pub(crate) async fn run_patiently<T, F>(runtime: &Runtime, f: F) -> Result<T, ToolkitError>
 where
     T: Send + 'static,
-    F: Fn() -> Result<T, ToolkitError> + Send + Sync + 'static,
+    F: Fn(CallerGone) -> Result<T, ToolkitError> + Send + Sync + 'static,
 {
     let f = Arc::new(f);
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
         let job = Arc::clone(&f);
-        match runtime.run(move || job()).await {
+        match runtime.run(move |gone| job(gone)).await {
             Err(ToolkitError::Overloaded { .. })
                 if started.elapsed() < runtime.options().timeout =>
             {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hf_inference_async::{AsyncArgs, Handler, JobRequest, Location};
-use hf_inference_core::{AnyPipeline, InferenceService, Runtime, RuntimeOptions};
+use hf_inference_core::{load_pipeline, InferenceService, Runtime, RuntimeOptions};
 use hf_inference_sagemaker::ModelArgs;
 
 #[derive(Debug, Parser)]
@@ -58,7 +58,7 @@ enum Command {
 
 fn load(cli: &Cli) -> anyhow::Result<Handler> {
     let opts = cli.model.load_options()?;
-    let pipeline = AnyPipeline::load(&opts)?;
+    let pipeline = load_pipeline(&opts)?;
     pipeline.warm_up()?;
     let runtime = Runtime::new(RuntimeOptions {
         workers: cli.workers.max(1),

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use hf_inference_async::notify::Topic;
 use hf_inference_async::storage::Stores;
 use hf_inference_async::{AsyncArgs, Handler, Location, Outcome};
-use hf_inference_core::{AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
+use hf_inference_core::{load_pipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
 use serde_json::{json, Value};
 
 fn service() -> InferenceService {
     let dir = hf_inference_tests::fixtures().join("models/text-classification");
     let opts = LoadOptions::local(dir, Some("text-classification".parse().unwrap()));
-    let pipeline = AnyPipeline::load(&opts).unwrap();
+    let pipeline = load_pipeline(&opts).unwrap();
     InferenceService::new(pipeline, Runtime::new(RuntimeOptions::default()).unwrap())
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hf_inference_async::notify::Topic;
 use hf_inference_async::storage::Stores;
 use hf_inference_async::{AsyncArgs, Handler, Location};
-use hf_inference_core::{AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
+use hf_inference_core::{load_pipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
 use serde_json::{json, Value};
 
 async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
@@ -67,7 +67,7 @@ async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
     put("inputs/poison.json", "{\"inputs\": ", "application/json").await;
 
     let dir = hf_inference_tests::fixtures().join("models/text-classification");
-    let pipeline = AnyPipeline::load(&LoadOptions::local(
+    let pipeline = load_pipeline(&LoadOptions::local(
         dir,
         Some("text-classification".parse().unwrap()),
     ))

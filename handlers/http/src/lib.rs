@@ -220,8 +220,9 @@ async fn invocations(
     })?;
     let (parts, body) = req.into_parts();
     // negotiate the media types before reading the body
+    // the pipeline says which raw media types (images, audio) it takes besides JSON and CSV
     let request_format =
-        hf_inference_core::codec::request_format(header_str(&parts.headers, header::CONTENT_TYPE))?;
+        service.request_format(header_str(&parts.headers, header::CONTENT_TYPE))?;
     let response_format = hf_inference_core::codec::response_format_for(
         request_format,
         header_str(&parts.headers, header::ACCEPT),
@@ -282,7 +283,7 @@ async fn invocations(
 
 fn streamed(
     content_type: &'static str,
-    chunks: hf_inference_core::runtime::AnswerStream,
+    chunks: hf_inference_core::service::AnswerStream,
 ) -> Response {
     let mut r = Response::new(Body::from_stream(
         chunks.map(Ok::<_, std::convert::Infallible>),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hf_inference_core::{AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
+use hf_inference_core::{load_pipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
 use hf_inference_lambda::{client_from_env, router, strip_http_api_stage, Proxy, Routes};
 
 fn main() -> Result<(), lambda_http::Error> {
@@ -53,7 +53,7 @@ async fn run() -> Result<(), lambda_http::Error> {
             .values()
             .find(|r| r.target == hf_inference_lambda::Target::Local)
             .map(|r| r.task);
-        let pipeline = AnyPipeline::load(&LoadOptions::local(
+        let pipeline = load_pipeline(&LoadOptions::local(
             dir,
             task.map(|t| t.id().parse()).transpose()?,
         ))?;

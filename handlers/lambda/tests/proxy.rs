@@ -411,7 +411,7 @@ async fn proxies_validates_and_maps_errors() {
 async fn an_in_process_route_runs_the_model_in_the_function() {
     let dir = hf_inference_tests::fixtures().join("models/token-classification");
     let opts = hf_inference_core::LoadOptions::local(dir, Some("ner".parse().unwrap()));
-    let pipeline = hf_inference_core::AnyPipeline::load(&opts).unwrap();
+    let pipeline = hf_inference_core::load_pipeline(&opts).unwrap();
     let service = hf_inference_core::InferenceService::new(
         pipeline,
         hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),
@@ -453,7 +453,7 @@ async fn an_in_process_route_runs_the_model_in_the_function() {
     let dir = hf_inference_tests::fixtures().join("models/token-classification");
     let opts = hf_inference_core::LoadOptions::local(dir, Some("ner".parse().unwrap()));
     let service = hf_inference_core::InferenceService::new(
-        hf_inference_core::AnyPipeline::load(&opts).unwrap(),
+        hf_inference_core::load_pipeline(&opts).unwrap(),
         hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),
     );
     let wrong = Routes::parse(r#"{"s": {"local": true, "task": "sentiment-analysis"}}"#).unwrap();

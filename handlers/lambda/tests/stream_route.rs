@@ -227,7 +227,7 @@ async fn serve_emulates_sagemaker_runtime_for_the_proxy() {
         .join("llama-text-generation");
     let opts =
         hf_inference_core::LoadOptions::local(&dir, Some("text-generation".parse().unwrap()));
-    let pipeline = hf_inference_core::AnyPipeline::load(&opts).unwrap();
+    let pipeline = hf_inference_core::load_pipeline(&opts).unwrap();
     let service = hf_inference_core::InferenceService::new(
         pipeline,
         hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),

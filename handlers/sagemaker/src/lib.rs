@@ -16,7 +16,7 @@ use clap::Parser;
 use hf_inference_core::hub::{HubModel, HubOptions, Secret};
 use hf_inference_core::model::ModelSource;
 use hf_inference_core::{
-    AnyPipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions, TaskSpec, ToolkitError,
+    load_pipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions, TaskSpec, ToolkitError,
 };
 use hf_inference_http::{router, AppState, HttpSettings};
 
@@ -295,7 +295,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .name("model-loader".into())
         .spawn(move || {
             let started = std::time::Instant::now();
-            let result = AnyPipeline::load(&load).and_then(|p| {
+            let result = load_pipeline(&load).and_then(|p| {
                 p.warm_up()?;
                 Ok(p)
             });

@@ -1,0 +1,217 @@
+//! The model families this build runs: one typed list, keyed by `config.json`'s `model_type`,
+//! that every load path reads (the encoder configuration, the task check, the device choice and
+//! the construction of generative models).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::lm::{LanguageModel, OnTeam};
+use super::ModelFiles;
+use crate::error::ToolkitError;
+
+/// A model family, by `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `bert`.
+    Bert,
+    /// `roberta`.
+    Roberta,
+    /// `xlm-roberta`.
+    XlmRoberta,
+    /// `camembert` (RoBERTa's network).
+    Camembert,
+    /// `distilbert`.
+    DistilBert,
+    /// `deberta-v2` (DeBERTa-v2 and -v3).
+    DebertaV2,
+    /// `gpt2`.
+    Gpt2,
+    /// `llama`.
+    Llama,
+    /// `mistral`.
+    Mistral,
+    /// `qwen2`.
+    Qwen2,
+    /// `phi3`.
+    Phi3,
+    /// `gemma`.
+    Gemma,
+    /// `t5`.
+    T5,
+    /// `mt5`.
+    Mt5,
+    /// `bart`.
+    Bart,
+    /// `marian`.
+    Marian,
+}
+
+/// How a family's network is shaped, which decides what it can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// An encoder (hidden states or a classification head).
+    Encoder,
+    /// A decoder-only language model.
+    Decoder,
+    /// An encoder-decoder language model.
+    EncoderDecoder,
+}
+
+impl Family {
+    /// Every family, in the order error messages list them.
+    pub const ALL: [Family; 16] = [
+        Family::Bert,
+        Family::Roberta,
+        Family::XlmRoberta,
+        Family::Camembert,
+        Family::DistilBert,
+        Family::DebertaV2,
+        Family::Gpt2,
+        Family::Llama,
+        Family::Mistral,
+        Family::Qwen2,
+        Family::Phi3,
+        Family::Gemma,
+        Family::T5,
+        Family::Mt5,
+        Family::Bart,
+        Family::Marian,
+    ];
+
+    /// `config.json`'s `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::Roberta => "roberta",
+            Family::XlmRoberta => "xlm-roberta",
+            Family::Camembert => "camembert",
+            Family::DistilBert => "distilbert",
+            Family::DebertaV2 => "deberta-v2",
+            Family::Gpt2 => "gpt2",
+            Family::Llama => "llama",
+            Family::Mistral => "mistral",
+            Family::Qwen2 => "qwen2",
+            Family::Phi3 => "phi3",
+            Family::Gemma => "gemma",
+            Family::T5 => "t5",
+            Family::Mt5 => "mt5",
+            Family::Bart => "bart",
+            Family::Marian => "marian",
+        }
+    }
+
+    /// The family of a `model_type`.
+    pub fn from_model_type(model_type: &str) -> Result<Family, String> {
+        Family::ALL
+            .into_iter()
+            .find(|f| f.model_type() == model_type)
+            .ok_or_else(|| {
+                format!(
+                    "model_type {model_type:?} is not supported yet; supported: {}",
+                    Family::supported_list()
+                )
+            })
+    }
+
+    /// The family of a parsed `config.json`.
+    pub fn of_config(config: &Value) -> Result<Family, String> {
+        match config.get("model_type").and_then(Value::as_str) {
+            Some(t) => Family::from_model_type(t),
+            None => Err("`model_type` is missing".into()),
+        }
+    }
+
+    /// The supported `model_type`s, comma separated.
+    pub fn supported_list() -> String {
+        Family::ALL.map(Family::model_type).join(", ")
+    }
+
+    /// The network's shape.
+    pub fn shape(self) -> Shape {
+        match self {
+            Family::Bert
+            | Family::Roberta
+            | Family::XlmRoberta
+            | Family::Camembert
+            | Family::DistilBert
+            | Family::DebertaV2 => Shape::Encoder,
+            Family::Gpt2
+            | Family::Llama
+            | Family::Mistral
+            | Family::Qwen2
+            | Family::Phi3
+            | Family::Gemma => Shape::Decoder,
+            Family::T5 | Family::Mt5 | Family::Bart | Family::Marian => Shape::EncoderDecoder,
+        }
+    }
+
+    /// Whether the family is an encoder (not a generator).
+    pub fn is_encoder(self) -> bool {
+        self.shape() == Shape::Encoder
+    }
+
+    /// Whether the family's implementations run on a CUDA device. Encoders have candle's
+    /// implementations; the generators run on our CPU kernels only.
+    pub fn runs_on_cuda(self) -> bool {
+        self.is_encoder()
+    }
+
+    /// Loads a generative family's model (float32, on the CPU kernels) with a team of threads of
+    /// its own.
+    pub fn load_language_model(
+        self,
+        files: &ModelFiles,
+        config: &Value,
+    ) -> Result<Arc<dyn LanguageModel>, ToolkitError> {
+        let vb =
+            super::loader::var_builder(files, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+        match self {
+            Family::T5 | Family::Mt5 => {
+                Ok(Arc::new(OnTeam::new(super::t5::T5::load(config, &vb)?)?))
+            }
+            Family::Bart | Family::Marian => Ok(Arc::new(OnTeam::new(super::bart::Bart::load(
+                config, &vb,
+            )?)?)),
+            Family::Gpt2
+            | Family::Llama
+            | Family::Mistral
+            | Family::Qwen2
+            | Family::Phi3
+            | Family::Gemma => Ok(Arc::new(OnTeam::new(super::causal::CausalLm::load(
+                config, &vb,
+            )?)?)),
+            encoder => Err(ToolkitError::Config(format!(
+                "{} is an encoder model, not a language model",
+                encoder.model_type()
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.model_type())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_type_maps_back_to_its_family() {
+        for f in Family::ALL {
+            assert_eq!(Family::from_model_type(f.model_type()), Ok(f));
+        }
+        let e = Family::from_model_type("gpt_neox").unwrap_err();
+        assert!(
+            e.contains("not supported yet") && e.contains("marian"),
+            "{e}"
+        );
+        assert_eq!(
+            Family::of_config(&serde_json::json!({})).unwrap_err(),
+            "`model_type` is missing"
+        );
+    }
+}
