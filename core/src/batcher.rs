@@ -21,7 +21,7 @@ type Reply = Sender<Result<Vec<Matrix>, ToolkitError>>;
 /// Runs the model on a merged batch (sorting and chunking included).
 pub type Forward = Arc<dyn Fn(&[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> + Send + Sync>;
 
-struct Job {
+struct Pending {
     seqs: Vec<TokenSequence>,
     reply: Reply,
 }
@@ -40,7 +40,7 @@ pub struct Limits {
 
 /// The model thread and its inbox.
 pub struct Batcher {
-    tx: Sender<Job>,
+    tx: Sender<Pending>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Batcher {
 impl Batcher {
     /// Starts the model thread (named `model`), which runs every pass.
     pub fn new(forward: Forward, limits: Limits) -> Result<Self, ToolkitError> {
-        let (tx, rx) = channel::<Job>();
+        let (tx, rx) = channel::<Pending>();
         std::thread::Builder::new()
             .name("model".into())
             .spawn(move || serve(&rx, &forward, limits))
@@ -64,7 +64,7 @@ impl Batcher {
     pub fn run(&self, seqs: Vec<TokenSequence>) -> Result<Vec<Matrix>, ToolkitError> {
         let (reply, rx) = channel();
         self.tx
-            .send(Job { seqs, reply })
+            .send(Pending { seqs, reply })
             .map_err(|_| ToolkitError::Unhealthy("the model thread has stopped".into()))?;
         rx.recv().unwrap_or_else(|_| {
             Err(ToolkitError::Unhealthy(
@@ -74,19 +74,19 @@ impl Batcher {
     }
 }
 
-fn tokens(job: &Job) -> usize {
-    job.seqs.iter().map(|s| s.ids.len()).sum()
+fn tokens(pending: &Pending) -> usize {
+    pending.seqs.iter().map(|s| s.ids.len()).sum()
 }
 
-fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
-    let mut carry: Option<Job> = None;
+fn serve(rx: &Receiver<Pending>, forward: &Forward, limits: Limits) {
+    let mut carry: Option<Pending> = None;
     // the size and duration of the last pass: what the next one may wait for, and how long
     let (mut last_jobs, mut last_pass) = (1usize, Duration::ZERO);
     let mut last_end = Instant::now();
     loop {
-        // a job pushed back by the token cap has waited already: it starts the next pass at once
+        // a request pushed back by the token cap has waited already: it starts the next pass at once
         let carried = carry.is_some();
-        // jobs that arrived while the last pass ran (counted below): their clients were busy
+        // requests that arrived while the last pass ran (counted below): their clients were busy
         // alongside that pass's
         let mut waiting = 0;
         let first = match carry.take() {
@@ -104,7 +104,7 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
             },
         };
         let mut total = tokens(&first);
-        let mut jobs = vec![first];
+        let mut pendings = vec![first];
         // everything already waiting joins this pass
         while let Ok(j) = rx.try_recv() {
             if total + tokens(&j) > limits.max_tokens {
@@ -112,7 +112,7 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
                 break;
             }
             total += tokens(&j);
-            jobs.push(j);
+            pendings.push(j);
             waiting += 1;
         }
         // How many clients are sending: the last pass's, which are about to send again (their
@@ -124,13 +124,13 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
         // over): nothing to wait for.
         let stale = last_end.elapsed() > last_pass * 4 && waiting == 0;
         let clients = if stale { 1 } else { last_jobs + waiting };
-        let linger = if clients > jobs.len() && !carried && carry.is_none() {
+        let linger = if clients > pendings.len() && !carried && carry.is_none() {
             limits.max_wait.min(last_pass / 2)
         } else {
             Duration::ZERO
         };
         let deadline = Instant::now() + linger;
-        while jobs.len() < clients {
+        while pendings.len() < clients {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(j) = rx.recv_timeout(left) else { break };
             if total + tokens(&j) > limits.max_tokens {
@@ -138,11 +138,11 @@ fn serve(rx: &Receiver<Job>, forward: &Forward, limits: Limits) {
                 break;
             }
             total += tokens(&j);
-            jobs.push(j);
+            pendings.push(j);
         }
-        last_jobs = jobs.len();
+        last_jobs = pendings.len();
         let started = Instant::now();
-        run_jobs(jobs, forward);
+        run_jobs(pendings, forward);
         last_end = Instant::now();
         last_pass = last_end - started;
     }
@@ -153,25 +153,28 @@ fn guarded(forward: &Forward, seqs: &[TokenSequence]) -> Result<Vec<Matrix>, Too
         .unwrap_or_else(|_| Err(ToolkitError::Internal("the model panicked".into())))
 }
 
-fn run_jobs(jobs: Vec<Job>, forward: &Forward) {
-    if jobs.len() == 1 {
-        for job in jobs {
-            let _ = job.reply.send(guarded(forward, &job.seqs));
+fn run_jobs(pendings: Vec<Pending>, forward: &Forward) {
+    if pendings.len() == 1 {
+        for pending in pendings {
+            let _ = pending.reply.send(guarded(forward, &pending.seqs));
         }
         return;
     }
-    let all: Vec<TokenSequence> = jobs.iter().flat_map(|j| j.seqs.iter().cloned()).collect();
+    let all: Vec<TokenSequence> = pendings
+        .iter()
+        .flat_map(|j| j.seqs.iter().cloned())
+        .collect();
     match guarded(forward, &all) {
         Ok(mut out) if out.len() == all.len() => {
-            for job in jobs.into_iter().rev() {
-                let mine = out.split_off(out.len() - job.seqs.len());
-                let _ = job.reply.send(Ok(mine));
+            for pending in pendings.into_iter().rev() {
+                let mine = out.split_off(out.len() - pending.seqs.len());
+                let _ = pending.reply.send(Ok(mine));
             }
         }
         // a merged pass failed: run each request alone so each gets its own answer
         _ => {
-            for job in jobs {
-                let _ = job.reply.send(guarded(forward, &job.seqs));
+            for pending in pendings {
+                let _ = pending.reply.send(guarded(forward, &pending.seqs));
             }
         }
     }
@@ -370,12 +373,12 @@ mod tests {
                 Ok(empty_outputs(seqs))
             }
         });
-        let jobs: Vec<(Job, Receiver<_>)> = [13, 2]
+        let pendings: Vec<(Pending, Receiver<_>)> = [13, 2]
             .iter()
             .map(|&n| {
                 let (reply, rx) = channel();
                 (
-                    Job {
+                    Pending {
                         seqs: vec![seq(n)],
                         reply,
                     },
@@ -383,8 +386,8 @@ mod tests {
                 )
             })
             .collect();
-        let (jobs, rxs): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
-        run_jobs(jobs, &forward);
+        let (pendings, rxs): (Vec<_>, Vec<_>) = pendings.into_iter().unzip();
+        run_jobs(pendings, &forward);
         assert!(rxs[0].recv().unwrap().is_err());
         assert!(rxs[1].recv().unwrap().is_ok());
     }

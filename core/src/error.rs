@@ -85,7 +85,7 @@ pub enum ToolkitError {
     Config(String),
     /// A failure inside the model computation.
     #[error("inference failed: {0}")]
-    Inference(#[source] candle_core::Error),
+    Inference(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Anything else that is our fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -198,9 +198,10 @@ impl ToolkitError {
     }
 }
 
+#[cfg(feature = "engine")]
 impl From<candle_core::Error> for ToolkitError {
     fn from(e: candle_core::Error) -> Self {
-        Self::Inference(e)
+        Self::Inference(Box::new(e))
     }
 }
 

@@ -28,29 +28,42 @@
 //! engine); the [`batcher`]; [`pipeline`]s (the [`pipeline::Pipeline`] seam and its registry);
 //! the executor ([`runtime`]); the [`service`] (negotiation, codecs, JSON Lines, SSE).
 
+#[cfg(feature = "engine")]
 pub mod batcher;
 pub mod codec;
 pub mod context;
 pub mod error;
+#[cfg(feature = "engine")]
 pub mod generate;
 pub mod hub;
 pub mod json;
+#[cfg(feature = "engine")]
 pub mod kernels;
+#[cfg(feature = "engine")]
 pub mod model;
+#[cfg(feature = "engine")]
 pub mod pipeline;
+#[cfg(feature = "engine")]
 pub mod runtime;
 pub mod schema;
+#[cfg(feature = "engine")]
 pub mod sentencepiece;
 pub mod service;
 pub mod task;
+#[cfg(feature = "engine")]
 pub mod tokenize;
+#[cfg(feature = "engine")]
 pub mod types;
 
 pub use context::{CallerGone, Context};
 pub use error::{ErrorBody, ToolkitError};
+#[cfg(feature = "engine")]
 pub use pipeline::{
     load as load_pipeline, Input, LoadOptions, Pipeline, PipelineOutput, SharedPipeline,
 };
+#[cfg(feature = "engine")]
 pub use runtime::{Runtime, RuntimeOptions};
-pub use service::{lines, Answer, Encoded, InferenceService};
+#[cfg(feature = "engine")]
+pub use service::{lines, InferenceService};
+pub use service::{Answer, AnswerStream, Encoded};
 pub use task::{Task, TaskSpec};

@@ -13,7 +13,7 @@ use crate::kernels::decode::{cached_attention, Act, AttnShape, Visibility};
 use crate::kernels::head::LmHead;
 use crate::kernels::PackedLinear;
 use crate::model::causal::Norm;
-use crate::model::fast::get;
+use crate::model::kernel_encoder::get;
 use crate::model::lm::{argmax_only, KvCache, LanguageModel, StepInput};
 use crate::model::seq2seq;
 

@@ -15,7 +15,7 @@ use crate::error::ToolkitError;
 use crate::kernels::decode::{gated, rms_norm, Act, AttnShape, Rope};
 use crate::kernels::head::LmHead;
 use crate::kernels::{add_layer_norm, PackedLinear};
-use crate::model::fast::get;
+use crate::model::kernel_encoder::get;
 use crate::model::lm::{argmax_only, attend_caches, KvCache, LanguageModel, LayerKv, StepInput};
 
 /// A normalisation layer.

@@ -8,7 +8,7 @@
 use candle_nn::VarBuilder;
 
 use super::config::{Activation, ArchConfig, ModelConfig};
-use super::fast::{get, linear, norm, Norm};
+use super::kernel_encoder::{get, linear, norm, Norm};
 use super::{loader, ModelFiles};
 use crate::error::ToolkitError;
 use crate::kernels::{self, PackedLinear};

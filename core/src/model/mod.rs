@@ -12,7 +12,7 @@ pub mod deberta;
 pub mod device;
 pub mod distilbert;
 pub mod family;
-pub mod fast;
+pub mod kernel_encoder;
 pub(crate) mod layers;
 pub mod lm;
 pub mod loader;
@@ -183,10 +183,12 @@ pub fn load(
     let vb = loader::var_builder(files, DType::F32, device)?;
     if device.is_cpu() {
         return match &config.arch {
-            ArchConfig::Bert(c) => Ok(Box::new(fast::FastEncoder::from_bert(vb, c, config, head)?)),
-            ArchConfig::DistilBert(c) => Ok(Box::new(fast::FastEncoder::from_distilbert(
+            ArchConfig::Bert(c) => Ok(Box::new(kernel_encoder::KernelEncoder::from_bert(
                 vb, c, config, head,
             )?)),
+            ArchConfig::DistilBert(c) => Ok(Box::new(
+                kernel_encoder::KernelEncoder::from_distilbert(vb, c, config, head)?,
+            )),
             ArchConfig::DebertaV2(c) => {
                 Ok(Box::new(deberta::DebertaV2::load(vb, c, config, head)?))
             }

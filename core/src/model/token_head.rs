@@ -3,7 +3,7 @@
 //! `*ForQuestionAnswering` (start and end logits). BERT, DistilBERT and RoBERTa name them alike.
 
 use super::config::ModelConfig;
-use super::fast::linear;
+use super::kernel_encoder::linear;
 use super::{loader, Matrix, ModelFiles};
 use crate::error::ToolkitError;
 use crate::kernels::PackedLinear;

@@ -118,7 +118,7 @@ enum ReturnType {
 }
 
 /// One prompt of a request, ready to generate.
-struct Job {
+struct PreparedPrompt {
     ids: Vec<u32>,
     /// Ids of the prompt as decoded for stripping (`None` when generation starts from BOS).
     prompt_ids: Option<Vec<u32>>,
@@ -576,7 +576,7 @@ impl GenerationPipeline {
     }
 
     /// Tokenizes one text-generation input (a prompt string or a chat).
-    fn prepare_prompt(&self, item: Value, opts: &Options) -> Result<Job, ToolkitError> {
+    fn prepare_prompt(&self, item: Value, opts: &Options) -> Result<PreparedPrompt, ToolkitError> {
         let tok_opts = |add: bool| TokenizeOptions {
             truncation: opts.truncation.or(opts
                 .tokenizer_max_length
@@ -602,7 +602,7 @@ impl GenerationPipeline {
                     )?
                     .ids;
                 let prompt_ids = (!ids.is_empty()).then(|| ids.clone());
-                Ok(Job {
+                Ok(PreparedPrompt {
                     ids,
                     prompt_ids,
                     original: Value::String(text),
@@ -635,7 +635,7 @@ impl GenerationPipeline {
                 let text = chat.render(&messages, !cfm, cfm)?;
                 let ids = self.tokenizer.encode(&text, None, &tok_opts(false))?.ids;
                 let prompt_ids = (!ids.is_empty()).then(|| ids.clone());
-                Ok(Job {
+                Ok(PreparedPrompt {
                     ids,
                     prompt_ids,
                     original: messages,
@@ -716,7 +716,12 @@ impl GenerationPipeline {
         }))
     }
 
-    fn text_record(&self, seq: &[u32], job: &Job, opts: &Options) -> Result<Value, ToolkitError> {
+    fn text_record(
+        &self,
+        seq: &[u32],
+        job: &PreparedPrompt,
+        opts: &Options,
+    ) -> Result<Value, ToolkitError> {
         if opts.return_type == ReturnType::Tensors {
             return Ok(json!({ "generated_token_ids": seq }));
         }

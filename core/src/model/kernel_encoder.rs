@@ -39,7 +39,7 @@ enum Head {
 }
 
 /// An encoder with its head, on the CPU kernels.
-pub struct FastEncoder {
+pub struct KernelEncoder {
     word: Vec<f32>,
     vocab: usize,
     position: Vec<f32>,
@@ -168,7 +168,7 @@ fn labels(config: &ModelConfig) -> Result<usize, ToolkitError> {
     }
 }
 
-impl FastEncoder {
+impl KernelEncoder {
     /// BERT, RoBERTa, XLM-RoBERTa, CamemBERT.
     pub fn from_bert(
         vb: VarBuilder,
@@ -407,7 +407,7 @@ impl FastEncoder {
     }
 }
 
-impl TextModel for FastEncoder {
+impl TextModel for KernelEncoder {
     fn forward(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
         self.team.run(|| self.forward_in_pool(batch))
     }
@@ -421,7 +421,7 @@ impl TextModel for FastEncoder {
     }
 }
 
-impl FastEncoder {
+impl KernelEncoder {
     fn forward_in_pool(&self, batch: &[TokenSequence]) -> Result<Vec<Matrix>, ToolkitError> {
         let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
