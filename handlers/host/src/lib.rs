@@ -3,15 +3,15 @@
 //! What every host of the toolkit shares, read once for all front-ends (`serve`,
 //! `async-handler`, `lambda-proxy`), which depend on this crate and never on one another:
 //!
-//! - [`ModelArgs`]: where the model comes from (`HF_MODEL_DIR`, `SAGEMAKER_BASE_DIR`,
+//! - `ModelArgs`: where the model comes from (`HF_MODEL_DIR`, `SAGEMAKER_BASE_DIR`,
 //!   `HF_MODEL_ID` and the Hub's revision, token, endpoint, cache and offline switch) and its task;
-//! - [`LimitsArgs`]: the per-request limits (`HF_MAX_REQUEST_TOKENS`, `HF_MAX_BATCH_SIZE`,
+//! - `LimitsArgs`: the per-request limits (`HF_MAX_REQUEST_TOKENS`, `HF_MAX_BATCH_SIZE`,
 //!   `HF_BATCH_WAIT_US`, `HF_MAX_NEW_TOKENS`);
-//! - [`RuntimeArgs`]: the inference threads, queue and timeout (`SAGEMAKER_MODEL_SERVER_WORKERS`,
+//! - `RuntimeArgs`: the inference threads, queue and timeout (`SAGEMAKER_MODEL_SERVER_WORKERS`,
 //!   `HF_QUEUE_CAPACITY`, `SAGEMAKER_MODEL_SERVER_TIMEOUT`), with each front-end's own defaults;
-//! - [`load_service`]: load and warm up the model, then start the runtime;
+//! - `load_service`: load and warm up the model, then start the runtime;
 //! - [`logging`]: text or JSON logs filtered by `RUST_LOG`;
-//! - [`Location`] and, with the `storage` feature, [`storage`]: local files and S3.
+//! - [`Location`] and, with the `storage` feature, `storage`: local files and S3.
 //!
 //! Each `*Args` is a `clap::Args` that a binary flattens into its own `Parser`, so every variable
 //! means the same thing in every front-end that reads it. The model part links the inference

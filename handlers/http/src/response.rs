@@ -1,5 +1,5 @@
 //! Responses every host sends the same way: the JSON error body of a [`ToolkitError`], JSON
-//! answers, and (with the `engine` feature) a service's [`Answer`], whole or streamed.
+//! answers, and (with the `engine` feature) a service's `Answer`, whole or streamed.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
