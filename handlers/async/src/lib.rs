@@ -16,9 +16,8 @@
 //! failure location and is never retried; only storage and notification outages are (SQS: the
 //! message is reported in `batchItemFailures`; other events: the invocation fails).
 
-pub mod location;
+pub mod events;
 pub mod notify;
-pub mod storage;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -27,8 +26,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use events::EventError;
 use hf_inference_core::{InferenceService, ToolkitError};
-pub use location::Location;
+pub use hf_inference_host::storage;
+pub use hf_inference_host::{Location, LocationError};
 use notify::{Notification, Notifier, RequestParameters, ResponseParameters, Topic};
 use storage::{ObjectStore, StorageError};
 
@@ -124,6 +125,20 @@ pub struct JobRequest {
     pub failure_location: Option<String>,
 }
 
+/// Why a request is not a job (it is dropped, not retried: it can never succeed).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A location that does not parse.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// No inference id given and none to take from the input's name.
+    #[error("{0} has no file name to take an inference id from")]
+    NoFileName(Location),
+    /// No output location in the job and none configured.
+    #[error("no OutputLocation in the job and no HF_ASYNC_OUTPUT_PATH configured")]
+    NoOutput,
+}
+
 /// What became of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status")]
@@ -206,20 +221,16 @@ impl Handler {
     }
 
     /// The job for an input, filling in what the request leaves out from the settings.
-    pub fn job(&self, req: JobRequest) -> Result<Job, String> {
+    pub fn job(&self, req: JobRequest) -> Result<Job, JobError> {
         let input: Location = req.input_location.parse()?;
         let id = match req.inference_id.filter(|i| !i.trim().is_empty()) {
             Some(id) => clean_id(id.trim()),
-            None => input
-                .stem()
-                .map(|s| clean_id(&s))
-                .ok_or_else(|| format!("{input} has no file name to take an inference id from"))?,
+            None => match input.stem() {
+                Some(s) => clean_id(&s),
+                None => return Err(JobError::NoFileName(input)),
+            },
         };
-        let output_prefix = || {
-            self.args.output.clone().ok_or_else(|| {
-                "no OutputLocation in the job and no HF_ASYNC_OUTPUT_PATH configured".to_owned()
-            })
-        };
+        let output_prefix = || self.args.output.clone().ok_or(JobError::NoOutput);
         let output_location = match req.output_location {
             Some(o) => o.parse()?,
             None => output_prefix()?.join(&format!("{id}.out")),
@@ -486,143 +497,6 @@ impl Handler {
                 Ok(job) => outcomes.push(self.run(&job).await?),
                 Err(e) => tracing::error!(input = %object, error = %e, "not a job; skipped"),
             }
-        }
-        Ok(outcomes)
-    }
-
-    /// Handles a Lambda event: S3 notifications, SQS messages (jobs or forwarded S3
-    /// notifications; answered with `batchItemFailures`) or a job object.
-    pub async fn handle_event(
-        &self,
-        event: Value,
-        deadline: Option<std::time::Instant>,
-    ) -> Result<Value, String> {
-        let opts = RunOptions {
-            renotify: true,
-            deadline,
-        };
-        if let Some(records) = event.get("Records").and_then(Value::as_array) {
-            let sqs = records
-                .iter()
-                .any(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"));
-            if sqs {
-                let mut failures = Vec::new();
-                for r in records {
-                    let id = r.get("messageId").and_then(Value::as_str).unwrap_or("");
-                    let body = r.get("body").and_then(Value::as_str).unwrap_or("");
-                    if let Err(e) = self.handle_message(body, opts).await {
-                        tracing::warn!(message_id = id, error = %e, "will be retried");
-                        failures.push(serde_json::json!({ "itemIdentifier": id }));
-                    }
-                }
-                return Ok(serde_json::json!({ "batchItemFailures": failures }));
-            }
-            let outcomes = self.handle_s3_records(records, opts).await?;
-            return Ok(serde_json::json!({ "outcomes": outcomes }));
-        }
-        if event.get("InputLocation").is_some() {
-            let req: JobRequest =
-                serde_json::from_value(event).map_err(|e| format!("not a job: {e}"))?;
-            let job = self.job(req)?;
-            let outcome = self.run_with(&job, opts).await.map_err(|e| e.to_string())?;
-            return serde_json::to_value(outcome).map_err(|e| e.to_string());
-        }
-        Err("unrecognised event: expected S3 or SQS records, or a job with InputLocation".into())
-    }
-
-    /// One SQS message body. `Err` only when the message should be redelivered.
-    async fn handle_message(&self, body: &str, opts: RunOptions) -> Result<(), String> {
-        let value: Value = match serde_json::from_str(body) {
-            Ok(v) => v,
-            Err(e) => {
-                // a body that is not JSON can never succeed: dropped, not retried
-                tracing::error!(error = %e, "an SQS message that is not JSON; dropped");
-                return Ok(());
-            }
-        };
-        if let Some(records) = value.get("Records").and_then(Value::as_array) {
-            return self.handle_s3_records(records, opts).await.map(|_| ());
-        }
-        if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-            return Ok(());
-        }
-        let job = match serde_json::from_value::<JobRequest>(value)
-            .map_err(|e| e.to_string())
-            .and_then(|r| self.job(r))
-        {
-            Ok(job) => job,
-            Err(e) => {
-                tracing::error!(error = %e, "an SQS message that is not a job; dropped");
-                return Ok(());
-            }
-        };
-        self.run_with(&job, opts)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    async fn handle_s3_records(
-        &self,
-        records: &[Value],
-        opts: RunOptions,
-    ) -> Result<Vec<Outcome>, String> {
-        let mut outcomes = Vec::new();
-        for r in records {
-            let created = r
-                .get("eventName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.starts_with("ObjectCreated"));
-            let bucket = r.pointer("/s3/bucket/name").and_then(Value::as_str);
-            let key = r.pointer("/s3/object/key").and_then(Value::as_str);
-            let (true, Some(bucket), Some(key)) = (created, bucket, key) else {
-                continue;
-            };
-            // keys arrive form-encoded: '+' for a space, %XX for the rest
-            let key = key.replace('+', " ");
-            let key = percent_encoding::percent_decode_str(&key)
-                .decode_utf8_lossy()
-                .into_owned();
-            if key.ends_with('/') || key.ends_with(".out") {
-                // a folder marker, or one of our own results written under the trigger prefix
-                tracing::info!(%key, "not an input; skipped");
-                continue;
-            }
-            let input = format!("s3://{bucket}/{key}");
-            // the id carries the object's ETag: the same name uploaded again is a new job, and
-            // two inputs of the same name in different folders do not share a result unless
-            // they are the same bytes
-            let etag: String = r
-                .pointer("/s3/object/eTag")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(8)
-                .collect();
-            let stem = input.parse::<Location>().ok().and_then(|l| l.stem());
-            let req = JobRequest {
-                inference_id: stem.map(|s| {
-                    if etag.is_empty() {
-                        s
-                    } else {
-                        format!("{s}-{etag}")
-                    }
-                }),
-                input_location: input,
-                content_type: None,
-                accept: None,
-                output_location: None,
-                failure_location: None,
-            };
-            let job = match self.job(req) {
-                Ok(job) => job,
-                Err(e) => {
-                    tracing::error!(%key, error = %e, "not a job; skipped");
-                    continue;
-                }
-            };
-            outcomes.push(self.run_with(&job, opts).await.map_err(|e| e.to_string())?);
         }
         Ok(outcomes)
     }

@@ -8,9 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hf_inference_async::storage::Stores;
 use hf_inference_async::{AsyncArgs, Handler, JobRequest, Location};
-use hf_inference_core::{load_pipeline, InferenceService, Runtime, RuntimeOptions};
-use hf_inference_sagemaker::ModelArgs;
+use hf_inference_host::{
+    init_logging, load_service, LimitsArgs, LogFormat, ModelArgs, RuntimeArgs, RuntimeDefaults,
+};
+
+/// Jobs are long and few: two threads, and an hour before a request times out.
+const RUNTIME_DEFAULTS: RuntimeDefaults = RuntimeDefaults {
+    workers: 2,
+    queue_capacity: 64,
+    timeout_secs: 3600,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,15 +35,13 @@ struct Cli {
     model: ModelArgs,
 
     #[command(flatten)]
+    limits: LimitsArgs,
+
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+
+    #[command(flatten)]
     jobs: AsyncArgs,
-
-    /// Threads running jobs' requests.
-    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_WORKERS", default_value_t = 2)]
-    workers: usize,
-
-    /// Seconds one request (a line of JSON Lines, a part of a long list) may run.
-    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT", default_value_t = 3600)]
-    timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,53 +63,36 @@ enum Command {
     },
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Handler> {
-    let opts = cli.model.load_options()?;
-    let pipeline = load_pipeline(&opts)?;
-    pipeline.warm_up()?;
-    let runtime = Runtime::new(RuntimeOptions {
-        workers: cli.workers.max(1),
-        queue_capacity: 64,
-        timeout: Duration::from_secs(cli.timeout.max(1)),
-    })?;
-    Ok(Handler::new(
-        InferenceService::new(pipeline, runtime),
-        Arc::new(hf_inference_async::storage::Stores::default()),
-        cli.jobs.clone(),
-    ))
+/// The instant to give up on an event: 15 s before Lambda's deadline, so that a job too slow
+/// to finish fails once (in its failure location) instead of being retried forever.
+fn give_up_at(deadline_ms: u64) -> std::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = deadline_ms.saturating_sub(now_ms);
+    std::time::Instant::now() + Duration::from_millis(left.saturating_sub(15_000))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging(LogFormat::Json)?;
     let mut cli = Cli::parse();
     let command = match cli.command.take() {
         Some(c) => c,
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => Command::Lambda,
         None => anyhow::bail!("give a command (lambda, run or job); see --help"),
     };
-    let handler = Arc::new(load(&cli)?);
+    let load = cli.model.load_options(&cli.limits)?;
+    let runtime = cli.runtime.options(RUNTIME_DEFAULTS);
+    let service = tokio::task::spawn_blocking(move || load_service(&load, runtime)).await??;
+    let handler = Arc::new(Handler::new(service, Arc::new(Stores::default()), cli.jobs));
     match command {
         Command::Lambda => {
             let service = lambda_runtime::service_fn(
                 move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                     let handler = Arc::clone(&handler);
                     async move {
-                        // stop 15 s before Lambda does, so a job too slow to finish fails once
-                        // (in its failure location) instead of being retried forever
-                        let now_ms = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as u64);
-                        let left = event.context.deadline.saturating_sub(now_ms);
-                        let deadline = std::time::Instant::now()
-                            + Duration::from_millis(left.saturating_sub(15_000));
+                        let deadline = give_up_at(event.context.deadline);
                         handler
                             .handle_event(event.payload, Some(deadline))
                             .await
@@ -124,16 +114,14 @@ async fn main() -> anyhow::Result<()> {
             input,
             inference_id,
         } => {
-            let job = handler
-                .job(JobRequest {
-                    input_location: input.to_string(),
-                    inference_id,
-                    content_type: None,
-                    accept: None,
-                    output_location: None,
-                    failure_location: None,
-                })
-                .map_err(anyhow::Error::msg)?;
+            let job = handler.job(JobRequest {
+                input_location: input.to_string(),
+                inference_id,
+                content_type: None,
+                accept: None,
+                output_location: None,
+                failure_location: None,
+            })?;
             println!("{}", serde_json::to_string(&handler.run(&job).await?)?);
             Ok(())
         }

@@ -407,6 +407,7 @@ async fn proxies_validates_and_maps_errors() {
     }
 }
 
+#[cfg(feature = "local")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_route_runs_the_model_in_the_function() {
     let dir = hf_inference_tests::fixtures().join("models/token-classification");

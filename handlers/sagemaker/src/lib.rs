@@ -9,15 +9,10 @@
 //! SIGTERM (SageMaker's scale-in) stops accepting connections and lets in-flight requests finish.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
-use hf_inference_core::hub::{HubModel, HubOptions, Secret};
-use hf_inference_core::model::ModelSource;
-use hf_inference_core::{
-    load_pipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions, TaskSpec, ToolkitError,
-};
+use hf_inference_core::{LoadOptions, RuntimeOptions, ToolkitError};
+use hf_inference_host::{LimitsArgs, ModelArgs, RuntimeArgs, RuntimeDefaults};
 use hf_inference_http::{router, AppState, HttpSettings};
 
 /// The container's configuration: every option also reads the environment variable the Python
@@ -56,11 +51,6 @@ pub struct Config {
     #[arg(long, env = "SAGEMAKER_MAX_PAYLOAD_IN_MB", default_value_t = 6)]
     pub max_payload_mb: usize,
 
-    /// Seconds one request (one line of a JSON Lines body, one part of a long input list) may
-    /// wait and run before it gets 504. Default 60, or 600 under batch transform.
-    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT")]
-    pub timeout: Option<u64>,
-
     /// Set to true by SageMaker batch transform: the timeout defaults to 600 s.
     #[arg(long, env = "SAGEMAKER_BATCH", default_value_t = false, action = clap::ArgAction::Set)]
     pub batch: bool,
@@ -74,33 +64,14 @@ pub struct Config {
     #[arg(long, env = "SAGEMAKER_BATCH_STRATEGY", default_value = "MULTI_RECORD")]
     pub batch_strategy: String,
 
-    /// Request threads: each decodes, tokenizes and encodes one request at a time, while one
-    /// model thread runs the forward passes, merging the sequences of concurrent requests.
-    #[arg(long, env = "SAGEMAKER_MODEL_SERVER_WORKERS", default_value_t = 4)]
-    pub workers: usize,
+    /// The per-request limits.
+    #[command(flatten)]
+    pub limits: LimitsArgs,
 
-    /// Requests that may wait for an inference thread; more get 503 at once.
-    #[arg(long, env = "HF_QUEUE_CAPACITY", default_value_t = 64)]
-    pub queue_capacity: usize,
-
-    /// The most tokens one request may carry, all inputs together; more get 400.
-    #[arg(long, env = "HF_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
-    pub max_request_tokens: usize,
-
-    /// The most sequences run through the model in one forward pass (generation: at most four
-    /// times as many sequences share one decoding step).
-    #[arg(long, env = "HF_MAX_BATCH_SIZE", default_value_t = 32)]
-    pub max_batch_size: usize,
-
-    /// Encoders: the longest a forward pass waits for concurrent requests to join it, in
-    /// microseconds (only while several clients are sending; 0: never wait).
-    #[arg(long, env = "HF_BATCH_WAIT_US", default_value_t = 2000)]
-    pub batch_wait_us: u64,
-
-    /// Generation: the most new tokens one sequence may ask for (max_new_tokens, or max_length
-    /// minus the prompt); more get 400.
-    #[arg(long, env = "HF_MAX_NEW_TOKENS", default_value_t = 2048)]
-    pub max_new_tokens: usize,
+    /// Inference threads, queue and timeout (default 4 threads, 64 queued, 60 s; 600 s under
+    /// batch transform).
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 
     /// Local development: also answer SageMaker Runtime's API (`POST /endpoints/{name}/invocations`
     /// and `.../invocations-response-stream`), so that an AWS SDK pointed here with
@@ -108,107 +79,6 @@ pub struct Config {
     #[arg(long, env = "HF_EMULATE_SAGEMAKER_RUNTIME", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub emulate_sagemaker_runtime: bool,
-}
-
-/// Where the model comes from and which task it serves: the toolkit's model variables, shared
-/// by every host that loads a model (`serve`, the async handler).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ModelArgs {
-    /// The pipeline task (text-classification, sentiment-analysis, feature-extraction, ...).
-    /// Unset: inferred from config.json `architectures`.
-    #[arg(long, env = "HF_TASK")]
-    pub task: Option<String>,
-
-    /// The model directory. Default: $SAGEMAKER_BASE_DIR/model.
-    #[arg(long, env = "HF_MODEL_DIR")]
-    pub model_dir: Option<PathBuf>,
-
-    /// SageMaker's base directory; the model is read from its `model` subdirectory.
-    #[arg(long, env = "SAGEMAKER_BASE_DIR", default_value = "/opt/ml")]
-    pub base_dir: PathBuf,
-
-    /// A Hugging Face Hub model id (`org/name`) to download at start-up when no model directory
-    /// is given (HF_MODEL_DIR). The server listens meanwhile; /ping is 503 until the model is ready.
-    #[arg(long, env = "HF_MODEL_ID")]
-    pub model_id: Option<String>,
-
-    /// The Hub revision: a branch, tag or commit.
-    #[arg(long, env = "HF_MODEL_REVISION", default_value = "main")]
-    pub model_revision: String,
-
-    /// A Hub token for private and gated models (sent to the Hub only; never logged).
-    #[arg(long, env = "HF_API_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub api_token: Option<Secret>,
-
-    /// Read when HF_API_TOKEN is unset, as huggingface_hub does.
-    #[arg(long, env = "HF_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub hf_token: Option<Secret>,
-
-    /// The Hub endpoint.
-    #[arg(long, env = "HF_ENDPOINT", default_value = HubOptions::DEFAULT_ENDPOINT)]
-    pub hf_endpoint: String,
-
-    /// The Hugging Face home; the cache is $HF_HOME/hub (default ~/.cache/huggingface/hub).
-    #[arg(long, env = "HF_HOME")]
-    pub hf_home: Option<PathBuf>,
-
-    /// The Hub cache directory (overrides $HF_HOME/hub).
-    #[arg(long, env = "HF_HUB_CACHE")]
-    pub hf_hub_cache: Option<PathBuf>,
-
-    /// Use only the cache, never the network (1/true/yes).
-    #[arg(long, env = "HF_HUB_OFFLINE", default_value_t = false, action = clap::ArgAction::Set,
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub hub_offline: bool,
-}
-
-impl ModelArgs {
-    /// The model directory in use.
-    pub fn model_dir(&self) -> PathBuf {
-        self.model_dir
-            .clone()
-            .unwrap_or_else(|| self.base_dir.join("model"))
-    }
-
-    /// Where the model comes from: HF_MODEL_DIR, else HF_MODEL_ID, else $SAGEMAKER_BASE_DIR/model.
-    pub fn source(&self) -> ModelSource {
-        match (&self.model_dir, &self.model_id) {
-            (None, Some(id)) if !id.trim().is_empty() => ModelSource::Hub(HubModel {
-                id: id.trim().to_owned(),
-                revision: self.model_revision.clone(),
-                options: HubOptions {
-                    endpoint: self.hf_endpoint.clone(),
-                    token: self.api_token.clone().or_else(|| self.hf_token.clone()),
-                    cache_dir: HubOptions::default_cache_dir(
-                        self.hf_hub_cache.clone(),
-                        self.hf_home.clone(),
-                    ),
-                    offline: self.hub_offline,
-                    retries: 5,
-                },
-            }),
-            _ => ModelSource::LocalDir(self.model_dir()),
-        }
-    }
-
-    /// The task (checked to be served by this build) and the model source, with default limits.
-    pub fn load_options(&self) -> Result<LoadOptions, ToolkitError> {
-        let task = match &self.task {
-            Some(t) if !t.trim().is_empty() => {
-                let spec: TaskSpec = t.parse()?;
-                spec.ensure_implemented()?;
-                Some(spec)
-            }
-            _ => None,
-        };
-        let mut opts = LoadOptions::local(self.model_dir(), task);
-        opts.source = self.source();
-        Ok(opts)
-    }
-}
-
-fn secret(s: &str) -> Result<Secret, String> {
-    Ok(Secret::new(s))
 }
 
 impl Config {
@@ -223,17 +93,22 @@ impl Config {
                 self.batch_strategy
             )));
         }
-        let mut opts = self.model.load_options()?;
-        opts.max_request_tokens = self.max_request_tokens.max(1);
-        opts.max_batch_size = self.max_batch_size.max(1);
-        opts.max_new_tokens = self.max_new_tokens.max(1);
-        opts.batch_wait = std::time::Duration::from_micros(self.batch_wait_us);
-        Ok(opts)
+        self.model.load_options(&self.limits)
     }
 
     /// The timeout in force: SAGEMAKER_MODEL_SERVER_TIMEOUT, else 60 s (600 s in batch transform).
     pub fn timeout(&self) -> u64 {
-        self.timeout.unwrap_or(if self.batch { 600 } else { 60 })
+        self.runtime
+            .timeout_secs(self.runtime_defaults().timeout_secs)
+    }
+
+    /// The container's runtime defaults: 4 threads, 64 queued, 60 s (600 s in batch transform).
+    fn runtime_defaults(&self) -> RuntimeDefaults {
+        RuntimeDefaults {
+            workers: 4,
+            queue_capacity: 64,
+            timeout_secs: if self.batch { 600 } else { 60 },
+        }
     }
 
     /// The HTTP limits and the batch-transform parameters.
@@ -256,12 +131,9 @@ impl Config {
         }
     }
 
-    fn runtime_options(&self) -> RuntimeOptions {
-        RuntimeOptions {
-            workers: self.workers.max(1),
-            queue_capacity: self.queue_capacity.max(1),
-            timeout: Duration::from_secs(self.timeout().max(1)),
-        }
+    /// The runtime options in force.
+    pub fn runtime_options(&self) -> RuntimeOptions {
+        self.runtime.options(self.runtime_defaults())
     }
 }
 
@@ -269,18 +141,13 @@ impl Config {
 /// is unusable (the process then exits non-zero, which SageMaker reports as a failed start).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.download_only {
-        let ModelSource::Hub(model) = config.model.source() else {
-            anyhow::bail!("--download-only needs HF_MODEL_ID (and no HF_MODEL_DIR)");
-        };
-        let dir = tokio::task::spawn_blocking(move || model.fetch()).await??;
+        let model = config.model.clone();
+        let dir = tokio::task::spawn_blocking(move || model.download()).await??;
         println!("{}", dir.display());
         return Ok(());
     }
-    let load = config.load_options()?;
-    let settings = config.http_settings(match &load.source {
-        ModelSource::Hub(h) => format!("{}/{}@{}", h.options.endpoint, h.id, h.revision),
-        ModelSource::LocalDir(d) => d.display().to_string(),
-    });
+    let load: LoadOptions = config.load_options()?;
+    let settings = config.http_settings(config.model.location());
     let state = AppState::loading(settings);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
     let addr = listener.local_addr()?;
@@ -295,12 +162,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .name("model-loader".into())
         .spawn(move || {
             let started = std::time::Instant::now();
-            let result = load_pipeline(&load).and_then(|p| {
-                p.warm_up()?;
-                Ok(p)
-            });
-            match result.and_then(|p| Ok(InferenceService::new(p, Runtime::new(runtime_options)?)))
-            {
+            match hf_inference_host::load_service(&load, runtime_options) {
                 Ok(service) => {
                     tracing::info!(
                         task = service.pipeline().task().id(),
@@ -372,6 +234,8 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hf_inference_core::model::ModelSource;
+    use std::path::PathBuf;
 
     #[test]
     fn defaults_follow_the_toolkit() {

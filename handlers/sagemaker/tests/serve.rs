@@ -356,3 +356,42 @@ fn batch_transform_with_json_lines() {
     assert_eq!(answers[1]["code"], 400, "{out}");
     assert_eq!(answers[2].as_array().map(Vec::len), Some(2), "{out}");
 }
+
+/// HF_MAX_REQUEST_TOKENS bounds a request's tokens: more get 400 (the async handler and the
+/// Lambda front-end's in-process routes answer the same under the same variable).
+#[test]
+fn enforces_the_request_token_limit() {
+    let dir = fixture("text-classification");
+    let server = start(&[
+        ("HF_TASK", "text-classification"),
+        ("HF_MODEL_DIR", dir.to_str().unwrap()),
+        ("HF_MAX_REQUEST_TOKENS", "8"),
+    ]);
+    wait_healthy(&server.addr);
+    let long = br#"{"inputs": "I love this movie, it is the best film I have seen in years and I would watch it again"}"#;
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        long,
+    );
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], "InputTooLong", "{body}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("HF_MAX_REQUEST_TOKENS"),
+        "{body}"
+    );
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"inputs": "I love it"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+}

@@ -1,6 +1,7 @@
-//! Object storage behind one small trait: the local filesystem for local runs, S3 through
-//! aws-sdk-s3 (any S3 API: `AWS_ENDPOINT_URL`/`AWS_ENDPOINT_URL_S3` point it elsewhere, with
-//! path-style addressing).
+//! Object storage behind one small trait (cargo feature `storage`): the local filesystem for
+//! local runs, S3 through aws-sdk-s3 (any S3 API: `AWS_ENDPOINT_URL`/`AWS_ENDPOINT_URL_S3` point
+//! it elsewhere, with path-style addressing). The async handler reads inputs and writes results
+//! through it; the Lambda front-end's asynchronous routes store request bodies and read results.
 
 use std::future::Future;
 use std::path::Path;
@@ -31,7 +32,7 @@ pub enum StorageError {
     #[error("{0} does not exist")]
     NotFound(String),
     /// The object is larger than the limit.
-    #[error("{location} is {size} bytes, more than the limit of {limit} (HF_ASYNC_MAX_INPUT_MB)")]
+    #[error("{location} is {size} bytes, more than the limit of {limit}")]
     TooLarge {
         /// The object.
         location: String,

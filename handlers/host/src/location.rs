@@ -4,6 +4,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// A string that names no location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LocationError(String);
+
 /// An object, or a prefix that objects are named under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Location {
@@ -19,14 +24,16 @@ pub enum Location {
 }
 
 impl FromStr for Location {
-    type Err = String;
+    type Err = LocationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(format!("{s:?} names no bucket; write s3://bucket/key"));
+                return Err(LocationError(format!(
+                    "{s:?} names no bucket; write s3://bucket/key"
+                )));
             }
             return Ok(Location::S3 {
                 bucket: bucket.to_owned(),
@@ -37,12 +44,14 @@ impl FromStr for Location {
             return Ok(Location::File(PathBuf::from(path)));
         }
         if s.is_empty() {
-            return Err("an empty location; give s3://bucket/key or a path".into());
+            return Err(LocationError(
+                "an empty location; give s3://bucket/key or a path".into(),
+            ));
         }
         if s.contains("://") {
-            return Err(format!(
+            return Err(LocationError(format!(
                 "{s:?}: only s3:// and file:// locations (or plain paths) are supported"
-            ));
+            )));
         }
         Ok(Location::File(PathBuf::from(s)))
     }
