@@ -1,8 +1,8 @@
 //! # hf-inference-http
 //!
-//! The HTTP surface of the toolkit, shared by every host (the SageMaker container, the Lambda
-//! front-end): `GET /ping`, `POST|PUT /invocations`, `GET /execution-parameters` (batch transform)
-//! and the read-only part of multi-model-server's management API on the same port
+//! The HTTP surface of the toolkit, as the SageMaker container (`serve`) answers it:
+//! `GET /ping`, `POST|PUT /invocations`, `GET /execution-parameters` (batch transform) and the
+//! read-only part of multi-model-server's management API on the same port
 //! (`GET /models`, `GET /models/model`), as the Python toolkit serves them.
 //!
 //! Differences from the Python toolkit, on purpose: `/ping` is 503 until the model is loaded and
