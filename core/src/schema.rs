@@ -25,53 +25,53 @@ pub struct SchemaSource {
 pub const SOURCES: &[SchemaSource] = &[
     SchemaSource {
         task: Task::FeatureExtraction,
-        request: include_str!("../../schemas/feature-extraction/request.schema.json"),
-        response: include_str!("../../schemas/feature-extraction/response.schema.json"),
+        request: include_str!("../schemas/feature-extraction/request.schema.json"),
+        response: include_str!("../schemas/feature-extraction/response.schema.json"),
     },
     SchemaSource {
         task: Task::TextClassification,
-        request: include_str!("../../schemas/text-classification/request.schema.json"),
-        response: include_str!("../../schemas/text-classification/response.schema.json"),
+        request: include_str!("../schemas/text-classification/request.schema.json"),
+        response: include_str!("../schemas/text-classification/response.schema.json"),
     },
     SchemaSource {
         task: Task::FillMask,
-        request: include_str!("../../schemas/fill-mask/request.schema.json"),
-        response: include_str!("../../schemas/fill-mask/response.schema.json"),
+        request: include_str!("../schemas/fill-mask/request.schema.json"),
+        response: include_str!("../schemas/fill-mask/response.schema.json"),
     },
     SchemaSource {
         task: Task::ZeroShotClassification,
-        request: include_str!("../../schemas/zero-shot-classification/request.schema.json"),
-        response: include_str!("../../schemas/zero-shot-classification/response.schema.json"),
+        request: include_str!("../schemas/zero-shot-classification/request.schema.json"),
+        response: include_str!("../schemas/zero-shot-classification/response.schema.json"),
     },
     SchemaSource {
         task: Task::TokenClassification,
-        request: include_str!("../../schemas/token-classification/request.schema.json"),
-        response: include_str!("../../schemas/token-classification/response.schema.json"),
+        request: include_str!("../schemas/token-classification/request.schema.json"),
+        response: include_str!("../schemas/token-classification/response.schema.json"),
     },
     SchemaSource {
         task: Task::QuestionAnswering,
-        request: include_str!("../../schemas/question-answering/request.schema.json"),
-        response: include_str!("../../schemas/question-answering/response.schema.json"),
+        request: include_str!("../schemas/question-answering/request.schema.json"),
+        response: include_str!("../schemas/question-answering/response.schema.json"),
     },
     SchemaSource {
         task: Task::TextGeneration,
-        request: include_str!("../../schemas/text-generation/request.schema.json"),
-        response: include_str!("../../schemas/text-generation/response.schema.json"),
+        request: include_str!("../schemas/text-generation/request.schema.json"),
+        response: include_str!("../schemas/text-generation/response.schema.json"),
     },
     SchemaSource {
         task: Task::Text2TextGeneration,
-        request: include_str!("../../schemas/text2text-generation/request.schema.json"),
-        response: include_str!("../../schemas/text2text-generation/response.schema.json"),
+        request: include_str!("../schemas/text2text-generation/request.schema.json"),
+        response: include_str!("../schemas/text2text-generation/response.schema.json"),
     },
     SchemaSource {
         task: Task::Summarization,
-        request: include_str!("../../schemas/summarization/request.schema.json"),
-        response: include_str!("../../schemas/summarization/response.schema.json"),
+        request: include_str!("../schemas/summarization/request.schema.json"),
+        response: include_str!("../schemas/summarization/response.schema.json"),
     },
     SchemaSource {
         task: Task::Translation,
-        request: include_str!("../../schemas/translation/request.schema.json"),
-        response: include_str!("../../schemas/translation/response.schema.json"),
+        request: include_str!("../schemas/translation/request.schema.json"),
+        response: include_str!("../schemas/translation/response.schema.json"),
     },
 ];
 
@@ -79,11 +79,11 @@ pub const SOURCES: &[SchemaSource] = &[
 pub const SHARED: &[(&str, &str)] = &[
     (
         "https://hf-inference-rs.invalid/schemas/generation/parameters.schema.json",
-        include_str!("../../schemas/generation/parameters.schema.json"),
+        include_str!("../schemas/generation/parameters.schema.json"),
     ),
     (
         "https://hf-inference-rs.invalid/schemas/text2text-generation/request.schema.json",
-        include_str!("../../schemas/text2text-generation/request.schema.json"),
+        include_str!("../schemas/text2text-generation/request.schema.json"),
     ),
 ];
 
