@@ -65,6 +65,21 @@ impl Golden {
         }
     }
 
+    /// The JSON document a `POST|PUT /invocations` request hands its pipeline: its JSON or CSV
+    /// body decoded by the server's own codecs. `None` for other requests (other routes, other
+    /// content types, JSON Lines, bodies the codecs refuse).
+    pub fn request_document(&self) -> Option<Value> {
+        use hf_inference_core::codec::{self, RequestFormat};
+        if self.path != "/invocations" || !matches!(self.method.as_str(), "POST" | "PUT") {
+            return None;
+        }
+        let format = codec::request_format(self.request_content_type.as_deref()).ok()?;
+        if !matches!(format, RequestFormat::Json | RequestFormat::Csv) {
+            return None;
+        }
+        codec::decode(format, &self.request_bytes()).ok()
+    }
+
     /// The golden response body bytes.
     pub fn response_bytes(&self) -> Vec<u8> {
         let body = self.response_body.clone().unwrap_or_default();
@@ -77,9 +92,14 @@ impl Golden {
     }
 }
 
+/// `fixtures/golden/<name>.jsonl`.
+pub fn golden_path(name: &str) -> PathBuf {
+    fixtures().join("golden").join(format!("{name}.jsonl"))
+}
+
 /// Reads `fixtures/golden/<name>.jsonl`.
 pub fn goldens(name: &str) -> Vec<Golden> {
-    let path = fixtures().join("golden").join(format!("{name}.jsonl"));
+    let path = golden_path(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
@@ -318,150 +338,259 @@ pub fn judge(g: &Golden, status: u16, content_type: Option<&str>, body: &[u8]) -
     }
 }
 
-/// Every golden file with its fixture model and task.
-pub const GOLDEN_FILES: &[(&str, &str, &str)] = &[
-    (
-        "feature-extraction-tiny",
-        "feature-extraction-tiny",
-        "feature-extraction",
-    ),
-    (
-        "xlm-roberta-feature-extraction",
-        "xlm-roberta-feature-extraction",
-        "feature-extraction",
-    ),
-    (
-        "text-classification",
-        "text-classification",
-        "text-classification",
-    ),
-    (
-        "distilbert-text-classification",
-        "distilbert-text-classification",
-        "text-classification",
-    ),
-    (
-        "roberta-text-classification",
-        "roberta-text-classification",
-        "text-classification",
-    ),
-    (
-        "zero-shot-classification",
-        "zero-shot-classification",
-        "zero-shot-classification",
-    ),
-    (
-        "distilbert-zero-shot-classification",
-        "distilbert-text-classification",
-        "zero-shot-classification",
-    ),
-    (
-        "roberta-zero-shot-classification",
-        "roberta-text-classification",
-        "zero-shot-classification",
-    ),
-    (
-        "token-classification",
-        "token-classification",
-        "token-classification",
-    ),
-    (
-        "distilbert-token-classification",
-        "distilbert-token-classification",
-        "token-classification",
-    ),
-    (
-        "roberta-token-classification",
-        "roberta-token-classification",
-        "token-classification",
-    ),
-    (
-        "question-answering",
-        "question-answering",
-        "question-answering",
-    ),
-    (
-        "distilbert-question-answering",
-        "distilbert-question-answering",
-        "question-answering",
-    ),
-    (
-        "roberta-question-answering",
-        "roberta-question-answering",
-        "question-answering",
-    ),
-    (
-        "deberta-v2-token-classification",
-        "deberta-v2-token-classification",
-        "token-classification",
-    ),
-    (
-        "deberta-v2-question-answering",
-        "deberta-v2-question-answering",
-        "question-answering",
-    ),
-    (
-        "deberta-v2-text-classification",
-        "deberta-v2-text-classification",
-        "text-classification",
-    ),
-    (
-        "deberta-v2-zero-shot-classification",
-        "deberta-v2-text-classification",
-        "zero-shot-classification",
-    ),
-    ("fill-mask", "fill-mask", "fill-mask"),
-    ("distilbert-fill-mask", "distilbert-fill-mask", "fill-mask"),
-    ("roberta-fill-mask", "roberta-fill-mask", "fill-mask"),
-    ("text-generation", "text-generation", "text-generation"),
-    ("summarization", "summarization", "summarization"),
-    (
-        "text2text-generation",
-        "text2text-generation",
-        "text2text-generation",
-    ),
-    ("translation-t5", "translation-t5", "translation"),
-    (
-        "llama-text-generation",
-        "llama-text-generation",
-        "text-generation",
-    ),
-    (
-        "qwen2-text-generation",
-        "qwen2-text-generation",
-        "text-generation",
-    ),
-    (
-        "mistral-text-generation",
-        "mistral-text-generation",
-        "text-generation",
-    ),
-    (
-        "phi3-text-generation",
-        "phi3-text-generation",
-        "text-generation",
-    ),
-    (
-        "gemma-text-generation",
-        "gemma-text-generation",
-        "text-generation",
-    ),
-    ("bart-summarization", "bart-summarization", "summarization"),
-    ("translation", "translation", "translation"),
-    (
-        "t5-v1_1-text2text-generation",
-        "t5-v1_1-text2text-generation",
-        "text2text-generation",
-    ),
+/// One golden file of `fixtures/golden` and the fixture model the toolkit recorded it on: the one
+/// table that drives the parity tests (`tests/parity.rs`), the kernel-versus-candle test
+/// (`tests/engine.rs`) and the schema-versus-types test (`tests/schemas.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixture {
+    /// The golden file, `fixtures/golden/<golden>.jsonl`.
+    pub golden: &'static str,
+    /// The model folder, `fixtures/models/<model>` (several golden files may share one).
+    pub model: &'static str,
+    /// The task (`HF_TASK`) the toolkit served it for.
+    pub task: &'static str,
+    /// What this fixture covers (architecture quirks, the cases it exercises).
+    pub note: &'static str,
+}
+
+impl Fixture {
+    /// The fixture model's folder.
+    pub fn model_dir(&self) -> PathBuf {
+        fixtures().join("models").join(self.model)
+    }
+
+    /// The golden file's path.
+    pub fn golden_path(&self) -> PathBuf {
+        golden_path(self.golden)
+    }
+
+    /// The task, parsed.
+    pub fn task(&self) -> hf_inference_core::Task {
+        self.task
+            .parse::<hf_inference_core::TaskSpec>()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.golden))
+            .task
+    }
+}
+
+/// The golden file recorded on the real all-MiniLM-L6-v2, which is not a fixture model: it is
+/// fetched by `infra/fetch-minilm.sh` and served from `HF_TEST_MINILM_DIR` (see `parity.rs`).
+pub const MINILM_GOLDEN: &str = "feature-extraction-minilm";
+
+/// Every golden file on a fixture model: its model folder, its task and what it covers.
+pub const FIXTURES: &[Fixture] = &[
+    Fixture {
+        golden: "feature-extraction-tiny",
+        model: "feature-extraction-tiny",
+        task: "feature-extraction",
+        note: "BERT (`BertModel`, WordPiece with the BERT-uncased vocab): the hidden state of every token.",
+    },
+    Fixture {
+        golden: "xlm-roberta-feature-extraction",
+        model: "xlm-roberta-feature-extraction",
+        task: "feature-extraction",
+        note: "XLM-RoBERTa (`XLMRobertaModel`) with a SentencePiece unigram tokenizer.",
+    },
+    Fixture {
+        golden: "text-classification",
+        model: "text-classification",
+        task: "text-classification",
+        note: "BERT sequence classifier with 3 labels.",
+    },
+    Fixture {
+        golden: "distilbert-text-classification",
+        model: "distilbert-text-classification",
+        task: "text-classification",
+        note: "DistilBERT sequence classifier (dim 16), 2 labels.",
+    },
+    Fixture {
+        golden: "roberta-text-classification",
+        model: "roberta-text-classification",
+        task: "text-classification",
+        note: "RoBERTa (byte-level BPE), 4 labels, `multi_label_classification`: the default function is sigmoid.",
+    },
+    Fixture {
+        golden: "zero-shot-classification",
+        model: "zero-shot-classification",
+        task: "zero-shot-classification",
+        note: "BERT NLI classifier (contradiction/neutral/entailment).",
+    },
+    Fixture {
+        golden: "distilbert-zero-shot-classification",
+        model: "distilbert-text-classification",
+        task: "zero-shot-classification",
+        note: "The DistilBERT classifier: its labels have no \"entail*\", so transformers takes the last class as entailment.",
+    },
+    Fixture {
+        golden: "roberta-zero-shot-classification",
+        model: "roberta-text-classification",
+        task: "zero-shot-classification",
+        note: "The multi-label RoBERTa classifier: its labels have no \"entail*\", so transformers takes the last class as entailment.",
+    },
+    Fixture {
+        golden: "token-classification",
+        model: "token-classification",
+        task: "token-classification",
+        note: "BERT token classifier (CoNLL's 9 labels): windows, `stride` over long texts, every aggregation.",
+    },
+    Fixture {
+        golden: "distilbert-token-classification",
+        model: "distilbert-token-classification",
+        task: "token-classification",
+        note: "DistilBERT token classifier (BERT vocab).",
+    },
+    Fixture {
+        golden: "roberta-token-classification",
+        model: "roberta-token-classification",
+        task: "token-classification",
+        note: "Byte-level BPE: no `##` prefix, so sub-words come from transformers' space heuristic; a 64-token window, so the `long/stride-*` cases run over many windows.",
+    },
+    Fixture {
+        golden: "question-answering",
+        model: "question-answering",
+        task: "question-answering",
+        note: "BERT extractive QA: contexts split into windows, `top_k` across windows, the impossible answer.",
+    },
+    Fixture {
+        golden: "distilbert-question-answering",
+        model: "distilbert-question-answering",
+        task: "question-answering",
+        note: "DistilBERT extractive QA.",
+    },
+    Fixture {
+        golden: "roberta-question-answering",
+        model: "roberta-question-answering",
+        task: "question-answering",
+        note: "RoBERTa-base's 512-token window: the default max_seq_len 384 / doc_stride 128 windowing.",
+    },
+    Fixture {
+        golden: "deberta-v2-token-classification",
+        model: "deberta-v2-token-classification",
+        task: "token-classification",
+        note: "DeBERTa-v3's layout (relative attention over position buckets, SentencePiece): candle's encoder with our heads, on every task that has a DeBERTa head here.",
+    },
+    Fixture {
+        golden: "deberta-v2-question-answering",
+        model: "deberta-v2-question-answering",
+        task: "question-answering",
+        note: "DeBERTa-v3's layout (relative attention over position buckets, SentencePiece) with our QA head.",
+    },
+    Fixture {
+        golden: "deberta-v2-text-classification",
+        model: "deberta-v2-text-classification",
+        task: "text-classification",
+        note: "DeBERTa-v3's layout (relative attention over position buckets, SentencePiece) with an NLI classifier head.",
+    },
+    Fixture {
+        golden: "deberta-v2-zero-shot-classification",
+        model: "deberta-v2-text-classification",
+        task: "zero-shot-classification",
+        note: "The DeBERTa-v3 NLI classifier (contradiction/neutral/entailment) serving zero-shot.",
+    },
+    Fixture {
+        golden: "fill-mask",
+        model: "fill-mask",
+        task: "fill-mask",
+        note: "BERT masked LM (decoder tied to the word embeddings), mask `[MASK]`.",
+    },
+    Fixture {
+        golden: "distilbert-fill-mask",
+        model: "distilbert-fill-mask",
+        task: "fill-mask",
+        note: "DistilBERT masked LM (BERT vocab).",
+    },
+    Fixture {
+        golden: "roberta-fill-mask",
+        model: "roberta-fill-mask",
+        task: "fill-mask",
+        note: "RoBERTa's mask token is `<mask>`: the harness's `[MASK]` cases are 400 there, and `bad/roberta-mask-token` is the one that fills a mask.",
+    },
+    Fixture {
+        golden: "text-generation",
+        model: "text-generation",
+        task: "text-generation",
+        note: "GPT-2 (byte-level BPE): greedy, beams, prefixes, stop sequences, token ids, batches.",
+    },
+    Fixture {
+        golden: "summarization",
+        model: "summarization",
+        task: "summarization",
+        note: "T5 with the summarization task parameters of its config (prefix, beams, lengths, n-grams).",
+    },
+    Fixture {
+        golden: "text2text-generation",
+        model: "text2text-generation",
+        task: "text2text-generation",
+        note: "T5 (untied head, SentencePiece with 100 extra ids) on text2text-generation.",
+    },
+    Fixture {
+        golden: "translation-t5",
+        model: "translation-t5",
+        task: "translation",
+        note: "HF_TASK=translation on a T5 with translation_en_to_de parameters: the task resolves to them.",
+    },
+    Fixture {
+        golden: "llama-text-generation",
+        model: "llama-text-generation",
+        task: "text-generation",
+        note: "Llama-3 layout (grouped-query attention, bos added, a chat template with raise_exception).",
+    },
+    Fixture {
+        golden: "qwen2-text-generation",
+        model: "qwen2-text-generation",
+        task: "text-generation",
+        note: "Qwen2 (q/k/v biases, tied head, ChatML, a repetition_penalty default in generation_config.json).",
+    },
+    Fixture {
+        golden: "mistral-text-generation",
+        model: "mistral-text-generation",
+        task: "text-generation",
+        note: "Mistral with an 8-token sliding window, crossed by every long case.",
+    },
+    Fixture {
+        golden: "phi3-text-generation",
+        model: "phi3-text-generation",
+        task: "text-generation",
+        note: "Phi-3 (fused qkv and gate_up projections).",
+    },
+    Fixture {
+        golden: "gemma-text-generation",
+        model: "gemma-text-generation",
+        task: "text-generation",
+        note: "Gemma ((1 + w) RMS norms, scaled embeddings, GeGLU, one key/value head).",
+    },
+    Fixture {
+        golden: "bart-summarization",
+        model: "bart-summarization",
+        task: "summarization",
+        note: "BART (learned positions offset by 2, layernorm_embedding, post-norm, final_logits_bias) with a bart-large-cnn-like generation_config.json: beams, lengths, n-grams, forced BOS and EOS.",
+    },
+    Fixture {
+        golden: "translation",
+        model: "translation",
+        task: "translation",
+        note: "Marian (sinusoidal positions, tied decoder embeddings, final_logits_bias, 4 beams and bad_words_ids in generation_config.json) with its SentencePiece-only tokenizer.",
+    },
+    Fixture {
+        golden: "t5-v1_1-text2text-generation",
+        model: "t5-v1_1-text2text-generation",
+        task: "text2text-generation",
+        note: "T5 v1.1 / flan-T5 layout: gated-GELU feed-forward, untied head, a deeper decoder.",
+    },
 ];
+
+/// The fixture line of a golden file.
+pub fn fixture(golden_name: &str) -> &'static Fixture {
+    FIXTURES
+        .iter()
+        .find(|f| f.golden == golden_name)
+        .unwrap_or_else(|| panic!("no fixture model for golden file {golden_name}"))
+}
 
 /// The fixture model and task behind a golden file.
 pub fn fixture_model(golden_name: &str) -> (PathBuf, &'static str) {
-    let (_, model, task) = GOLDEN_FILES
-        .iter()
-        .find(|(g, _, _)| *g == golden_name)
-        .unwrap_or_else(|| panic!("no fixture model for golden file {golden_name}"));
-    (fixtures().join("models").join(model), task)
+    let f = fixture(golden_name);
+    (f.model_dir(), f.task)
 }
 
 /// An in-process router serving a fixture model, ready.

