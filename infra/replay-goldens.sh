@@ -14,8 +14,9 @@ PORT=${PORT:-18181}
 MODELS=tests/fixtures/models
 # golden file, fixture model, task: the tests' fixture table (tests/src/lib.rs FIXTURES), and
 # the real MiniLM
-PAIRS="$(cargo run -q -p hf-inference-tests --bin fixtures)
-feature-extraction-minilm MINILM feature-extraction"
+# (PAIRS may be given instead, e.g. to replay while the tree does not build)
+PAIRS=${PAIRS:-"$(cargo run -q -p hf-inference-tests --bin fixtures)
+feature-extraction-minilm MINILM feature-extraction"}
 mkdir -p "$OUT"
 names=()
 while read -r golden model task; do

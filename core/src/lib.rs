@@ -54,6 +54,8 @@ pub mod task;
 pub mod tokenize;
 #[cfg(feature = "engine")]
 pub mod types;
+#[cfg(feature = "engine")]
+pub mod vision;
 
 pub use context::{CallerGone, Context};
 pub use error::{ErrorBody, ToolkitError};

@@ -109,6 +109,7 @@ impl Task {
                 | Task::FillMask
                 | Task::TokenClassification
                 | Task::QuestionAnswering
+                | Task::ImageClassification
         )
     }
 
@@ -127,6 +128,7 @@ impl Task {
                 | Task::Text2TextGeneration
                 | Task::Summarization
                 | Task::Translation
+                | Task::ImageClassification
         )
     }
 

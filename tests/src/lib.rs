@@ -560,6 +560,12 @@ pub const FIXTURES: &[Fixture] = &[
         note: "Gemma ((1 + w) RMS norms, scaled embeddings, GeGLU, one key/value head).",
     },
     Fixture {
+        golden: "image-classification",
+        model: "image-classification",
+        task: "image-classification",
+        note: "ViT (32x32 input, 8x8 patches, 5 labels): raw PNG, JPEG, BMP, GIF, WebP, TIFF and x-image bodies, base64 and data-URI JSON, batches, top_k, function_to_apply, CSV answers, garbage and empty bodies, image/jpg (refused by the toolkit, served here).",
+    },
+    Fixture {
         golden: "bart-summarization",
         model: "bart-summarization",
         task: "summarization",

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use hf_inference_core::pipeline::question_answering::normalize_request;
 use hf_inference_core::types::feature_extraction::FeatureExtractionRequest;
 use hf_inference_core::types::fill_mask::FillMaskRequest;
+use hf_inference_core::types::image_classification::ImageClassificationRequest;
 use hf_inference_core::types::question_answering::QuestionAnsweringRequest;
 use hf_inference_core::types::text_classification::TextClassificationRequest;
 use hf_inference_core::types::token_classification::TokenClassificationRequest;
@@ -42,6 +43,7 @@ fn request_type(task: Task) -> Option<fn(Value) -> Result<(), String>> {
         Task::ZeroShotClassification => Some(typed::<ZeroShotClassificationRequest>),
         Task::TokenClassification => Some(typed::<TokenClassificationRequest>),
         Task::QuestionAnswering => Some(question_answering),
+        Task::ImageClassification => Some(typed::<ImageClassificationRequest>),
         Task::TextGeneration
         | Task::Text2TextGeneration
         | Task::Summarization
@@ -104,6 +106,15 @@ fn schema_valid_golden_requests_deserialise_into_their_types() {
         );
         assert!(refused >= 1, "{task}: the schema refused no golden request");
     }
+    // image tasks: most of their goldens are raw image bodies; the JSON ones are few
+    let (checked, refused) = counts
+        .get(Task::ImageClassification.id())
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        checked >= 5 && refused >= 1,
+        "image-classification: {checked} deserialised, {refused} refused"
+    );
     let total: usize = counts.values().map(|(checked, _)| checked).sum();
     assert!(total >= 400, "only {total} requests deserialised");
 }

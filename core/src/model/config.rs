@@ -125,6 +125,38 @@ pub fn read_raw(path: &Path) -> Result<serde_json::Value, ToolkitError> {
         .map_err(|e| ToolkitError::model_load(format!("{}: not valid JSON: {e}", path.display())))
 }
 
+/// The labels by class index: `id2label`, `LABEL_i` where missing, as many as `num_labels` or
+/// the highest index says.
+fn label_list(num_labels: Option<usize>, id2label: &BTreeMap<String, String>) -> Vec<String> {
+    let n = num_labels.unwrap_or(0).max(
+        id2label
+            .keys()
+            .filter_map(|k| k.parse::<usize>().ok())
+            .map(|k| k + 1)
+            .max()
+            .unwrap_or(0),
+    );
+    (0..n)
+        .map(|i| {
+            id2label
+                .get(&i.to_string())
+                .cloned()
+                .unwrap_or(format!("LABEL_{i}"))
+        })
+        .collect()
+}
+
+/// The labels of a parsed `config.json` of any architecture (see [`ModelConfig::labels`]) and
+/// its `problem_type`.
+pub fn labels(config: &serde_json::Value) -> Result<(Vec<String>, Option<String>), String> {
+    let common: Common =
+        serde_json::from_value(config.clone()).map_err(|e| format!("invalid config: {e}"))?;
+    Ok((
+        label_list(common.num_labels, &common.id2label),
+        common.problem_type,
+    ))
+}
+
 /// `architectures` of a parsed `config.json` (empty when absent).
 pub fn architectures(config: &serde_json::Value) -> Vec<String> {
     config
@@ -220,10 +252,10 @@ impl ModelConfig {
                 }
                 ArchConfig::DebertaV2(Box::new(c))
             }
-            generator => {
+            other => {
                 return Err(format!(
-                    "model_type {:?} is a generative model, not an encoder; encoders: {}",
-                    generator.model_type(),
+                    "model_type {:?} is not a text encoder; encoders: {}",
+                    other.model_type(),
                     super::Family::ALL
                         .into_iter()
                         .filter(|f| f.is_encoder())
@@ -233,24 +265,7 @@ impl ModelConfig {
                 ))
             }
         };
-        let n = common.num_labels.unwrap_or(0).max(
-            common
-                .id2label
-                .keys()
-                .filter_map(|k| k.parse::<usize>().ok())
-                .map(|k| k + 1)
-                .max()
-                .unwrap_or(0),
-        );
-        let labels = (0..n)
-            .map(|i| {
-                common
-                    .id2label
-                    .get(&i.to_string())
-                    .cloned()
-                    .unwrap_or(format!("LABEL_{i}"))
-            })
-            .collect();
+        let labels = label_list(common.num_labels, &common.id2label);
         let default_pad = if model_type == "bert" || model_type == "distilbert" {
             0
         } else {

@@ -45,6 +45,8 @@ pub enum Family {
     Bart,
     /// `marian`.
     Marian,
+    /// `vit` (ViT and DeiT-style image classifiers).
+    Vit,
 }
 
 /// How a family's network is shaped, which decides what it can serve.
@@ -56,11 +58,35 @@ pub enum Shape {
     Decoder,
     /// An encoder-decoder language model.
     EncoderDecoder,
+    /// An image model.
+    Vision,
+}
+
+impl Shape {
+    /// The shape in words, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Shape::Encoder => "a text encoder",
+            Shape::Decoder => "a decoder-only language model",
+            Shape::EncoderDecoder => "an encoder-decoder language model",
+            Shape::Vision => "an image model",
+        }
+    }
+
+    /// The tasks a model of this shape serves, for error messages.
+    pub fn serves(self) -> &'static str {
+        match self {
+            Shape::Encoder => "feature-extraction, text-classification, zero-shot-classification, token-classification, question-answering or fill-mask",
+            Shape::Decoder => "text-generation",
+            Shape::EncoderDecoder => "text2text-generation, summarization or translation",
+            Shape::Vision => "image-classification",
+        }
+    }
 }
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 16] = [
+    pub const ALL: [Family; 17] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -77,6 +103,7 @@ impl Family {
         Family::Mt5,
         Family::Bart,
         Family::Marian,
+        Family::Vit,
     ];
 
     /// `config.json`'s `model_type`.
@@ -98,6 +125,7 @@ impl Family {
             Family::Mt5 => "mt5",
             Family::Bart => "bart",
             Family::Marian => "marian",
+            Family::Vit => "vit",
         }
     }
 
@@ -143,6 +171,7 @@ impl Family {
             | Family::Phi3
             | Family::Gemma => Shape::Decoder,
             Family::T5 | Family::Mt5 | Family::Bart | Family::Marian => Shape::EncoderDecoder,
+            Family::Vit => Shape::Vision,
         }
     }
 
@@ -151,10 +180,10 @@ impl Family {
         self.shape() == Shape::Encoder
     }
 
-    /// Whether the family's implementations run on a CUDA device. Encoders have candle's
-    /// implementations; the generators run on our CPU kernels only.
+    /// Whether the family's implementations run on a CUDA device. Encoders and image models
+    /// have candle's implementations; the generators run on our CPU kernels only.
     pub fn runs_on_cuda(self) -> bool {
-        self.is_encoder()
+        matches!(self.shape(), Shape::Encoder | Shape::Vision)
     }
 
     /// Loads a generative family's model (float32, on the CPU kernels) with a team of threads of
@@ -181,9 +210,10 @@ impl Family {
             | Family::Gemma => Ok(Arc::new(OnTeam::new(super::causal::CausalLm::load(
                 config, &vb,
             )?)?)),
-            encoder => Err(ToolkitError::Config(format!(
-                "{} is an encoder model, not a language model",
-                encoder.model_type()
+            other => Err(ToolkitError::Config(format!(
+                "{} is {}, not a language model",
+                other.model_type(),
+                other.shape().describe()
             ))),
         }
     }

@@ -20,6 +20,7 @@ pub mod mlm;
 pub(crate) mod seq2seq;
 pub mod t5;
 pub mod token_head;
+pub mod vit;
 
 pub use device::{DeviceChoice, CUDA_BUILD};
 pub use family::{Family, Shape};

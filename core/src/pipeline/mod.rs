@@ -8,6 +8,7 @@
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod generation;
+pub mod image_classification;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;
@@ -53,6 +54,8 @@ pub struct LoadOptions {
     pub batch_wait: std::time::Duration,
     /// Where the model runs (`HF_DEVICE`).
     pub device: DeviceChoice,
+    /// The most pixels an image may declare (`HF_MAX_IMAGE_PIXELS`), checked before decoding.
+    pub max_image_pixels: u64,
 }
 
 impl LoadOptions {
@@ -66,6 +69,7 @@ impl LoadOptions {
             max_new_tokens: 2048,
             batch_wait: crate::batcher::DEFAULT_WAIT,
             device: DeviceChoice::Auto,
+            max_image_pixels: crate::vision::DEFAULT_MAX_PIXELS,
         }
     }
 }
@@ -222,6 +226,18 @@ pub struct GenerativeParts<'a> {
     pub opts: &'a LoadOptions,
 }
 
+/// What a vision task's constructor gets.
+pub struct VisionParts<'a> {
+    /// The model's files.
+    pub files: &'a ModelFiles,
+    /// `config.json`.
+    pub config: &'a Value,
+    /// The device chosen for the model's family.
+    pub device: candle_core::Device,
+    /// The load options.
+    pub opts: &'a LoadOptions,
+}
+
 /// How a task's pipeline is built.
 #[derive(Debug, Clone, Copy)]
 pub enum Constructor {
@@ -234,6 +250,8 @@ pub enum Constructor {
     },
     /// On a generative model (decoder-only or encoder-decoder).
     Generative(fn(GenerativeParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>),
+    /// On an image model.
+    Vision(fn(VisionParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>),
 }
 
 /// One line of the registry.
@@ -290,6 +308,10 @@ pub const REGISTRY: &[Registration] = &[
         },
     },
     Registration {
+        task: Task::ImageClassification,
+        constructor: Constructor::Vision(image_classification::build),
+    },
+    Registration {
         task: Task::TextGeneration,
         constructor: Constructor::Generative(generation::build),
     },
@@ -336,14 +358,35 @@ pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
         Task::Conversational => Task::TextGeneration,
         t => t,
     })?;
+    // a model of the wrong shape for the task: say what it can serve instead
+    let wrong_shape = || {
+        ToolkitError::Config(format!(
+            "{} is {}: it cannot serve {}; serve it with HF_TASK={}",
+            family.model_type(),
+            family.shape().describe(),
+            spec.task,
+            family.shape().serves()
+        ))
+    };
     match registration(spec.task)?.constructor {
+        Constructor::Vision(build) => {
+            if family.shape() != model::Shape::Vision {
+                return Err(wrong_shape());
+            }
+            let device = model::device::select(opts.device, family)?;
+            build(VisionParts {
+                files: &files,
+                config: &raw,
+                device,
+                opts,
+            })
+        }
         Constructor::Generative(build) => {
-            if family.is_encoder() {
-                return Err(ToolkitError::Config(format!(
-                    "{} is an encoder model: it cannot serve {}",
-                    family.model_type(),
-                    spec.task
-                )));
+            if !matches!(
+                family.shape(),
+                model::Shape::Decoder | model::Shape::EncoderDecoder
+            ) {
+                return Err(wrong_shape());
             }
             build(GenerativeParts {
                 files: &files,
@@ -354,11 +397,7 @@ pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
         }
         Constructor::Encoder { head, build } => {
             if !family.is_encoder() {
-                return Err(ToolkitError::Config(format!(
-                    "{} is a generative model: serve it with HF_TASK=text-generation (decoder-only) or text2text-generation, summarization or translation (encoder-decoder), not {}",
-                    family.model_type(),
-                    spec.task
-                )));
+                return Err(wrong_shape());
             }
             let config = ModelConfig::from_json(&raw.to_string()).map_err(|e| {
                 ToolkitError::model_load(format!("{}: {e}", files.config.display()))

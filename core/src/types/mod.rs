@@ -3,6 +3,7 @@
 
 pub mod feature_extraction;
 pub mod fill_mask;
+pub mod image_classification;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;

@@ -74,6 +74,21 @@ pub enum ClassificationFunction {
     None,
 }
 
+impl ClassificationFunction {
+    /// `function_to_apply` as transformers reads it (any case); `None` when not given.
+    pub fn parse(name: Option<&str>) -> Result<Option<Self>, ToolkitError> {
+        match name.map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("softmax") => Ok(Some(ClassificationFunction::Softmax)),
+            Some("sigmoid") => Ok(Some(ClassificationFunction::Sigmoid)),
+            Some("none") => Ok(Some(ClassificationFunction::None)),
+            Some(other) => Err(ToolkitError::InvalidParameters(format!(
+                "function_to_apply {other:?} is not one of softmax, sigmoid, none"
+            ))),
+        }
+    }
+}
+
 /// The pipeline's parameters.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -108,20 +123,7 @@ pub struct TextClassificationParameters {
 impl TextClassificationParameters {
     /// The function to apply, if given.
     pub fn function(&self) -> Result<Option<ClassificationFunction>, ToolkitError> {
-        match self
-            .function_to_apply
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None => Ok(None),
-            Some("softmax") => Ok(Some(ClassificationFunction::Softmax)),
-            Some("sigmoid") => Ok(Some(ClassificationFunction::Sigmoid)),
-            Some("none") => Ok(Some(ClassificationFunction::None)),
-            Some(other) => Err(ToolkitError::InvalidParameters(format!(
-                "function_to_apply {other:?} is not one of softmax, sigmoid, none"
-            ))),
-        }
+        ClassificationFunction::parse(self.function_to_apply.as_deref())
     }
 
     /// The tokenizer options.

@@ -185,6 +185,11 @@ pub struct LimitsArgs {
     /// minus the prompt); more get 400.
     #[arg(long, env = "HF_MAX_NEW_TOKENS", default_value_t = 2048)]
     pub max_new_tokens: usize,
+
+    /// Images: the most pixels an image may declare, checked from its header before it is
+    /// decoded (Pillow's own bomb limit by default); more get 400.
+    #[arg(long, env = "HF_MAX_IMAGE_PIXELS", default_value_t = 89_478_485)]
+    pub max_image_pixels: u64,
 }
 
 impl LimitsArgs {
@@ -194,6 +199,7 @@ impl LimitsArgs {
         opts.max_batch_size = self.max_batch_size.max(1);
         opts.max_new_tokens = self.max_new_tokens.max(1);
         opts.batch_wait = Duration::from_micros(self.batch_wait_us);
+        opts.max_image_pixels = self.max_image_pixels.max(1);
     }
 }
 

@@ -1,0 +1,282 @@
+//! transformers' image processors (`ViTImageProcessor` and its kin, the slow, Pillow-based ones
+//! that `pipeline()` loads in transformers 4.51): resize, center crop, rescale, normalize, as read
+//! from `preprocessor_config.json`, in that order and with the same arithmetic (the resize in
+//! 8 bits through Pillow, rescaling in float64 then float32, normalization in float32).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::resample::{resize, Filter, Image8};
+use crate::error::ToolkitError;
+
+/// How the image is resized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// To exactly `height × width`.
+    Exact {
+        /// Height.
+        height: usize,
+        /// Width.
+        width: usize,
+    },
+    /// The shorter edge to this length, keeping the aspect ratio (the longer edge truncated, as
+    /// transformers' `get_resize_output_image_size` computes it).
+    ShortestEdge(usize),
+}
+
+/// An image processor's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageProcessor {
+    /// `do_resize` with `size` (`None`: no resize).
+    pub resize: Option<Size>,
+    /// `resample`.
+    pub filter: Filter,
+    /// `do_center_crop` with `crop_size` (`height`, `width`).
+    pub center_crop: Option<(usize, usize)>,
+    /// `do_rescale` with `rescale_factor`.
+    pub rescale: Option<f64>,
+    /// `do_normalize` with `image_mean` and `image_std`.
+    pub normalize: Option<([f32; 3], [f32; 3])>,
+}
+
+/// A preprocessed image: `[3, height, width]` float32, channels first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelValues {
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// `3 · height · width` values, channel-major.
+    pub data: Vec<f32>,
+}
+
+fn size_of(v: &Value, what: &str) -> Result<Size, ToolkitError> {
+    let dim = |k: &str| v.get(k).and_then(Value::as_u64).map(|n| n as usize);
+    match (dim("height"), dim("width"), dim("shortest_edge"), v.as_u64()) {
+        (Some(height), Some(width), _, _) => Ok(Size::Exact { height, width }),
+        (_, _, Some(s), _) => Ok(Size::ShortestEdge(s)),
+        (_, _, _, Some(n)) => Ok(Size::Exact {
+            height: n as usize,
+            width: n as usize,
+        }),
+        _ => Err(ToolkitError::model_load(format!(
+            "preprocessor_config.json: {what} {v} is not a size this server reads (height and width, shortest_edge, or a number)"
+        ))),
+    }
+}
+
+fn triple(v: Option<&Value>, default: [f32; 3], what: &str) -> Result<[f32; 3], ToolkitError> {
+    let Some(v) = v else {
+        return Ok(default);
+    };
+    if let Some(x) = v.as_f64() {
+        return Ok([x as f32; 3]);
+    }
+    let a: Vec<f32> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_f64)
+                .map(|x| x as f32)
+                .collect()
+        })
+        .unwrap_or_default();
+    match a.as_slice() {
+        [r, g, b] => Ok([*r, *g, *b]),
+        _ => Err(ToolkitError::model_load(format!(
+            "preprocessor_config.json: {what} must be three numbers, got {v}"
+        ))),
+    }
+}
+
+impl ImageProcessor {
+    /// Reads `preprocessor_config.json` (transformers' defaults for what it leaves out: ViT's).
+    pub fn from_config(cfg: &Value) -> Result<Self, ToolkitError> {
+        let flag = |k: &str, default: bool| cfg.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let resize = if flag("do_resize", true) {
+            Some(match cfg.get("size") {
+                Some(v) => size_of(v, "size")?,
+                None => Size::Exact {
+                    height: 224,
+                    width: 224,
+                },
+            })
+        } else {
+            None
+        };
+        let filter = match cfg.get("resample").and_then(Value::as_i64) {
+            Some(n) => Filter::from_pil(n)?,
+            None => Filter::Bilinear,
+        };
+        let center_crop = if flag("do_center_crop", false) {
+            match size_of(cfg.get("crop_size").unwrap_or(&Value::Null), "crop_size")? {
+                Size::Exact { height, width } => Some((height, width)),
+                Size::ShortestEdge(s) => Some((s, s)),
+            }
+        } else {
+            None
+        };
+        let rescale = flag("do_rescale", true).then(|| {
+            cfg.get("rescale_factor")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0 / 255.0)
+        });
+        let normalize = if flag("do_normalize", true) {
+            Some((
+                triple(cfg.get("image_mean"), [0.5; 3], "image_mean")?,
+                triple(cfg.get("image_std"), [0.5; 3], "image_std")?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            resize,
+            filter,
+            center_crop,
+            rescale,
+            normalize,
+        })
+    }
+
+    /// Reads `preprocessor_config.json` from a model directory.
+    pub fn load(dir: &Path) -> Result<Self, ToolkitError> {
+        let path = dir.join("preprocessor_config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ToolkitError::model_load_with(format!("cannot read {}", path.display()), e)
+        })?;
+        let cfg: Value = serde_json::from_str(&text).map_err(|e| {
+            ToolkitError::model_load(format!("{}: not valid JSON: {e}", path.display()))
+        })?;
+        Self::from_config(&cfg)
+    }
+
+    /// The size of an image after resizing.
+    fn resized_size(&self, width: usize, height: usize) -> Option<(usize, usize)> {
+        match self.resize? {
+            Size::Exact { height, width } => Some((width, height)),
+            Size::ShortestEdge(s) => {
+                let (short, long) = if width <= height {
+                    (width, height)
+                } else {
+                    (height, width)
+                };
+                let new_long = (s as f64 * long as f64 / short.max(1) as f64) as usize;
+                Some(if width <= height {
+                    (s, new_long)
+                } else {
+                    (new_long, s)
+                })
+            }
+        }
+    }
+
+    /// Preprocesses one RGB image.
+    pub fn preprocess(&self, img: &Image8) -> PixelValues {
+        let img = match self.resized_size(img.width, img.height) {
+            Some((w, h)) => resize(img, w, h, self.filter),
+            None => img.clone(),
+        };
+        let img = match self.center_crop {
+            Some((h, w)) => center_crop(&img, w, h),
+            None => img,
+        };
+        let (width, height) = (img.width, img.height);
+        let plane = width * height;
+        let mut data = vec![0f32; 3 * plane];
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            for (c, &v) in px.iter().enumerate() {
+                let mut x = match self.rescale {
+                    // numpy: uint8 → float64, times the factor, then float32
+                    Some(f) => (f64::from(v) * f) as f32,
+                    None => f32::from(v),
+                };
+                if let Some((mean, std)) = &self.normalize {
+                    x = (x - mean[c]) / std[c];
+                }
+                data[c * plane + i] = x;
+            }
+        }
+        PixelValues {
+            height,
+            width,
+            data,
+        }
+    }
+}
+
+/// transformers' `center_crop`: the centre `width × height` window (`top = (h - crop_h) // 2`),
+/// padded with zeros where the image is smaller.
+fn center_crop(img: &Image8, width: usize, height: usize) -> Image8 {
+    let c = img.channels;
+    let top = (img.height as i64 - height as i64).div_euclid(2);
+    let left = (img.width as i64 - width as i64).div_euclid(2);
+    let mut out = vec![0u8; width * height * c];
+    for y in 0..height {
+        let sy = y as i64 + top;
+        if sy < 0 || sy >= img.height as i64 {
+            continue;
+        }
+        for x in 0..width {
+            let sx = x as i64 + left;
+            if sx < 0 || sx >= img.width as i64 {
+                continue;
+            }
+            let s = (sy as usize * img.width + sx as usize) * c;
+            out[(y * width + x) * c..(y * width + x + 1) * c].copy_from_slice(&img.data[s..s + c]);
+        }
+    }
+    Image8 {
+        width,
+        height,
+        channels: c,
+        data: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vit_settings_rescale_then_normalize_channels_first() {
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "do_resize": true, "size": {"height": 2, "width": 2}, "resample": 2,
+            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+            "rescale_factor": 0.00392156862745098
+        }))
+        .unwrap();
+        let img = Image8 {
+            width: 2,
+            height: 2,
+            channels: 3,
+            data: vec![0, 255, 51, 255, 0, 51, 0, 0, 0, 255, 255, 255],
+        };
+        let px = p.preprocess(&img);
+        assert_eq!((px.width, px.height), (2, 2));
+        // red plane: 0, 255, 0, 255 -> -1, 1, -1, 1
+        assert_eq!(&px.data[0..4], &[-1.0, 1.0, -1.0, 1.0]);
+        // blue plane holds 51 -> 0.2 -> -0.6
+        assert!((px.data[8] + 0.6).abs() < 1e-6, "{}", px.data[8]);
+    }
+
+    #[test]
+    fn shortest_edge_keeps_the_aspect_ratio_and_crops_the_centre() {
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "size": {"shortest_edge": 4}, "do_center_crop": true,
+            "crop_size": {"height": 4, "width": 4}, "do_normalize": false, "do_rescale": false
+        }))
+        .unwrap();
+        assert_eq!(p.resized_size(10, 5), Some((8, 4)));
+        assert_eq!(p.resized_size(5, 10), Some((4, 8)));
+        let img = Image8 {
+            width: 10,
+            height: 5,
+            channels: 3,
+            data: vec![9; 150],
+        };
+        let px = p.preprocess(&img);
+        assert_eq!((px.width, px.height, px.data.len()), (4, 4, 48));
+        assert!(px.data.iter().all(|&v| v == 9.0));
+    }
+}
