@@ -154,6 +154,7 @@ const SUPPORT_FILES: &[&str] = &[
     "vocab.txt",
     "vocab.json",
     "merges.txt",
+    "preprocessor_config.json",
 ];
 
 impl HubModel {
