@@ -566,6 +566,12 @@ pub const FIXTURES: &[Fixture] = &[
         note: "ViT (32x32 input, 8x8 patches, 5 labels): raw PNG, JPEG, BMP, GIF, WebP, TIFF and x-image bodies, base64 and data-URI JSON, batches, top_k, function_to_apply, CSV answers, garbage and empty bodies, image/jpg (refused by the toolkit, served here).",
     },
     Fixture {
+        golden: "image-classification-more",
+        model: "image-classification",
+        task: "image-classification",
+        note: "Our image cases on the ViT: greyscale, grey+alpha, RGBA (alpha dropped), palette and 16-bit PNGs; greyscale, CMYK, 4:4:4, 4:2:2, progressive and EXIF-rotated JPEGs; 640x480 JPEG and PNG downscaled (antialiased resampling), a 3x200 image, a 1x1 image (the toolkit crashes), upscaling; an animated GIF (first frame); mixed batches; top_k 0 and past the labels; sigmoid; unknown parameters; truncated and mislabelled bodies.",
+    },
+    Fixture {
         golden: "bart-summarization",
         model: "bart-summarization",
         task: "summarization",

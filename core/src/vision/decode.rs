@@ -172,10 +172,31 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
 }
 
 /// `convert("RGB")` as Pillow does it for the modes a decoder gives: alpha dropped (not blended),
-/// greyscale replicated; 16-bit samples keep their high byte, as Pillow's 16-bit PNG and TIFF
-/// readers do for RGB images.
+/// greyscale replicated. 16-bit images follow Pillow's readers: 16-bit greyscale opens as `I;16`,
+/// whose conversion to RGB clips each value to 255; 16-bit colour opens as 8-bit keeping each
+/// sample's high byte.
 fn to_rgb8(img: &image::DynamicImage) -> image::RgbImage {
-    img.to_rgb8()
+    use image::DynamicImage as D;
+    let (w, h) = (img.width(), img.height());
+    let from = |f: &dyn Fn(u32, u32) -> [u8; 3]| {
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)))
+    };
+    match img {
+        D::ImageLuma16(g) => from(&|x, y| {
+            let v = g.get_pixel(x, y)[0].min(255) as u8;
+            [v, v, v]
+        }),
+        D::ImageLumaA16(g) => from(&|x, y| {
+            let v = (g.get_pixel(x, y)[0] >> 8) as u8;
+            [v, v, v]
+        }),
+        D::ImageRgb16(c) => from(&|x, y| c.get_pixel(x, y).0.map(|v| (v >> 8) as u8)),
+        D::ImageRgba16(c) => from(&|x, y| {
+            let [r, g, b, _] = c.get_pixel(x, y).0;
+            [r, g, b].map(|v| (v >> 8) as u8)
+        }),
+        other => other.to_rgb8(),
+    }
 }
 
 /// The bytes of an image given in JSON: base64, or a `data:image/...;base64,` URI. Anything else
@@ -236,6 +257,20 @@ mod tests {
         assert_eq!(&rgba.data[3..6], &[40, 0, 7]);
         let grey = decode_rgb(&png(2, 2, image::ColorType::L8), DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!(&grey.data[3..6], &[10, 10, 10]);
+    }
+
+    #[test]
+    fn sixteen_bit_images_convert_as_pillow_reads_them() {
+        // greyscale: Pillow's I;16 clips to 255 on conversion; colour keeps the high byte
+        let grey =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(3, 1, vec![7, 300, 65535]).unwrap();
+        let rgb = to_rgb8(&image::DynamicImage::ImageLuma16(grey));
+        assert_eq!(rgb.into_raw(), vec![7, 7, 7, 255, 255, 255, 255, 255, 255]);
+        let colour =
+            image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(1, 1, vec![300, 40000, 65281])
+                .unwrap();
+        let rgb = to_rgb8(&image::DynamicImage::ImageRgb16(colour));
+        assert_eq!(rgb.into_raw(), vec![1, 156, 255]);
     }
 
     #[test]
