@@ -82,7 +82,7 @@ impl InferenceService {
             })
     }
 
-    /// Streams a generation as Server-Sent Events (see [`crate::generate::events`]). A request
+    /// Streams a generation as Server-Sent Events (see [`super::events`]). A request
     /// that fails before its first token gets its error status; later errors are an event.
     pub async fn invoke_events(
         &self,
