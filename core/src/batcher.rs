@@ -81,7 +81,7 @@ fn tokens(pending: &Pending) -> usize {
 fn serve(rx: &Receiver<Pending>, forward: &Forward, limits: Limits) {
     let mut carry: Option<Pending> = None;
     // the size and duration of the last pass: what the next one may wait for, and how long
-    let (mut last_jobs, mut last_pass) = (1usize, Duration::ZERO);
+    let (mut last_requests, mut last_pass) = (1usize, Duration::ZERO);
     let mut last_end = Instant::now();
     loop {
         // a request pushed back by the token cap has waited already: it starts the next pass at once
@@ -123,7 +123,7 @@ fn serve(rx: &Receiver<Pending>, forward: &Forward, limits: Limits) {
         // After an idle spell of over four passes the last pass's clients are stale (a burst is
         // over): nothing to wait for.
         let stale = last_end.elapsed() > last_pass * 4 && waiting == 0;
-        let clients = if stale { 1 } else { last_jobs + waiting };
+        let clients = if stale { 1 } else { last_requests + waiting };
         let linger = if clients > pendings.len() && !carried && carry.is_none() {
             limits.max_wait.min(last_pass / 2)
         } else {
@@ -140,9 +140,9 @@ fn serve(rx: &Receiver<Pending>, forward: &Forward, limits: Limits) {
             total += tokens(&j);
             pendings.push(j);
         }
-        last_jobs = pendings.len();
+        last_requests = pendings.len();
         let started = Instant::now();
-        run_jobs(pendings, forward);
+        run_pass(pendings, forward);
         last_end = Instant::now();
         last_pass = last_end - started;
     }
@@ -153,7 +153,7 @@ fn guarded(forward: &Forward, seqs: &[TokenSequence]) -> Result<Vec<Matrix>, Too
         .unwrap_or_else(|_| Err(ToolkitError::Internal("the model panicked".into())))
 }
 
-fn run_jobs(pendings: Vec<Pending>, forward: &Forward) {
+fn run_pass(pendings: Vec<Pending>, forward: &Forward) {
     if pendings.len() == 1 {
         for pending in pendings {
             let _ = pending.reply.send(guarded(forward, &pending.seqs));
@@ -387,7 +387,7 @@ mod tests {
             })
             .collect();
         let (pendings, rxs): (Vec<_>, Vec<_>) = pendings.into_iter().unzip();
-        run_jobs(pendings, &forward);
+        run_pass(pendings, &forward);
         assert!(rxs[0].recv().unwrap().is_err());
         assert!(rxs[1].recv().unwrap().is_ok());
     }

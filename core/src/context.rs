@@ -29,9 +29,25 @@ impl CallerGone {
         self.0.store(true, Ordering::Relaxed);
     }
 
+    /// A guard that raises the flag when dropped: held by whatever waits for the answer, so that
+    /// the work learns when nobody does any more, whichever way the waiting ends.
+    pub fn guard(&self) -> RaiseOnDrop {
+        RaiseOnDrop(self.clone())
+    }
+
     /// The error such work stops with (no one reads it: the caller is gone).
     pub fn error() -> ToolkitError {
         ToolkitError::Internal("the caller of this request is gone".into())
+    }
+}
+
+/// Raises its [`CallerGone`] flag when dropped (see [`CallerGone::guard`]).
+#[derive(Debug)]
+pub struct RaiseOnDrop(CallerGone);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.raise();
     }
 }
 

@@ -23,10 +23,11 @@
 
 //!
 //! Modules form layers that only look down: errors and the run [`context`]; the wire's
-//! [`task`]s, [`schema`]s and [`codec`]s; [`kernels`]; the [`hub`] client; [`model`]s (with the
-//! model-family registry and the device seam); tokenization; [`generate`] (decoding and its
-//! engine); the [`batcher`]; [`pipeline`]s (the [`pipeline::Pipeline`] seam and its registry);
-//! the executor ([`runtime`]); the [`service`] (negotiation, codecs, JSON Lines, SSE).
+//! [`task`]s, [`schema`]s and [`codec`]s; the [`hub`] client; and, behind the default `engine`
+//! feature: `kernels`; `vision` (image decoding and preprocessing); `model`s (with the
+//! model-family registry and the device seam); tokenization; `generate` (decoding and its
+//! engine); the `batcher`; `pipeline`s (the `Pipeline` seam and its registry); the executor
+//! (`runtime`); the [`service`] (negotiation, codecs, JSON Lines, SSE).
 
 #[cfg(feature = "engine")]
 pub mod batcher;

@@ -9,7 +9,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::context::CallerGone;
+use crate::context::CallerGone;
 use crate::error::ToolkitError;
 
 /// A unit of work queued for an inference thread.
@@ -93,8 +93,9 @@ impl Runtime {
     {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let queued = Arc::clone(&self.queued);
-        let gone = RaiseOnDrop(CallerGone::new());
-        let flag = gone.0.clone();
+        let flag = CallerGone::new();
+        // raised when this call ends, whichever way (answered, timed out, dropped)
+        let _gone = flag.guard();
         let job: WorkItem = Box::new(move || {
             // the client gave up (timeout, disconnect): skip the work
             if !done_tx.is_closed() {
@@ -163,15 +164,6 @@ impl Runtime {
                 ))
             }
         }
-    }
-}
-
-/// Raises its flag when dropped.
-struct RaiseOnDrop(CallerGone);
-
-impl Drop for RaiseOnDrop {
-    fn drop(&mut self) {
-        self.0.raise();
     }
 }
 

@@ -26,6 +26,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== builds without the inference engine (the wire format alone; a proxy-only lambda-proxy)"
+cargo check --locked -p hf-inference-core --no-default-features
+cargo check --locked -p hf-inference-lambda --no-default-features
 echo "== cargo test"
 cargo test --locked --workspace
 echo "== cargo doc"

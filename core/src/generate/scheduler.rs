@@ -121,7 +121,7 @@ fn start_new(model: &dyn LanguageModel, active: &mut Vec<Submission>) -> usize {
     started
 }
 
-/// Answers the jobs at the `failed` indices of `active` with their errors and drops them.
+/// Answers the searches at the `failed` indices of `active` with their errors and drops them.
 fn fail(active: &mut Vec<Submission>, mut failed: Vec<(usize, ToolkitError)>) {
     // highest index first, so that each removal leaves the other failed indices in place
     failed.sort_by_key(|f| std::cmp::Reverse(f.0));
@@ -131,7 +131,7 @@ fn fail(active: &mut Vec<Submission>, mut failed: Vec<(usize, ToolkitError)>) {
     }
 }
 
-/// Takes the jobs `pick` selects out of `active` and answers each with `answer(its search)`.
+/// Takes the searches `pick` selects out of `active` and answers each with `answer(its search)`.
 fn hand_back(
     active: &mut Vec<Submission>,
     pick: impl Fn(&Submission) -> bool,

@@ -91,8 +91,8 @@ impl VitClassifier {
     pub fn logits(&self, images: &[PixelValues]) -> Result<Vec<Vec<f32>>, ToolkitError> {
         let s = self.image_size;
         if let Some(p) = images.iter().find(|p| (p.height, p.width) != (s, s)) {
-            return Err(ToolkitError::Validation(format!(
-                "the preprocessed image is {}x{} but the model takes {s}x{s}; check preprocessor_config.json's size",
+            return Err(ToolkitError::Internal(format!(
+                "a preprocessed image is {}x{} but the model takes {s}x{s}",
                 p.width, p.height
             )));
         }

@@ -28,6 +28,7 @@ pub(crate) fn build(parts: GenerativeParts<'_>) -> Result<Box<dyn Pipeline>, Too
     Ok(Box::new(GenerationPipeline::load(
         parts.files,
         parts.config,
+        parts.family,
         parts.spec,
         parts.opts,
     )?))
@@ -144,14 +145,12 @@ impl GenerationPipeline {
     pub fn load(
         files: &ModelFiles,
         config: &Value,
+        family: Family,
         spec: &TaskSpec,
         opts: &LoadOptions,
     ) -> Result<Self, ToolkitError> {
-        let family = Family::of_config(config).map_err(ToolkitError::model_load)?;
+        // generators run on the CPU kernels (the device seam refused an impossible HF_DEVICE)
         let model_type = family.model_type();
-        // the device seam: generators run on the CPU kernels (an explicit cuda or neuron is a
-        // start-up error there)
-        crate::model::device::select(opts.device, family)?;
         let model = family.load_language_model(files, config)?;
         let task = match spec.task {
             Task::Conversational => Task::TextGeneration,

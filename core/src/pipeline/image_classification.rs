@@ -37,6 +37,14 @@ pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, Toolkit
         .map_err(|e| ToolkitError::model_load(format!("config.json: {e}")))?;
     let processor = ImageProcessor::load(&parts.files.dir)?;
     let model = VitClassifier::load(parts.files, parts.config, labels.len(), &parts.device)?;
+    // every image must reach the model at its input size: a checkpoint whose processor does not
+    // resize (or crop) to it is refused here, not on every request
+    let side = model.image_size();
+    if processor.output_size() != Some((side, side)) {
+        return Err(ToolkitError::model_load(format!(
+            "preprocessor_config.json does not resize or crop images to the model's {side}x{side} (config.json image_size)"
+        )));
+    }
     let default_function =
         if problem_type.as_deref() == Some("multi_label_classification") || labels.len() == 1 {
             ClassificationFunction::Sigmoid
@@ -56,7 +64,7 @@ impl ImageClassificationPipeline {
     /// Classifies decoded images; one answer list per image.
     fn classify(
         &self,
-        images: &[Vec<u8>],
+        images: &[&[u8]],
         top_k: Option<usize>,
         function: Option<ClassificationFunction>,
         ctx: &Context,
@@ -67,7 +75,7 @@ impl ImageClassificationPipeline {
                 return Err(crate::context::CallerGone::error());
             }
             let rgb = vision::decode_rgb(bytes, self.max_pixels)?;
-            pixels.push(self.processor.preprocess(&rgb));
+            pixels.push(self.processor.preprocess(&rgb, self.max_pixels)?);
         }
         let logits = self.model.logits(&pixels)?;
         let function = function.unwrap_or(self.default_function);
@@ -104,7 +112,7 @@ impl Pipeline for ImageClassificationPipeline {
     fn run(&self, input: Input, ctx: Context) -> Result<PipelineOutput, ToolkitError> {
         match input {
             Input::Raw { body, .. } => {
-                let mut out = self.classify(&[body.to_vec()], None, None, &ctx)?;
+                let mut out = self.classify(&[&body], None, None, &ctx)?;
                 Ok(PipelineOutput::Json(out.pop().unwrap_or(Value::Null)))
             }
             json_input => {
@@ -125,7 +133,8 @@ impl Pipeline for ImageClassificationPipeline {
                     .iter()
                     .map(|s| vision::image_from_json_string(s))
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut out = self.classify(&bytes, params.top_k, function, &ctx)?;
+                let views: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+                let mut out = self.classify(&views, params.top_k, function, &ctx)?;
                 Ok(PipelineOutput::Json(if many {
                     Value::Array(out)
                 } else {

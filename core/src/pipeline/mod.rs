@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::batcher::{Batcher, Forward};
-pub use crate::context::{CallerGone, Context, TokenSink};
+use crate::context::Context;
 use crate::error::ToolkitError;
 use crate::model::{self, DeviceChoice, HeadKind, Matrix, ModelConfig, ModelFiles, ModelSource};
 use crate::model::{TextModel, TokenSequence};
@@ -222,6 +222,8 @@ pub struct GenerativeParts<'a> {
     pub config: &'a Value,
     /// The task as requested.
     pub spec: &'a TaskSpec,
+    /// The model's family (a decoder or an encoder-decoder).
+    pub family: model::Family,
     /// The load options.
     pub opts: &'a LoadOptions,
 }
@@ -388,10 +390,14 @@ pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
             ) {
                 return Err(wrong_shape());
             }
+            // the device seam: generators run on the CPU kernels only, so an explicit cuda or
+            // neuron is refused here
+            model::device::select(opts.device, family)?;
             build(GenerativeParts {
                 files: &files,
                 config: &raw,
                 spec: &spec,
+                family,
                 opts,
             })
         }

@@ -114,7 +114,7 @@ impl InferenceService {
             let _ = tx.send(GenEvent::Done(result));
         })?;
         // raised when the stream is dropped (the client went away): the generation stops
-        let guard = RaiseOnDrop(gone);
+        let guard = gone.guard();
         let first = rx.recv().await.ok_or_else(|| {
             ToolkitError::Internal("the generation ended without a result".into())
         })?;
@@ -160,15 +160,6 @@ impl InferenceService {
             content_type: ResponseFormat::EventStream.content_type(),
             chunks: Box::pin(chunks),
         })
-    }
-}
-
-/// Raises its flag when dropped.
-struct RaiseOnDrop(crate::context::CallerGone);
-
-impl Drop for RaiseOnDrop {
-    fn drop(&mut self) {
-        self.0.raise();
     }
 }
 
@@ -222,7 +213,7 @@ impl InferenceService {
             .await
     }
 
-    /// Answers a JSON Lines body given as a stream of lines (see [`crate::lines`]): the answers
+    /// Answers a JSON Lines body given as a stream of lines (see [`super::lines`]): the answers
     /// come as a stream, laid out as `framing` says.
     pub fn invoke_lines<S>(&self, lines: S, framing: Framing) -> AnswerStream
     where

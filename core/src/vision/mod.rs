@@ -1,6 +1,6 @@
 //! Images: decoding request bodies to RGB pixels as Pillow does, Pillow's exact resampling, and
-//! transformers' image processors. The layer between the models and the vision pipelines, as
-//! tokenization is for text.
+//! transformers' image processors. It sits below the models (an image model takes the
+//! preprocessed pixels), as tokenization does for text, and looks at nothing above the errors.
 
 pub mod decode;
 pub mod processor;

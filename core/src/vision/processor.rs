@@ -53,6 +53,18 @@ pub struct PixelValues {
 
 fn size_of(v: &Value, what: &str) -> Result<Size, ToolkitError> {
     let dim = |k: &str| v.get(k).and_then(Value::as_u64).map(|n| n as usize);
+    let zero = [
+        dim("height"),
+        dim("width"),
+        dim("shortest_edge"),
+        v.as_u64().map(|n| n as usize),
+    ]
+    .contains(&Some(0));
+    if zero {
+        return Err(ToolkitError::model_load(format!(
+            "preprocessor_config.json: {what} {v} has a zero side"
+        )));
+    }
     match (dim("height"), dim("width"), dim("shortest_edge"), v.as_u64()) {
         (Some(height), Some(width), _, _) => Ok(Size::Exact { height, width }),
         (_, _, Some(s), _) => Ok(Size::ShortestEdge(s)),
@@ -171,9 +183,38 @@ impl ImageProcessor {
         }
     }
 
-    /// Preprocesses one RGB image.
-    pub fn preprocess(&self, img: &Image8) -> PixelValues {
-        let img = match self.resized_size(img.width, img.height) {
+    /// The `(width, height)` of every preprocessed image, when it does not depend on the input
+    /// (an exact resize, or a center crop): what a model with a fixed input size needs.
+    pub fn output_size(&self) -> Option<(usize, usize)> {
+        match (self.center_crop, self.resize) {
+            (Some((h, w)), _) => Some((w, h)),
+            (None, Some(Size::Exact { height, width })) => Some((width, height)),
+            _ => None,
+        }
+    }
+
+    /// Preprocesses one RGB image. The work it implies is bounded before it is done: an image
+    /// whose resized size (a shortest-edge resize keeps the aspect ratio) or resampling tables
+    /// would exceed `max_pixels` is refused.
+    pub fn preprocess(&self, img: &Image8, max_pixels: u64) -> Result<PixelValues, ToolkitError> {
+        let too_large = |what: &str| {
+            ToolkitError::InputTooLong(format!(
+                "the {}x{} image {what} more than {max_pixels} pixels (HF_MAX_IMAGE_PIXELS); send an image of a less extreme shape",
+                img.width, img.height
+            ))
+        };
+        let resized = self.resized_size(img.width, img.height);
+        if let Some((w, h)) = resized {
+            if (w as u64).saturating_mul(h as u64) > max_pixels {
+                return Err(too_large("would be resized to"));
+            }
+            let weights = super::resample::weight_count(img.width, w, self.filter)
+                .saturating_add(super::resample::weight_count(img.height, h, self.filter));
+            if weights as u64 > max_pixels {
+                return Err(too_large("would need resampling tables of"));
+            }
+        }
+        let img = match resized {
             Some((w, h)) => resize(img, w, h, self.filter),
             None => img.clone(),
         };
@@ -197,11 +238,11 @@ impl ImageProcessor {
                 data[c * plane + i] = x;
             }
         }
-        PixelValues {
+        Ok(PixelValues {
             height,
             width,
             data,
-        }
+        })
     }
 }
 
@@ -252,7 +293,7 @@ mod tests {
             channels: 3,
             data: vec![0, 255, 51, 255, 0, 51, 0, 0, 0, 255, 255, 255],
         };
-        let px = p.preprocess(&img);
+        let px = p.preprocess(&img, 1000).unwrap();
         assert_eq!((px.width, px.height), (2, 2));
         // red plane: 0, 255, 0, 255 -> -1, 1, -1, 1
         assert_eq!(&px.data[0..4], &[-1.0, 1.0, -1.0, 1.0]);
@@ -275,8 +316,39 @@ mod tests {
             channels: 3,
             data: vec![9; 150],
         };
-        let px = p.preprocess(&img);
+        let px = p.preprocess(&img, 1000).unwrap();
         assert_eq!((px.width, px.height, px.data.len()), (4, 4, 48));
         assert!(px.data.iter().all(|&v| v == 9.0));
+        assert_eq!(p.output_size(), Some((4, 4)));
+    }
+
+    #[test]
+    fn extreme_shapes_are_refused_before_their_buffers_are_made() {
+        // a shortest-edge resize of a 1-pixel-high image keeps its aspect ratio: refused
+        let p = ImageProcessor::from_config(&serde_json::json!({"size": {"shortest_edge": 224}}))
+            .unwrap();
+        let thin = Image8 {
+            width: 100_000,
+            height: 1,
+            channels: 3,
+            data: vec![0; 300_000],
+        };
+        let e = p.preprocess(&thin, 1_000_000).unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+        // an exact resize of a very wide image: its resampling tables are bounded too
+        let p =
+            ImageProcessor::from_config(&serde_json::json!({"size": {"height": 4, "width": 4}}))
+                .unwrap();
+        let e = p.preprocess(&thin, 100_000).unwrap_err();
+        assert!(e.to_string().contains("resampling tables"), "{e}");
+        assert!(p.preprocess(&thin, 10_000_000).is_ok());
+        // a zero size in the configuration is a load error
+        for size in [
+            serde_json::json!({"height": 0, "width": 4}),
+            serde_json::json!(0),
+        ] {
+            let e = ImageProcessor::from_config(&serde_json::json!({"size": size})).unwrap_err();
+            assert_eq!(e.status(), 500, "{e}");
+        }
     }
 }

@@ -120,6 +120,18 @@ struct Coeffs {
     weights: Vec<i32>,
 }
 
+/// How many fixed-point weights resizing one axis from `in_size` to `out_size` computes (Pillow's
+/// table: a window per output pixel, as wide as the filter's support times the scale): callers
+/// bound it before resizing images of extreme aspect ratios.
+pub fn weight_count(in_size: usize, out_size: usize, filter: Filter) -> usize {
+    if out_size == 0 || filter == Filter::Nearest {
+        return 0;
+    }
+    let scale = (in_size as f64 / out_size as f64).max(1.0);
+    let ksize = (filter.support() * scale).ceil() as usize * 2 + 1;
+    out_size.saturating_mul(ksize)
+}
+
 fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coeffs {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);

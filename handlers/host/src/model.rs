@@ -320,15 +320,23 @@ mod tests {
             "5",
             "--max-new-tokens",
             "9",
+            "--max-image-pixels",
+            "0",
+            "--device",
+            "cpu",
         ])
         .unwrap();
         let o = c.model.load_options(&c.limits).unwrap();
+        assert_eq!(o.max_image_pixels, 1);
+        assert_eq!(o.device, hf_inference_core::model::DeviceChoice::Cpu);
         assert_eq!(o.max_request_tokens, 8);
         assert_eq!(o.max_batch_size, 1);
         assert_eq!(o.batch_wait, Duration::from_micros(5));
         assert_eq!(o.max_new_tokens, 9);
         assert!(o.task.is_some());
         let c = Cli::try_parse_from(["x", "--task", "nope"]).unwrap();
+        assert!(c.model.load_options(&c.limits).is_err());
+        let c = Cli::try_parse_from(["x", "--device", "tpu"]).unwrap();
         assert!(c.model.load_options(&c.limits).is_err());
     }
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Side-by-side image-classification benchmark of our `serve` and the Python toolkit (issue: the
+# vision family): a ViT-tiny-shaped and a ViT-base-shaped classifier with random weights (made once
+# by the reference venv under $REF_ROOT/bench-models), one 640x480 JPEG per request; cold start,
+# single-image latency, 4-client and batch throughput, memory.
+#   bash infra/bench-vision.sh [--requests 20]
+# Writes the results to a new dated file, docs/benchmarks/<YYYY-MM-DD-HHMM>-vision.md (UTC, the
+# run's start), with the command and the host; it never edits README.md.
+# Needs ../shared/reference/setup.sh once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CMDLINE="bash infra/bench-vision.sh${*:+ $*}"
+STAMP=$(date -u +%Y-%m-%d-%H%M)
+RESULT=docs/benchmarks/$STAMP-vision.md
+[ -e "$RESULT" ] && RESULT=docs/benchmarks/$STAMP$(date -u +%S)-vision.md
+header() { # the result file's title, command and host: header TITLE
+  printf '# %s, %s %s:%s UTC\n\n## Command\n\n```bash\n%s\n```\n\n## Host\n\n' "$1" \
+    "${STAMP:0:10}" "${STAMP:11:2}" "${STAMP:13:2}" "$CMDLINE"
+  local commit
+  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
+  else commit=unknown; fi
+  echo "- commit: $commit"
+  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) logical CPUs; memory $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(uname -sr)"
+  printf '\n## Results\n\n'
+}
+mkdir -p docs/benchmarks
+REF=${REFERENCE_DIR:-$(cd .. && pwd)/shared/reference}
+R=${REF_ROOT:-$HOME/.cache/hf-toolkit-reference}
+MODELS=$R/bench-models
+"$R/venv/bin/python" infra/bench/make_vision_models.py "$MODELS"
+cargo build --release --locked -p hf-inference-sagemaker
+BIN=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/serve
+mkdir -p target
+OUT=target/bench-vision.md
+: > "$OUT"
+for model in vit-tiny vit-base; do
+  "$R/venv/bin/python" infra/bench/bench_vision.py --model "$MODELS/$model" \
+    --server-cmd "env HF_TASK=image-classification HF_MODEL_DIR={model} SAGEMAKER_BIND_TO_PORT={port} $BIN" \
+    --toolkit-serve "$REF/serve.sh" --markdown "$OUT" "$@"
+done
+{
+  header "Image classification against the Python toolkit"
+  cat "$OUT"
+} > "$RESULT"
+cat "$RESULT"
+echo "wrote $RESULT" >&2
