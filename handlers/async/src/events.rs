@@ -54,11 +54,12 @@ struct ProbeRecord {
 
 /// An S3 notification as far as jobs need it: `aws_lambda_events`' own `S3EventRecord` also
 /// requires `eventTime`, `userIdentity` and `requestParameters`, which notifications written by
-/// hand or relayed by other tools leave out; the `s3` part is the crate's type.
+/// hand or relayed by other tools leave out; the `s3` part is the crate's type. Records are read
+/// one by one, so one malformed record is skipped instead of failing (and retrying) the rest.
 #[derive(Debug, Deserialize)]
 struct S3Notification {
     #[serde(rename = "Records")]
-    records: Vec<S3Record>,
+    records: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,11 +165,18 @@ impl Handler {
 
     async fn handle_s3_records(
         &self,
-        records: &[S3Record],
+        records: &[Value],
         opts: RunOptions,
     ) -> Result<Vec<Outcome>, StorageError> {
         let mut outcomes = Vec::new();
         for r in records {
+            let r: S3Record = match S3Record::deserialize(r) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "an S3 record without an object; skipped");
+                    continue;
+                }
+            };
             let created = r
                 .event_name
                 .as_deref()
@@ -238,10 +246,15 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         let s3: S3Notification = serde_json::from_str(&read("s3-put.json")).unwrap();
-        assert_eq!(
-            s3.records[0].s3.bucket.name.as_deref(),
-            Some("hf-async-demo")
-        );
+        let record = S3Record::deserialize(&s3.records[0]).unwrap();
+        assert_eq!(record.s3.bucket.name.as_deref(), Some("hf-async-demo"));
+        // a record that is not an object notification does not spoil its batch
+        let mixed: S3Notification = serde_json::from_value(
+            serde_json::json!({"Records": [{"eventName": "x"}, s3.records[0]]}),
+        )
+        .unwrap();
+        assert_eq!(mixed.records.len(), 2);
+        assert!(S3Record::deserialize(&mixed.records[0]).is_err());
         // the complete record parses as the crate's own S3 event too
         let full: aws_lambda_events::event::s3::S3Event =
             serde_json::from_str(&read("s3-put.json")).unwrap();
