@@ -53,6 +53,21 @@ impl ResponseFormat {
     }
 }
 
+/// The raw media types an image task takes: the toolkit's list, and `image/jpg`, which the
+/// toolkit refuses by mistake. The one list: image pipelines return it from
+/// `Pipeline::raw_media_types`, and [`crate::task::Task::raw_media_types`] gives it for image
+/// tasks to hosts without the engine (the Lambda proxy).
+pub const IMAGE_MEDIA_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/jpg",
+    "image/tiff",
+    "image/bmp",
+    "image/gif",
+    "image/webp",
+    "image/x-image",
+];
+
 /// The request media types every pipeline reads.
 pub const SUPPORTED_REQUEST: &str = "application/json, text/csv, application/jsonlines";
 const SUPPORTED_ACCEPT: &str =

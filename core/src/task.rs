@@ -113,6 +113,20 @@ impl Task {
         )
     }
 
+    /// The media types a request to this task may have besides JSON, CSV and JSON Lines: bodies
+    /// handed to the pipeline as they are (an image task's image files). The same list the
+    /// task's pipeline gives (`Pipeline::raw_media_types`), known without the engine, so that a
+    /// proxy can negotiate a request it only forwards.
+    pub fn raw_media_types(self) -> &'static [&'static str] {
+        match self {
+            Task::ImageClassification
+            | Task::ImageSegmentation
+            | Task::ObjectDetection
+            | Task::ZeroShotImageClassification => crate::codec::IMAGE_MEDIA_TYPES,
+            _ => &[],
+        }
+    }
+
     /// Whether this build serves the task.
     pub fn is_implemented(self) -> bool {
         matches!(
@@ -320,6 +334,23 @@ mod tests {
             msg.contains("image-segmentation") && msg.contains("text-classification"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn image_tasks_take_image_files_raw_and_text_tasks_nothing() {
+        let png = |t: Task| t.raw_media_types().contains(&"image/png");
+        assert!(png(Task::ImageClassification));
+        assert_eq!(
+            Task::ImageClassification.raw_media_types(),
+            crate::codec::IMAGE_MEDIA_TYPES
+        );
+        for t in [
+            Task::TextClassification,
+            Task::TextGeneration,
+            Task::QuestionAnswering,
+        ] {
+            assert!(t.raw_media_types().is_empty(), "{t}");
+        }
     }
 
     #[test]

@@ -21,18 +21,9 @@ use crate::error::ToolkitError;
 /// `HF_MAX_IMAGE_PIXELS`.
 pub const DEFAULT_MAX_PIXELS: u64 = 89_478_485;
 
-/// The raw media types an image pipeline takes: the toolkit's list, and `image/jpg`, which the
-/// toolkit refuses by mistake.
-pub const IMAGE_MEDIA_TYPES: &[&str] = &[
-    "image/png",
-    "image/jpeg",
-    "image/jpg",
-    "image/tiff",
-    "image/bmp",
-    "image/gif",
-    "image/webp",
-    "image/x-image",
-];
+/// The raw media types an image pipeline takes (defined with the codecs, so that a build without
+/// the engine knows them too: [`crate::task::Task::raw_media_types`]).
+pub use crate::codec::IMAGE_MEDIA_TYPES;
 
 /// Decodes an image file into RGB pixels, refusing images over `max_pixels` before decoding.
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Image8, ToolkitError> {

@@ -47,7 +47,8 @@ pub struct AsyncArgs {
     pub failure: Option<Location>,
 
     /// The input's content type when neither the job nor the object says (S3 metadata, or the
-    /// file extension: .json, .jsonl, .csv).
+    /// file extension: .json, .jsonl, .csv, and for image tasks .png, .jpg/.jpeg, .gif, .bmp,
+    /// .tif/.tiff, .webp).
     #[arg(
         long,
         env = "HF_ASYNC_CONTENT_TYPE",

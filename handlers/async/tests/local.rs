@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hf_inference_async::notify::Topic;
-use hf_inference_async::storage::Stores;
+use hf_inference_async::storage::{
+    BoxFuture, Head, LocalStore, Object, ObjectStore, StorageError, Stores,
+};
 use hf_inference_async::{AsyncArgs, Handler, Location, Outcome};
 use hf_inference_core::{load_pipeline, InferenceService, LoadOptions, Runtime, RuntimeOptions};
 use serde_json::{json, Value};
@@ -226,6 +228,136 @@ async fn sqs_and_direct_events() {
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "m9"}]})
     );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// An object store over local files that reports every object with one content type, as S3
+/// reports an object's `Content-Type` metadata whatever its key.
+struct Typed(&'static str);
+
+impl ObjectStore for Typed {
+    fn get<'a>(
+        &'a self,
+        at: &'a Location,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Object, StorageError>> {
+        Box::pin(async move {
+            let mut o = LocalStore.get(at, limit).await?;
+            o.content_type = Some(self.0.to_owned());
+            Ok(o)
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        at: &'a Location,
+        body: bytes::Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        LocalStore.put(at, body, content_type)
+    }
+
+    fn head<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<Head, StorageError>> {
+        LocalStore.head(at)
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a Location,
+    ) -> BoxFuture<'a, Result<Vec<Location>, StorageError>> {
+        LocalStore.list(prefix)
+    }
+}
+
+fn image_service() -> InferenceService {
+    let (dir, task) = hf_inference_tests::fixture_model("image-classification");
+    let opts = LoadOptions::local(dir, Some(task.parse().unwrap()));
+    InferenceService::new(
+        load_pipeline(&opts).unwrap(),
+        Runtime::new(RuntimeOptions::default()).unwrap(),
+    )
+}
+
+/// Image inputs are answered as the container answers them: a local file's type from its
+/// extension, else the job's `ContentType` or the object's own (S3 metadata); the answers are
+/// the toolkit's (the golden file's) within 1e-4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_inputs_are_answered_as_the_toolkit_answers_them() {
+    let goldens = hf_inference_tests::goldens("image-classification");
+    let golden = |case: &str| {
+        goldens
+            .iter()
+            .find(|g| g.case == case)
+            .unwrap_or_else(|| panic!("no golden {case}"))
+            .clone()
+    };
+    let (png, jpeg) = (golden("raw/image-png"), golden("raw/image-jpeg"));
+    let root = tempdir("images");
+    let input = root.join("in");
+    std::fs::write(input.join("teapot.png"), png.request_bytes()).unwrap();
+    std::fs::write(input.join("teapot-2.JPG"), jpeg.request_bytes()).unwrap();
+    std::fs::write(input.join("teapot-3.jpeg"), jpeg.request_bytes()).unwrap();
+    std::fs::write(input.join("garbage.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let handler = Handler::new(image_service(), Arc::new(Stores::default()), args(&root));
+    let outcomes = handler
+        .run_prefix(&Location::File(input.clone()))
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    let at_parity = |file: &str, g: &hf_inference_tests::Golden| {
+        let body = std::fs::read(root.join("out").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e} ({outcomes:?})"));
+        let verdict = hf_inference_tests::judge(g, 200, Some("application/json"), &body);
+        assert_eq!(
+            verdict,
+            hf_inference_tests::Verdict::Pass,
+            "{file}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    };
+    at_parity("teapot.out", &png);
+    at_parity("teapot-2.out", &jpeg);
+    at_parity("teapot-3.out", &jpeg);
+    let bad = read_json(&root.join("failed/garbage-error.out"));
+    assert_eq!(bad["code"], 400, "{bad}");
+    let notes = notifications(&root);
+    let content_type = |id: &str| {
+        notes
+            .iter()
+            .find(|n| n["inferenceId"] == id)
+            .map(|n| n["requestParameters"]["contentType"].clone())
+    };
+    assert_eq!(content_type("teapot"), Some(json!("image/png")));
+    assert_eq!(content_type("teapot-2"), Some(json!("image/jpeg")));
+
+    // no extension: the job's ContentType says
+    std::fs::write(input.join("upload"), png.request_bytes()).unwrap();
+    let job = json!({
+        "InputLocation": input.join("upload").display().to_string(),
+        "InferenceId": "by-job",
+        "ContentType": "image/png",
+    });
+    let answer = handler.handle_event(job, None).await.unwrap();
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    at_parity("by-job.out", &png);
+
+    // no extension, no job type: the object's own Content-Type (S3 metadata) says
+    std::fs::write(input.join("object"), jpeg.request_bytes()).unwrap();
+    let s3_like = Handler::new(image_service(), Arc::new(Typed("image/jpeg")), args(&root));
+    let job = json!({"InputLocation": input.join("object").display().to_string()});
+    let answer = s3_like.handle_event(job, None).await.unwrap();
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    at_parity("object.out", &jpeg);
+
+    // a type the task does not take is refused as the container refuses it
+    std::fs::write(input.join("text"), png.request_bytes()).unwrap();
+    let job = json!({
+        "InputLocation": input.join("text").display().to_string(),
+        "ContentType": "text/plain",
+    });
+    let answer = handler.handle_event(job, None).await.unwrap();
+    assert_eq!(answer["status"], "Failed", "{answer}");
+    assert_eq!(read_json(&root.join("failed/text-error.out"))["code"], 415);
     let _ = std::fs::remove_dir_all(&root);
 }
 

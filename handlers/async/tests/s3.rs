@@ -178,4 +178,69 @@ async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
         answer,
         json!({"batchItemFailures": [{"itemIdentifier": "x"}]})
     );
+
+    // image inputs on an image task: the object's Content-Type says (or, for an upload that
+    // gave none, the extension), and the answers are the toolkit's
+    let goldens = hf_inference_tests::goldens("image-classification");
+    let golden = |case: &str| goldens.iter().find(|g| g.case == case).unwrap().clone();
+    let (png, jpeg) = (golden("raw/image-png"), golden("raw/image-jpeg"));
+    s3.put_object()
+        .bucket(bucket)
+        .key("images/teapot")
+        .content_type("image/png")
+        .body(png.request_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket(bucket)
+        .key("images/teapot-2.jpg")
+        .body(jpeg.request_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let (dir, task) = hf_inference_tests::fixture_model("image-classification");
+    let pipeline = load_pipeline(&LoadOptions::local(dir, Some(task.parse().unwrap()))).unwrap();
+    let images = Handler::new(
+        InferenceService::new(pipeline, Runtime::new(RuntimeOptions::default()).unwrap()),
+        Arc::new(Stores::default()),
+        AsyncArgs {
+            success_topic: None,
+            error_topic: None,
+            ..handler_args()
+        },
+    );
+    let job = json!({"Records": [
+        {"messageId": "i1", "eventSource": "aws:sqs",
+         "body": json!({"InputLocation": "s3://hf-async-demo/images/teapot"}).to_string()},
+        {"messageId": "i2", "eventSource": "aws:sqs",
+         "body": json!({"InputLocation": "s3://hf-async-demo/images/teapot-2.jpg"}).to_string()}]});
+    assert_eq!(
+        images.handle_event(job, None).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    for (key, g) in [
+        ("outputs/teapot.out", &png),
+        ("outputs/teapot-2.out", &jpeg),
+    ] {
+        let body = body_of(&s3, bucket, key)
+            .await
+            .unwrap_or_else(|| panic!("{key} was not written"));
+        let verdict = hf_inference_tests::judge(g, 200, Some("application/json"), body.as_bytes());
+        assert_eq!(verdict, hf_inference_tests::Verdict::Pass, "{key}: {body}");
+    }
+}
+
+/// The test's settings, without its topics.
+fn handler_args() -> AsyncArgs {
+    AsyncArgs {
+        output: Some("s3://hf-async-demo/outputs/".parse::<Location>().unwrap()),
+        failure: Some("s3://hf-async-demo/failures/".parse::<Location>().unwrap()),
+        content_type: "application/json".into(),
+        accept: None,
+        max_input_mb: 16,
+        success_topic: None,
+        error_topic: None,
+        endpoint_name: None,
+    }
 }

@@ -73,13 +73,20 @@ pub trait ObjectStore: Send + Sync {
 /// What [`ObjectStore::head`] finds: `None` for no object, else its content type if known.
 pub type Head = Option<Option<String>>;
 
-/// The content type a file name suggests.
+/// The content type a file name suggests: the request formats (.json, .jsonl, .csv) and the
+/// image files an image task takes raw (.png, .jpg/.jpeg, .gif, .bmp, .tif/.tiff, .webp).
 pub fn content_type_of(name: &str) -> Option<&'static str> {
     let ext = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {
         "json" => Some("application/json"),
         "jsonl" | "jsonlines" | "ndjson" => Some("application/jsonlines"),
         "csv" => Some("text/csv"),
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "bmp" => Some("image/bmp"),
+        "tif" | "tiff" => Some("image/tiff"),
+        "webp" => Some("image/webp"),
         _ => None,
     }
 }
@@ -399,5 +406,31 @@ impl ObjectStore for Stores {
         prefix: &'a Location,
     ) -> BoxFuture<'a, Result<Vec<Location>, StorageError>> {
         Box::pin(async move { self.pick(prefix).await.list(prefix).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type_of;
+
+    #[test]
+    fn file_names_suggest_request_and_image_types() {
+        for (name, want) in [
+            ("a.json", Some("application/json")),
+            ("a.JSONL", Some("application/jsonlines")),
+            ("a.csv", Some("text/csv")),
+            ("cat.png", Some("image/png")),
+            ("cat.JPG", Some("image/jpeg")),
+            ("cat.jpeg", Some("image/jpeg")),
+            ("cat.gif", Some("image/gif")),
+            ("cat.bmp", Some("image/bmp")),
+            ("cat.tif", Some("image/tiff")),
+            ("cat.tiff", Some("image/tiff")),
+            ("cat.webp", Some("image/webp")),
+            ("cat.out", None),
+            ("cat", None),
+        ] {
+            assert_eq!(content_type_of(name), want, "{name}");
+        }
     }
 }

@@ -307,7 +307,9 @@ async fn prepare(p: &Proxy, name: &str, req: Request) -> Result<(Route, Call), P
         return Err(ToolkitError::PayloadTooLarge { limit: MAX_BODY }.into());
     }
     let header = |n: header::HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
-    let format = codec::request_format(header(header::CONTENT_TYPE))?;
+    // JSON, CSV, JSON Lines, and the raw media types the task takes (an image task's files)
+    let format =
+        codec::request_format_for(header(header::CONTENT_TYPE), route.task.raw_media_types())?;
     codec::response_format_for(format, header(header::ACCEPT))?;
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -374,9 +376,12 @@ fn check_headers(h: &HeaderMap) -> Result<(), ToolkitError> {
     Ok(())
 }
 
-/// Checks a request against the route's task before anything is sent on.
+/// Checks a request against the route's task before anything is sent on. A raw body (an image
+/// file, of a media type the task takes) has no schema: it is sent on as it came, and the model
+/// reading it is what judges it.
 fn validate(task: Task, format: RequestFormat, body: &[u8]) -> Result<(), ToolkitError> {
     match format {
+        RequestFormat::Binary(_) => Ok(()),
         RequestFormat::JsonLines => {
             let mut requests = 0;
             for (i, line) in body.split(|&b| b == b'\n').enumerate() {

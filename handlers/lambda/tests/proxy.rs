@@ -21,6 +21,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use hf_inference_host::storage::{BoxFuture, Head, Object, ObjectStore, StorageError};
+use hf_inference_host::Location;
 use hf_inference_lambda::{router, Proxy, Route, Routes, Target};
 
 /// The stand-in: endpoint name → container router; a few names act out SageMaker's errors.
@@ -28,6 +30,7 @@ struct Double {
     containers: HashMap<String, Router>,
     calls: AtomicUsize,
     seen: std::sync::Mutex<Vec<HeaderMap>>,
+    bodies: std::sync::Mutex<Vec<bytes::Bytes>>,
 }
 
 fn aws_error(status: u16, kind: &str, body: Value) -> Response {
@@ -108,6 +111,7 @@ async fn invocations(
         .get("x-amzn-sagemaker-custom-attributes")
         .cloned();
     let body = req.into_body().collect().await.unwrap().to_bytes();
+    d.bodies.lock().unwrap().push(body.clone());
     let resp = container
         .clone()
         .oneshot(fwd.body(Body::from(body)).unwrap())
@@ -140,19 +144,102 @@ async fn invocations(
     r
 }
 
+/// SageMaker's `InvokeEndpointAsync`: records the call's headers and queues nothing (202).
+async fn async_invocations(
+    State(d): State<Arc<Double>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    d.calls.fetch_add(1, Ordering::SeqCst);
+    d.seen.lock().unwrap().push(req.headers().clone());
+    let id = req
+        .headers()
+        .get("x-amzn-sagemaker-inference-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_owned();
+    let mut r = (StatusCode::ACCEPTED, json!({"InferenceId": id}).to_string()).into_response();
+    r.headers_mut().insert(
+        "x-amzn-sagemaker-outputlocation",
+        format!("s3://b/{name}/out/{id}.out").parse().unwrap(),
+    );
+    r.headers_mut().insert(
+        "x-amzn-sagemaker-failurelocation",
+        format!("s3://b/{name}/fail/{id}-error.out")
+            .parse()
+            .unwrap(),
+    );
+    r
+}
+
+/// Objects in memory: location → (body, content type).
+#[derive(Default)]
+struct MemoryStore(std::sync::Mutex<HashMap<String, (bytes::Bytes, String)>>);
+
+impl ObjectStore for MemoryStore {
+    fn get<'a>(
+        &'a self,
+        at: &'a Location,
+        _limit: u64,
+    ) -> BoxFuture<'a, Result<Object, StorageError>> {
+        let found = self.0.lock().unwrap().get(&at.to_string()).cloned();
+        Box::pin(async move {
+            let (body, ct) = found.ok_or_else(|| StorageError::NotFound(at.to_string()))?;
+            Ok(Object {
+                body,
+                content_type: Some(ct),
+            })
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        at: &'a Location,
+        body: bytes::Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(at.to_string(), (body, content_type.to_owned()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn head<'a>(&'a self, at: &'a Location) -> BoxFuture<'a, Result<Head, StorageError>> {
+        let found = self.0.lock().unwrap().get(&at.to_string()).cloned();
+        Box::pin(async move { Ok(found.map(|(_, ct)| Some(ct))) })
+    }
+
+    fn list<'a>(
+        &'a self,
+        _prefix: &'a Location,
+    ) -> BoxFuture<'a, Result<Vec<Location>, StorageError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
 async fn start_double() -> (Arc<Double>, String) {
     let mut containers = HashMap::new();
     containers.insert(
         "sentiment-prod".to_owned(),
         hf_inference_tests::router_for("text-classification"),
     );
+    containers.insert(
+        "vit-prod".to_owned(),
+        hf_inference_tests::router_for("image-classification"),
+    );
     let d = Arc::new(Double {
         containers,
         calls: AtomicUsize::new(0),
         seen: std::sync::Mutex::new(Vec::new()),
+        bodies: std::sync::Mutex::new(Vec::new()),
     });
     let app = Router::new()
         .route("/endpoints/{name}/invocations", post(invocations))
+        .route(
+            "/endpoints/{name}/async-invocations",
+            post(async_invocations),
+        )
         .with_state(Arc::clone(&d));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -190,13 +277,23 @@ async fn call(
     body: &str,
     extra: &[(&str, &str)],
 ) -> (u16, HeaderMap, String) {
+    call_bytes(app, path, ct, body.as_bytes().to_vec(), extra).await
+}
+
+async fn call_bytes(
+    app: &Router,
+    path: &str,
+    ct: &str,
+    body: Vec<u8>,
+    extra: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
     let mut req = axum::http::Request::post(path).header("content-type", ct);
     for (k, v) in extra {
         req = req.header(*k, *v);
     }
     let resp = app
         .clone()
-        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .oneshot(req.body(Body::from(body)).unwrap())
         .await
         .unwrap();
     let status = resp.status().as_u16();
@@ -405,6 +502,203 @@ async fn proxies_validates_and_maps_errors() {
             assert!(b.contains("not found") && b.contains("req-1234"), "{b}");
         }
     }
+}
+
+/// The golden record of a case of the toolkit's image-classification golden file.
+fn image_golden(case: &str) -> hf_inference_tests::Golden {
+    hf_inference_tests::goldens("image-classification")
+        .into_iter()
+        .find(|g| g.case == case)
+        .unwrap_or_else(|| panic!("no golden {case}"))
+}
+
+/// Whether an answer is the toolkit's (the golden record's) within the parity tolerance.
+fn assert_parity(g: &hf_inference_tests::Golden, status: u16, headers: &HeaderMap, body: &str) {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let verdict = hf_inference_tests::judge(g, status, ct, body.as_bytes());
+    assert_eq!(
+        verdict,
+        hf_inference_tests::Verdict::Pass,
+        "{}: {body}",
+        g.case
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_routes_send_image_files_on_as_they_came() {
+    let (double, url) = start_double().await;
+    let vit = |target| Route {
+        task: hf_inference_core::Task::ImageClassification,
+        target,
+        validate_response: true,
+    };
+    let mut routes = Routes::default();
+    routes.0.insert(
+        String::new(),
+        vit(Target::Endpoint {
+            name: "vit-prod".into(),
+            variant: None,
+        }),
+    );
+    let s3 = |p: &str| p.parse::<Location>().unwrap();
+    routes.0.insert(
+        "queued".into(),
+        vit(Target::AsyncEndpoint {
+            name: "vit-async".into(),
+            input: s3("s3://b/vit-async/in/"),
+            output: s3("s3://b/vit-async/out/"),
+            failure: s3("s3://b/vit-async/fail/"),
+        }),
+    );
+    let store = Arc::new(MemoryStore::default());
+    let proxy = Proxy::new(routes, Some(client(&url)), None)
+        .unwrap()
+        .with_store(Arc::clone(&store) as Arc<dyn ObjectStore>);
+    let app = router(Arc::new(proxy));
+    let calls = || double.calls.load(Ordering::SeqCst);
+
+    // a PNG and a JPEG go to the endpoint byte for byte, with their Content-Type; the answers
+    // are the toolkit's
+    for case in ["raw/image-png", "raw/image-jpeg", "raw/image-x-image"] {
+        let g = image_golden(case);
+        let ct = g.request_content_type.clone().unwrap();
+        let (s, h, b) = call_bytes(&app, "/invocations", &ct, g.request_bytes(), &[]).await;
+        assert_parity(&g, s, &h, &b);
+        let sent = double.bodies.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(sent.as_ref(), g.request_bytes().as_slice(), "{case}");
+        let seen = double.seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(seen["content-type"], ct.as_str(), "{case}");
+    }
+    assert_eq!(calls(), 3);
+    // what the container refuses comes back as the container's answer (not an image: 400)
+    let garbage = image_golden("bad/garbage-bytes-as-png");
+    let (s, _, b) = call_bytes(
+        &app,
+        "/invocations",
+        "image/png",
+        garbage.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(calls(), 4);
+
+    // a type the task does not take is refused here (415, listing the image types), and
+    // nothing is sent
+    let png = image_golden("raw/image-png");
+    for ct in ["text/plain", "application/octet-stream", "audio/wav"] {
+        let (s, _, b) = call_bytes(&app, "/invocations", ct, png.request_bytes(), &[]).await;
+        assert_eq!(s, 415, "{ct}: {b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["code"], 415);
+        assert!(v["message"].as_str().unwrap().contains("image/png"), "{b}");
+    }
+    assert_eq!(calls(), 4);
+
+    // JSON bodies are still checked against the task's schema before anything is sent
+    let (s, _, b) = call(
+        &app,
+        "/invocations",
+        "application/json",
+        r#"{"inputs": 123}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(calls(), 4);
+    let g = image_golden("json/base64");
+    let (s, h, b) = call_bytes(
+        &app,
+        "/invocations",
+        "application/json",
+        g.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_parity(&g, s, &h, &b);
+    assert_eq!(calls(), 5);
+
+    // an asynchronous route stores the image as it came, with its type, and queues it with it
+    let (s, _, b) = call_bytes(
+        &app,
+        "/queued/invocations",
+        "image/png",
+        png.request_bytes(),
+        &[("x-amzn-sagemaker-inference-id", "img-1")],
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    let stored = store
+        .0
+        .lock()
+        .unwrap()
+        .get("s3://b/vit-async/in/img-1")
+        .cloned();
+    let (body, ct) = stored.expect("the image is stored under the route's input prefix");
+    assert_eq!(body.as_ref(), png.request_bytes().as_slice());
+    assert_eq!(ct, "image/png");
+    let seen = double.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen["x-amzn-sagemaker-content-type"], "image/png");
+    assert_eq!(
+        seen["x-amzn-sagemaker-inputlocation"],
+        "s3://b/vit-async/in/img-1"
+    );
+    let (s, _, _) = call_bytes(
+        &app,
+        "/queued/invocations",
+        "text/plain",
+        png.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 415);
+    assert_eq!(calls(), 6);
+}
+
+#[cfg(feature = "local")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_image_route_answers_image_files() {
+    let (dir, task) = hf_inference_tests::fixture_model("image-classification");
+    let opts = hf_inference_core::LoadOptions::local(dir, Some(task.parse().unwrap()));
+    let service = hf_inference_core::InferenceService::new(
+        hf_inference_core::load_pipeline(&opts).unwrap(),
+        hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),
+    );
+    let routes =
+        Routes::parse(r#"{"vit": {"local": true, "task": "image-classification"}}"#).unwrap();
+    let app = router(Arc::new(Proxy::new(routes, None, Some(service)).unwrap()));
+    for case in [
+        "raw/image-png",
+        "raw/image-jpeg",
+        "raw/png-accept-csv",
+        "json/base64",
+    ] {
+        let g = image_golden(case);
+        let ct = g.request_content_type.clone().unwrap();
+        let accept: Vec<(&str, &str)> = g.accept.iter().map(|a| ("accept", a.as_str())).collect();
+        let (s, h, b) = call_bytes(&app, "/vit/invocations", &ct, g.request_bytes(), &accept).await;
+        assert_parity(&g, s, &h, &b);
+    }
+    let png = image_golden("raw/image-png");
+    let (s, _, b) = call_bytes(
+        &app,
+        "/vit/invocations",
+        "text/plain",
+        png.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 415, "{b}");
+    let garbage = image_golden("bad/garbage-bytes-as-png");
+    let (s, _, b) = call_bytes(
+        &app,
+        "/vit/invocations",
+        "image/png",
+        garbage.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
 }
 
 #[cfg(feature = "local")]
