@@ -109,7 +109,6 @@ impl Task {
                 | Task::FillMask
                 | Task::TokenClassification
                 | Task::QuestionAnswering
-                | Task::ImageClassification
         )
     }
 

@@ -205,10 +205,16 @@ pub fn image_from_json_string(s: &str) -> Result<Vec<u8>, ToolkitError> {
     } else {
         s
     };
-    let cleaned: String = payload
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+    // line breaks are allowed, as Python's decoder allows them; copied only when there are some
+    let cleaned: std::borrow::Cow<'_, str> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
+        payload
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        payload.into()
+    };
     base64::engine::general_purpose::STANDARD
         .decode(cleaned.as_bytes())
         .map_err(|_| {
