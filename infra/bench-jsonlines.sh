@@ -10,22 +10,7 @@
 # run's start), with the command and the host; it never edits README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CMDLINE="bash infra/bench-jsonlines.sh${*:+ $*}"
-STAMP=$(date -u +%Y-%m-%d-%H%M)
-RESULT=docs/benchmarks/$STAMP-jsonlines.md
-[ -e "$RESULT" ] && RESULT=docs/benchmarks/$STAMP$(date -u +%S)-jsonlines.md
-header() { # the result file's title, command and host: header TITLE
-  printf '# %s, %s %s:%s UTC\n\n## Command\n\n```bash\n%s\n```\n\n## Host\n\n' "$1" \
-    "${STAMP:0:10}" "${STAMP:11:2}" "${STAMP:13:2}" "$CMDLINE"
-  local commit
-  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
-    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
-  else commit=unknown; fi
-  echo "- commit: $commit"
-  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) logical CPUs; memory $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(uname -sr)"
-  printf '\n## Results\n\n'
-}
-mkdir -p docs/benchmarks
+. infra/bench/result.sh jsonlines "$@"
 N=${1:-100000}
 MODEL=${2:-tests/fixtures/models/text-classification}
 TASK=${3:-text-classification}

@@ -9,22 +9,7 @@
 # Needs ../shared/reference/setup.sh once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CMDLINE="bash infra/bench-vision.sh${*:+ $*}"
-STAMP=$(date -u +%Y-%m-%d-%H%M)
-RESULT=docs/benchmarks/$STAMP-vision.md
-[ -e "$RESULT" ] && RESULT=docs/benchmarks/$STAMP$(date -u +%S)-vision.md
-header() { # the result file's title, command and host: header TITLE
-  printf '# %s, %s %s:%s UTC\n\n## Command\n\n```bash\n%s\n```\n\n## Host\n\n' "$1" \
-    "${STAMP:0:10}" "${STAMP:11:2}" "${STAMP:13:2}" "$CMDLINE"
-  local commit
-  if commit=$(git rev-parse --short HEAD 2>/dev/null); then
-    git diff --quiet HEAD || commit="$commit, with uncommitted changes"
-  else commit=unknown; fi
-  echo "- commit: $commit"
-  echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) logical CPUs; memory $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); $(uname -sr)"
-  printf '\n## Results\n\n'
-}
-mkdir -p docs/benchmarks
+. infra/bench/result.sh vision "$@"
 REF=${REFERENCE_DIR:-$(cd .. && pwd)/shared/reference}
 R=${REF_ROOT:-$HOME/.cache/hf-toolkit-reference}
 MODELS=$R/bench-models
