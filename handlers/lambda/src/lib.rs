@@ -11,7 +11,9 @@
 //! S3, calls `InvokeEndpointAsync` (202), and serves the result from `GET /{name}/results`.
 //!
 //! Nothing invalid reaches an endpoint: body size, media types, JSON well-formedness and the
-//! request schema are checked first (400 listing the schema errors). The endpoint's answer is
+//! request schema are checked first (400 listing the schema errors); routes on image tasks also
+//! take the image itself (`image/png`, `image/jpeg`, ...), sent on byte for byte, and refuse other
+//! media types with a 415. The endpoint's answer is
 //! returned as it came; its errors are mapped: a `ModelError` gives the container's own status
 //! and body, throttling 429, a model not ready or a service unavailable 503 with `Retry-After`,
 //! a timeout 504, anything else 502 with the AWS request id. Errors of the proxy's own use the
