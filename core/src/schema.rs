@@ -59,6 +59,11 @@ pub const SOURCES: &[SchemaSource] = &[
         response: include_str!("../schemas/image-classification/response.schema.json"),
     },
     SchemaSource {
+        task: Task::ImageSegmentation,
+        request: include_str!("../schemas/image-segmentation/request.schema.json"),
+        response: include_str!("../schemas/image-segmentation/response.schema.json"),
+    },
+    SchemaSource {
         task: Task::TextGeneration,
         request: include_str!("../schemas/text-generation/request.schema.json"),
         response: include_str!("../schemas/text-generation/response.schema.json"),

@@ -142,6 +142,7 @@ impl Task {
                 | Task::Summarization
                 | Task::Translation
                 | Task::ImageClassification
+                | Task::ImageSegmentation
         )
     }
 

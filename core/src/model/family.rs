@@ -47,6 +47,12 @@ pub enum Family {
     Marian,
     /// `vit` (ViT and DeiT-style image classifiers).
     Vit,
+    /// `segformer` (semantic segmentation).
+    Segformer,
+    /// `yolos` (object detection).
+    Yolos,
+    /// `clip` (zero-shot image classification).
+    Clip,
 }
 
 /// How a family's network is shaped, which decides what it can serve.
@@ -79,14 +85,14 @@ impl Shape {
             Shape::Encoder => "feature-extraction, text-classification, zero-shot-classification, token-classification, question-answering or fill-mask",
             Shape::Decoder => "text-generation",
             Shape::EncoderDecoder => "text2text-generation, summarization or translation",
-            Shape::Vision => "image-classification",
+            Shape::Vision => "image-classification, image-segmentation, object-detection or zero-shot-image-classification, as the model's architecture allows",
         }
     }
 }
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 17] = [
+    pub const ALL: [Family; 20] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -104,6 +110,9 @@ impl Family {
         Family::Bart,
         Family::Marian,
         Family::Vit,
+        Family::Segformer,
+        Family::Yolos,
+        Family::Clip,
     ];
 
     /// `config.json`'s `model_type`.
@@ -126,6 +135,9 @@ impl Family {
             Family::Bart => "bart",
             Family::Marian => "marian",
             Family::Vit => "vit",
+            Family::Segformer => "segformer",
+            Family::Yolos => "yolos",
+            Family::Clip => "clip",
         }
     }
 
@@ -171,7 +183,27 @@ impl Family {
             | Family::Phi3
             | Family::Gemma => Shape::Decoder,
             Family::T5 | Family::Mt5 | Family::Bart | Family::Marian => Shape::EncoderDecoder,
-            Family::Vit => Shape::Vision,
+            Family::Vit | Family::Segformer | Family::Yolos | Family::Clip => Shape::Vision,
+        }
+    }
+
+    /// The task an image model's network serves (its head decides it); `None` for text models.
+    pub fn vision_task(self) -> Option<crate::task::Task> {
+        use crate::task::Task;
+        match self {
+            Family::Vit => Some(Task::ImageClassification),
+            Family::Segformer => Some(Task::ImageSegmentation),
+            Family::Yolos => Some(Task::ObjectDetection),
+            Family::Clip => Some(Task::ZeroShotImageClassification),
+            _ => None,
+        }
+    }
+
+    /// What a model of this family can serve, for error messages.
+    pub fn serves(self) -> &'static str {
+        match self.vision_task() {
+            Some(t) => t.id(),
+            None => self.shape().serves(),
         }
     }
 

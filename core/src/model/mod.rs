@@ -17,6 +17,7 @@ pub(crate) mod layers;
 pub mod lm;
 pub mod loader;
 pub mod mlm;
+pub mod segformer;
 pub(crate) mod seq2seq;
 pub mod t5;
 pub mod token_head;

@@ -9,6 +9,8 @@ pub mod feature_extraction;
 pub mod fill_mask;
 pub mod generation;
 pub mod image_classification;
+pub mod image_segmentation;
+pub mod images;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;
@@ -132,6 +134,10 @@ pub enum Input {
         media_type: &'static str,
         /// The body.
         body: Bytes,
+        /// Parameters a host took from outside the body (SageMaker's custom attributes, a
+        /// query string), as a JSON object of the task's parameters; `None` when there were
+        /// none.
+        parameters: Option<serde_json::Map<String, Value>>,
     },
 }
 
@@ -314,6 +320,10 @@ pub const REGISTRY: &[Registration] = &[
         constructor: Constructor::Vision(image_classification::build),
     },
     Registration {
+        task: Task::ImageSegmentation,
+        constructor: Constructor::Vision(image_segmentation::build),
+    },
+    Registration {
         task: Task::TextGeneration,
         constructor: Constructor::Generative(generation::build),
     },
@@ -367,12 +377,12 @@ pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
             family.model_type(),
             family.shape().describe(),
             spec.task,
-            family.shape().serves()
+            family.serves()
         ))
     };
     match registration(spec.task)?.constructor {
         Constructor::Vision(build) => {
-            if family.shape() != model::Shape::Vision {
+            if family.vision_task() != Some(spec.task) {
                 return Err(wrong_shape());
             }
             let device = model::device::select(opts.device, family)?;
@@ -595,6 +605,7 @@ mod tests {
         let input = Input::Raw {
             media_type: "image/png",
             body: Bytes::from_static(b"\x89PNG"),
+            parameters: None,
         };
         let e = input.into_json(Task::TextClassification).unwrap_err();
         assert_eq!(e.status(), 415, "{e}");

@@ -166,7 +166,11 @@ impl InferenceService {
 /// Decodes a buffered body into a pipeline's input.
 fn decode_input(format: RequestFormat, body: bytes::Bytes) -> Result<Input, ToolkitError> {
     match format {
-        RequestFormat::Binary(media_type) => Ok(Input::Raw { media_type, body }),
+        RequestFormat::Binary(media_type) => Ok(Input::Raw {
+            media_type,
+            body,
+            parameters: None,
+        }),
         other => codec::decode(other, &body).map(Input::Json),
     }
 }
@@ -467,7 +471,9 @@ mod tests {
             _ctx: Context,
         ) -> Result<crate::pipeline::PipelineOutput, ToolkitError> {
             Ok(crate::pipeline::PipelineOutput::Json(match input {
-                Input::Raw { media_type, body } => {
+                Input::Raw {
+                    media_type, body, ..
+                } => {
                     serde_json::json!({"media_type": media_type, "bytes": body.len()})
                 }
                 Input::Json(doc) => serde_json::json!({"json": doc}),

@@ -2,18 +2,8 @@
 
 use serde::Deserialize;
 
-use super::OneOrMany;
-
-/// `{"inputs": <image or list>, "parameters": {...}}`, images as base64 or data URIs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageClassificationRequest {
-    /// One image or a list.
-    pub inputs: OneOrMany<String>,
-    /// The pipeline's parameters.
-    #[serde(default)]
-    pub parameters: Option<ImageClassificationParameters>,
-}
+/// `{"inputs": <image or list>, "parameters": {...}}`.
+pub type ImageClassificationRequest = super::images::ImagesRequest<ImageClassificationParameters>;
 
 /// `ImageClassificationPipeline`'s parameters.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

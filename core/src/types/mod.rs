@@ -4,6 +4,8 @@
 pub mod feature_extraction;
 pub mod fill_mask;
 pub mod image_classification;
+pub mod image_segmentation;
+pub mod images;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;

@@ -3,6 +3,7 @@
 //! preprocessed pixels), as tokenization does for text, and looks at nothing above the errors.
 
 pub mod decode;
+pub mod interpolate;
 pub mod processor;
 pub mod resample;
 
