@@ -353,9 +353,67 @@ pub fn encode_csv(value: &Value) -> Result<Vec<u8>, ToolkitError> {
         .map_err(|e| ToolkitError::Internal(format!("CSV encoding failed: {e}")))
 }
 
-/// Python's `str()` of a scalar JSON value; `None` for nested values.
+/// Python's `str()` of a JSON value, as `csv.DictWriter` writes a cell: a nested value (an
+/// object-detection box) as Python's `repr` of the dict or list.
 fn py_str(v: &Value) -> Option<String> {
     Some(match v {
+        Value::String(s) => s.clone(),
+        Value::Array(_) | Value::Object(_) => py_repr(v),
+        scalar => py_scalar(scalar),
+    })
+}
+
+/// Python's `repr()` of a JSON value (dicts and lists as Python prints them).
+fn py_repr(v: &Value) -> String {
+    match v {
+        Value::String(s) => py_repr_str(s),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(py_repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(map) => {
+            let inner: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        scalar => py_scalar(scalar),
+    }
+}
+
+/// Python's `repr()` of a string: single quotes unless the text holds one and no double quote.
+fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's `str()` of a scalar JSON value.
+fn py_scalar(v: &Value) -> String {
+    match v {
         Value::String(s) => s.clone(),
         Value::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
         Value::Number(n) => match n.as_f64() {
@@ -367,8 +425,8 @@ fn py_str(v: &Value) -> Option<String> {
             _ => n.to_string(),
         },
         Value::Null => "None".to_owned(),
-        Value::Array(_) | Value::Object(_) => return None,
-    })
+        Value::Array(_) | Value::Object(_) => py_repr(v),
+    }
 }
 
 /// Encodes a nested numeric array as a NumPy `.npy` file (format 1.0, little-endian float64, C
@@ -553,6 +611,13 @@ mod tests {
         assert_eq!(out, "label,score\r\n\"a,b\",0.5\r\nc,1e-05\r\n");
         assert_eq!(encode_csv(&json!([[1.0]])).unwrap_err().status(), 406);
         assert_eq!(encode_csv(&json!([])).unwrap_err().status(), 406);
+        // a nested cell is Python's repr of the dict, as the toolkit's DictWriter writes it
+        let v = json!([{"score": 0.5, "box": {"xmin": 1, "ymin": 2}, "tags": ["it's", "a\"b", null, true]}]);
+        let out = String::from_utf8(encode_csv(&v).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "score,box,tags\r\n0.5,\"{'xmin': 1, 'ymin': 2}\",\"[\"\"it's\"\", 'a\"\"b', None, True]\"\r\n"
+        );
     }
 
     #[test]

@@ -64,6 +64,16 @@ pub const SOURCES: &[SchemaSource] = &[
         response: include_str!("../schemas/image-segmentation/response.schema.json"),
     },
     SchemaSource {
+        task: Task::ObjectDetection,
+        request: include_str!("../schemas/object-detection/request.schema.json"),
+        response: include_str!("../schemas/object-detection/response.schema.json"),
+    },
+    SchemaSource {
+        task: Task::ZeroShotImageClassification,
+        request: include_str!("../schemas/zero-shot-image-classification/request.schema.json"),
+        response: include_str!("../schemas/zero-shot-image-classification/response.schema.json"),
+    },
+    SchemaSource {
         task: Task::TextGeneration,
         request: include_str!("../schemas/text-generation/request.schema.json"),
         response: include_str!("../schemas/text-generation/response.schema.json"),

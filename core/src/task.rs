@@ -143,6 +143,8 @@ impl Task {
                 | Task::Translation
                 | Task::ImageClassification
                 | Task::ImageSegmentation
+                | Task::ObjectDetection
+                | Task::ZeroShotImageClassification
         )
     }
 

@@ -642,6 +642,18 @@ pub const FIXTURES: &[Fixture] = &[
         note: "SegFormer (two encoder blocks, 3 labels, 32x32 input): semantic masks as base64 PNGs compared as pixels, every raw image type, JSON base64 and data URIs, batches, thresholds (unused by semantic segmentation), the panoptic subtask refused, CSV answers (the toolkit writes a PIL repr where we write the mask).",
     },
     Fixture {
+        golden: "object-detection",
+        model: "object-detection",
+        task: "object-detection",
+        note: "YOLOS (5 detection tokens, 32x32 position grid resized bicubically to the image's patch grid, 3 labels plus N/A): boxes as integers in the input's pixels, threshold (default 0.5, 0.3, 0.0), every raw image type, JSON base64 and data URIs, batches, CSV answers.",
+    },
+    Fixture {
+        golden: "zero-shot-image-classification",
+        model: "zero-shot-image-classification",
+        task: "zero-shot-image-classification",
+        note: "CLIP (text and vision towers of 2 layers, projection 16, CLIP BPE tokenizer): candidate_labels and hypothesis_template in JSON, batches; requests without labels (every raw body, JSON without parameters) refused with 400 as the toolkit does.",
+    },
+    Fixture {
         golden: "bart-summarization",
         model: "bart-summarization",
         task: "summarization",

@@ -593,6 +593,13 @@ pub fn gelu_tanh(x: &mut [f32]) {
     }
 }
 
+/// `quick_gelu` in place: `x · sigmoid(1.702 x)`.
+pub fn quick_gelu(x: &mut [f32]) {
+    for v in x {
+        *v /= 1.0 + (-1.702 * *v).exp();
+    }
+}
+
 /// ReLU in place.
 pub fn relu(x: &mut [f32]) {
     for v in x {

@@ -18,6 +18,8 @@ pub enum Activation {
     GeluNew,
     /// ReLU.
     Relu,
+    /// `x · sigmoid(1.702 x)` (CLIP's `quick_gelu`).
+    QuickGelu,
 }
 
 fn default_gelu() -> Activation {

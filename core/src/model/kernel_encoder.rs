@@ -358,6 +358,7 @@ impl KernelEncoder {
             Activation::Gelu => kernels::gelu_erf,
             Activation::GeluNew => kernels::gelu_tanh,
             Activation::Relu => kernels::relu,
+            Activation::QuickGelu => kernels::quick_gelu,
         }
     }
 

@@ -125,6 +125,7 @@ impl MlmHead {
             Activation::Gelu => kernels::gelu_erf(&mut x),
             Activation::GeluNew => kernels::gelu_tanh(&mut x),
             Activation::Relu => kernels::relu(&mut x),
+            Activation::QuickGelu => kernels::quick_gelu(&mut x),
         }
         kernels::add_layer_norm(&mut x, None, &self.gamma, &self.beta, self.eps);
         self.decoder.forward(&x, n)

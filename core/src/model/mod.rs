@@ -7,6 +7,7 @@
 pub mod bart;
 pub mod bert;
 pub mod causal;
+pub mod clip;
 pub mod config;
 pub mod deberta;
 pub mod device;
@@ -22,6 +23,7 @@ pub(crate) mod seq2seq;
 pub mod t5;
 pub mod token_head;
 pub mod vit;
+pub mod yolos;
 
 pub use device::{DeviceChoice, CUDA_BUILD};
 pub use family::{Family, Shape};

@@ -11,10 +11,12 @@ pub mod generation;
 pub mod image_classification;
 pub mod image_segmentation;
 pub mod images;
+pub mod object_detection;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;
 pub mod zero_shot_classification;
+pub mod zero_shot_image_classification;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -322,6 +324,14 @@ pub const REGISTRY: &[Registration] = &[
     Registration {
         task: Task::ImageSegmentation,
         constructor: Constructor::Vision(image_segmentation::build),
+    },
+    Registration {
+        task: Task::ObjectDetection,
+        constructor: Constructor::Vision(object_detection::build),
+    },
+    Registration {
+        task: Task::ZeroShotImageClassification,
+        constructor: Constructor::Vision(zero_shot_image_classification::build),
     },
     Registration {
         task: Task::TextGeneration,

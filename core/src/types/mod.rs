@@ -6,10 +6,12 @@ pub mod fill_mask;
 pub mod image_classification;
 pub mod image_segmentation;
 pub mod images;
+pub mod object_detection;
 pub mod question_answering;
 pub mod text_classification;
 pub mod token_classification;
 pub mod zero_shot_classification;
+pub mod zero_shot_image_classification;
 
 use serde::{Deserialize, Deserializer};
 

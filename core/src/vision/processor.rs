@@ -23,6 +23,18 @@ pub enum Size {
     /// The shorter edge to this length, keeping the aspect ratio (the longer edge truncated, as
     /// transformers' `get_resize_output_image_size` computes it).
     ShortestEdge(usize),
+    /// DETR's and YOLOS's `{"shortest_edge", "longest_edge"}`: the shorter edge to `shortest`
+    /// unless that makes the longer one exceed `longest` (then the longer one to about
+    /// `longest`), keeping the aspect ratio, each side then rounded down to a multiple of
+    /// `multiple_of` (16 for YOLOS, 1 for DETR), as transformers' `get_size_with_aspect_ratio`.
+    ShortestLongest {
+        /// `shortest_edge`.
+        shortest: usize,
+        /// `longest_edge`.
+        longest: usize,
+        /// The multiple each side is rounded down to.
+        multiple_of: usize,
+    },
 }
 
 /// An image processor's settings.
@@ -64,6 +76,18 @@ fn size_of(v: &Value, what: &str) -> Result<Size, ToolkitError> {
         return Err(ToolkitError::model_load(format!(
             "preprocessor_config.json: {what} {v} has a zero side"
         )));
+    }
+    if let (Some(shortest), Some(longest)) = (dim("shortest_edge"), dim("longest_edge")) {
+        if longest == 0 {
+            return Err(ToolkitError::model_load(format!(
+                "preprocessor_config.json: {what} {v} has a zero side"
+            )));
+        }
+        return Ok(Size::ShortestLongest {
+            shortest,
+            longest,
+            multiple_of: 1,
+        });
     }
     match (dim("height"), dim("width"), dim("shortest_edge"), v.as_u64()) {
         (Some(height), Some(width), _, _) => Ok(Size::Exact { height, width }),
@@ -108,7 +132,22 @@ impl ImageProcessor {
         let flag = |k: &str, default: bool| cfg.get(k).and_then(Value::as_bool).unwrap_or(default);
         let resize = if flag("do_resize", true) {
             Some(match cfg.get("size") {
-                Some(v) => size_of(v, "size")?,
+                // YOLOS rounds its sides down to multiples of 16 (its get_size_with_aspect_ratio's
+                // mod_size); DETR does not
+                Some(v) => match size_of(v, "size")? {
+                    Size::ShortestLongest {
+                        shortest, longest, ..
+                    } if cfg.get("image_processor_type").and_then(Value::as_str)
+                        == Some("YolosImageProcessor") =>
+                    {
+                        Size::ShortestLongest {
+                            shortest,
+                            longest,
+                            multiple_of: 16,
+                        }
+                    }
+                    other => other,
+                },
                 None => Size::Exact {
                     height: 224,
                     width: 224,
@@ -125,6 +164,11 @@ impl ImageProcessor {
             match size_of(cfg.get("crop_size").unwrap_or(&Value::Null), "crop_size")? {
                 Size::Exact { height, width } => Some((height, width)),
                 Size::ShortestEdge(s) => Some((s, s)),
+                Size::ShortestLongest { .. } => {
+                    return Err(ToolkitError::model_load(
+                        "preprocessor_config.json: crop_size must be a height and width",
+                    ))
+                }
             }
         } else {
             None
@@ -180,6 +224,14 @@ impl ImageProcessor {
                     (new_long, s)
                 })
             }
+            Size::ShortestLongest {
+                shortest,
+                longest,
+                multiple_of,
+            } => {
+                let (h, w) = shortest_longest(height, width, shortest, longest, multiple_of);
+                Some((w, h))
+            }
         }
     }
 
@@ -205,6 +257,12 @@ impl ImageProcessor {
         };
         let resized = self.resized_size(img.width, img.height);
         if let Some((w, h)) = resized {
+            if w == 0 || h == 0 {
+                return Err(ToolkitError::Validation(format!(
+                    "the {}x{} image would be resized to {w}x{h} pixels by the model's image processor; send an image of a less extreme shape",
+                    img.width, img.height
+                )));
+            }
             if (w as u64).saturating_mul(h as u64) > max_pixels {
                 return Err(too_large("would be resized to"));
             }
@@ -244,6 +302,40 @@ impl ImageProcessor {
             data,
         })
     }
+}
+
+/// transformers' `get_size_with_aspect_ratio` (DETR's, and YOLOS's with `mod_size`): the
+/// `(height, width)` an image is resized to, in the same float64 arithmetic (Python's `round`
+/// rounds half to even, `int` truncates).
+fn shortest_longest(
+    height: usize,
+    width: usize,
+    shortest: usize,
+    longest: usize,
+    multiple_of: usize,
+) -> (usize, usize) {
+    let (h, w) = (height as f64, width as f64);
+    let (min_o, max_o) = (h.min(w), h.max(w));
+    let mut size = shortest;
+    let mut raw = None;
+    if max_o / min_o * shortest as f64 > longest as f64 {
+        let r = longest as f64 * min_o / max_o;
+        size = r.round_ties_even() as usize;
+        raw = Some(r);
+    }
+    let scaled = |num: f64, den: f64| match raw {
+        Some(r) => (r * num / den) as usize,
+        None => (size as f64 * num / den) as usize,
+    };
+    let (oh, ow) = if width < height {
+        (scaled(h, w), size)
+    } else if (height <= width && height == size) || (width <= height && width == size) {
+        (height, width)
+    } else {
+        (size, scaled(w, h))
+    };
+    let m = multiple_of.max(1);
+    (oh - oh % m, ow - ow % m)
 }
 
 /// transformers' `center_crop`: the centre `width × height` window (`top = (h - crop_h) // 2`),
@@ -320,6 +412,35 @@ mod tests {
         assert_eq!((px.width, px.height, px.data.len()), (4, 4, 48));
         assert!(px.data.iter().all(|&v| v == 9.0));
         assert_eq!(p.output_size(), Some((4, 4)));
+    }
+
+    #[test]
+    fn shortest_and_longest_edges_follow_detr_and_yolos() {
+        // YOLOS's processor: a 64x48 image -> 42x32 -> multiples of 16: 32x32
+        let yolos = ImageProcessor::from_config(&serde_json::json!({
+            "image_processor_type": "YolosImageProcessor",
+            "size": {"shortest_edge": 32, "longest_edge": 64}
+        }))
+        .unwrap();
+        assert_eq!(yolos.resized_size(64, 48), Some((32, 32)));
+        // DETR's: no rounding to 16
+        let detr = ImageProcessor::from_config(&serde_json::json!({
+            "size": {"shortest_edge": 800, "longest_edge": 1333}
+        }))
+        .unwrap();
+        assert_eq!(detr.resized_size(640, 480), Some((1066, 800)));
+        // the longest edge caps a long image: 2000x500 -> raw 333.25 -> 333 high, 1333 wide
+        assert_eq!(detr.resized_size(2000, 500), Some((1333, 333)));
+        assert_eq!(detr.resized_size(800, 800), Some((800, 800)));
+        // an image that would shrink to nothing is refused, not resized
+        let thin = Image8 {
+            width: 1000,
+            height: 10,
+            channels: 3,
+            data: vec![0; 30_000],
+        };
+        let e = yolos.preprocess(&thin, 1_000_000).unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
     }
 
     #[test]

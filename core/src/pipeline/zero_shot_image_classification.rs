@@ -1,0 +1,282 @@
+//! `zero-shot-image-classification` with transformers 4.51's
+//! `ZeroShotImageClassificationPipeline` semantics, on CLIP: each candidate label put into the
+//! hypothesis template (default `"This is a photo of {}."`) and tokenized, each image decoded
+//! and preprocessed by the model's image processor, `logits_per_image` turned into a softmax
+//! over the labels, answered as `[{"score", "label"}]` best first (ties keep the labels' order).
+//! Labels come in JSON `parameters`, or with a raw image body from the custom attributes or the
+//! query string, which the toolkit cannot do.
+
+use serde_json::{json, Value};
+
+use super::images::{self, Images};
+use super::{Input, Pipeline, PipelineOutput, VisionParts};
+use crate::context::Context;
+use crate::error::ToolkitError;
+use crate::model::clip::Clip;
+use crate::task::Task;
+use crate::tokenize::{TextTokenizer, TokenizeOptions};
+use crate::types::zero_shot_image_classification::ZeroShotImageClassificationParameters;
+use crate::types::OneOrMany;
+use crate::vision::{self, ImageProcessor};
+
+/// transformers' default hypothesis template.
+pub const DEFAULT_TEMPLATE: &str = "This is a photo of {}.";
+
+/// The most candidate labels one request may hold.
+pub const MAX_LABELS: usize = 1024;
+
+/// A loaded zero-shot image classifier.
+#[derive(Debug)]
+pub struct ZeroShotImageClassificationPipeline {
+    processor: ImageProcessor,
+    tokenizer: TextTokenizer,
+    model: Clip,
+    max_pixels: u64,
+    max_tokens: usize,
+}
+
+/// The registry's constructor.
+pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError> {
+    let processor = ImageProcessor::load(&parts.files.dir)?;
+    let model = Clip::load(parts.files, parts.config, &parts.device)?;
+    let side = model.image_size();
+    if processor.output_size() != Some((side, side)) {
+        return Err(ToolkitError::model_load(format!(
+            "preprocessor_config.json does not resize or crop images to the model's {side}x{side} (vision_config.image_size)"
+        )));
+    }
+    let pad = parts
+        .config
+        .pointer("/text_config/pad_token_id")
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as u32;
+    let tokenizer = TextTokenizer::load(parts.files, pad)?;
+    Ok(Box::new(ZeroShotImageClassificationPipeline {
+        processor,
+        tokenizer,
+        model,
+        max_pixels: parts.opts.max_image_pixels,
+        max_tokens: parts.opts.max_request_tokens,
+    }))
+}
+
+/// Python's `template.format(label)` for the templates a hypothesis uses: `{}` and `{0}` are
+/// the label, `{{` and `}}` braces; any other field is an error, as `str.format` raises.
+pub fn format_hypothesis(template: &str, label: &str) -> Result<String, ToolkitError> {
+    let bad = |what: &str| {
+        ToolkitError::InvalidParameters(format!(
+            "hypothesis_template {template:?} {what}; put {{}} where the label goes"
+        ))
+    };
+    let mut out = String::with_capacity(template.len() + label.len());
+    let mut chars = template.chars().peekable();
+    let mut fields = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut field = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => field.push(c),
+                        None => return Err(bad("has an unclosed {")),
+                    }
+                }
+                let index = if field.is_empty() {
+                    fields += 1;
+                    fields - 1
+                } else if field == "0" {
+                    0
+                } else {
+                    return Err(bad(&format!("names the field {{{field}}}")));
+                };
+                if index > 0 {
+                    return Err(bad("has more than one {} field"));
+                }
+                out.push_str(label);
+            }
+            '}' => return Err(bad("has a single }")),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// The candidate labels of a request: a list, or one string split on commas.
+fn labels_of(params: &ZeroShotImageClassificationParameters) -> Result<Vec<String>, ToolkitError> {
+    let labels: Vec<String> = match &params.candidate_labels {
+        None => {
+            return Err(ToolkitError::InvalidParameters(
+                "candidate_labels is required: in JSON as \"parameters\": {\"candidate_labels\": [\"cat\", \"dog\"]}, or with a raw image as the custom attribute (or query parameter) candidate_labels=cat,dog".into(),
+            ))
+        }
+        Some(OneOrMany::Many(list)) => list.clone(),
+        Some(OneOrMany::One(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    if labels.is_empty() {
+        return Err(ToolkitError::InvalidParameters(
+            "candidate_labels is empty: give at least one label".into(),
+        ));
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(ToolkitError::InputTooLong(format!(
+            "{} candidate labels, more than {MAX_LABELS}; split the request",
+            labels.len()
+        )));
+    }
+    Ok(labels)
+}
+
+/// The softmax of a row of logits.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+impl Pipeline for ZeroShotImageClassificationPipeline {
+    fn task(&self) -> Task {
+        Task::ZeroShotImageClassification
+    }
+
+    fn run(&self, input: Input, ctx: Context) -> Result<PipelineOutput, ToolkitError> {
+        let images: Images<ZeroShotImageClassificationParameters> =
+            Images::read(input, self.task())?;
+        let labels = labels_of(&images.parameters)?;
+        let template = images
+            .parameters
+            .hypothesis_template
+            .as_deref()
+            .unwrap_or(DEFAULT_TEMPLATE);
+        // tokens are bounded before the model runs: each label's characters first (a token
+        // is at least one character, less the specials), then the tokens themselves
+        let mut texts = Vec::with_capacity(labels.len());
+        let mut total = 0usize;
+        for label in &labels {
+            let text = format_hypothesis(template, label)?;
+            if text.chars().count() > self.model.max_positions() * 64 {
+                return Err(ToolkitError::InputTooLong(format!(
+                    "a candidate label with its template is {} characters; the model reads at most {} tokens",
+                    text.chars().count(),
+                    self.model.max_positions()
+                )));
+            }
+            let ids = self
+                .tokenizer
+                .encode(&text, None, &TokenizeOptions::default())?
+                .ids;
+            total += ids.len();
+            if total > self.max_tokens {
+                return Err(ToolkitError::InputTooLong(format!(
+                    "the candidate labels come to more than {} tokens (HF_MAX_REQUEST_TOKENS); send fewer or shorter labels",
+                    self.max_tokens
+                )));
+            }
+            texts.push(ids);
+        }
+        let pixels = images.each(self.max_pixels, &ctx, |rgb| {
+            self.processor.preprocess(&rgb, self.max_pixels)
+        })?;
+        let logits = self.model.logits_per_image(&pixels, &texts)?;
+        let results = logits
+            .iter()
+            .map(|row| {
+                let scores = softmax(row);
+                if scores.iter().any(|s| !s.is_finite()) {
+                    return Err(ToolkitError::Internal(
+                        "the model produced non-finite scores".into(),
+                    ));
+                }
+                let mut ranked: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
+                // sorted(key=-score) is stable: ties keep the labels' order
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                Ok(Value::Array(
+                    ranked
+                        .into_iter()
+                        .map(|(i, s)| json!({"score": f64::from(s), "label": labels[i]}))
+                        .collect(),
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(images.answer(results))
+    }
+
+    fn warm_up_input(&self) -> Input {
+        match images::warm_up_png() {
+            Input::Raw {
+                media_type, body, ..
+            } => {
+                let mut p = serde_json::Map::new();
+                p.insert("candidate_labels".into(), json!(["a", "b"]));
+                Input::Raw {
+                    media_type,
+                    body,
+                    parameters: Some(p),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn raw_media_types(&self) -> &'static [&'static str] {
+        vision::IMAGE_MEDIA_TYPES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_format_as_python_does() {
+        assert_eq!(
+            format_hypothesis(DEFAULT_TEMPLATE, "cat").unwrap(),
+            "This is a photo of cat."
+        );
+        assert_eq!(
+            format_hypothesis("a {0} {{x}}", "dog").unwrap(),
+            "a dog {x}"
+        );
+        assert_eq!(format_hypothesis("no field", "dog").unwrap(), "no field");
+        for bad in ["{foo}", "{} and {}", "{", "}", "{1}"] {
+            let e = format_hypothesis(bad, "dog").unwrap_err();
+            assert_eq!(e.status(), 400, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn labels_are_required_and_a_string_is_split_on_commas() {
+        let p = |v: Value| -> ZeroShotImageClassificationParameters {
+            serde_json::from_value(v).unwrap()
+        };
+        assert_eq!(labels_of(&p(json!({}))).unwrap_err().status(), 400);
+        assert_eq!(
+            labels_of(&p(json!({"candidate_labels": []})))
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            labels_of(&p(json!({"candidate_labels": "cat, dog,,car"}))).unwrap(),
+            vec!["cat", "dog", "car"]
+        );
+        assert_eq!(
+            labels_of(&p(json!({"candidate_labels": ["a,b", "c"]}))).unwrap(),
+            vec!["a,b", "c"]
+        );
+    }
+}
