@@ -13,6 +13,7 @@ pub mod deberta;
 pub mod device;
 pub mod distilbert;
 pub mod family;
+pub mod image_classifier;
 pub mod kernel_encoder;
 pub(crate) mod layers;
 pub mod lm;

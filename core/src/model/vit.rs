@@ -81,14 +81,14 @@ impl VitClassifier {
             device: device.clone(),
         })
     }
+}
 
-    /// The side of the square images the model takes.
-    pub fn image_size(&self) -> usize {
-        self.image_size
+impl super::image_classifier::ImageClassifier for VitClassifier {
+    fn input_size(&self) -> Option<(usize, usize)> {
+        Some((self.image_size, self.image_size))
     }
 
-    /// The logits of each image, `labels` floats each.
-    pub fn logits(&self, images: &[PixelValues]) -> Result<Vec<Vec<f32>>, ToolkitError> {
+    fn logits(&self, images: &[PixelValues]) -> Result<Vec<Vec<f32>>, ToolkitError> {
         let s = self.image_size;
         if let Some(p) = images.iter().find(|p| (p.height, p.width) != (s, s)) {
             return Err(ToolkitError::Internal(format!(

@@ -11,7 +11,7 @@ use super::text_classification::scores;
 use super::{Input, Pipeline, PipelineOutput, VisionParts};
 use crate::context::Context;
 use crate::error::ToolkitError;
-use crate::model::vit::VitClassifier;
+use crate::model::image_classifier::{self, ImageClassifier};
 use crate::task::Task;
 use crate::types::image_classification::ImageClassificationParameters;
 use crate::types::text_classification::ClassificationFunction;
@@ -23,7 +23,7 @@ pub use super::images::MAX_IMAGES;
 #[derive(Debug)]
 pub struct ImageClassificationPipeline {
     processor: ImageProcessor,
-    model: VitClassifier,
+    model: Box<dyn ImageClassifier>,
     labels: Vec<String>,
     default_function: ClassificationFunction,
     max_pixels: u64,
@@ -34,14 +34,21 @@ pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, Toolkit
     let (labels, problem_type) = crate::model::config::labels(parts.config)
         .map_err(|e| ToolkitError::model_load(format!("config.json: {e}")))?;
     let processor = ImageProcessor::load(&parts.files.dir)?;
-    let model = VitClassifier::load(parts.files, parts.config, labels.len(), &parts.device)?;
-    // every image must reach the model at its input size: a checkpoint whose processor does not
-    // resize (or crop) to it is refused here, not on every request
-    let side = model.image_size();
-    if processor.output_size() != Some((side, side)) {
-        return Err(ToolkitError::model_load(format!(
-            "preprocessor_config.json does not resize or crop images to the model's {side}x{side} (config.json image_size)"
-        )));
+    let model = image_classifier::load(
+        parts.family,
+        parts.files,
+        parts.config,
+        labels.len(),
+        &parts.device,
+    )?;
+    // every image must reach a model of fixed input size at that size: a checkpoint whose
+    // processor does not resize (or crop) to it is refused here, not on every request
+    if let Some((h, w)) = model.input_size() {
+        if processor.output_size() != Some((w, h)) {
+            return Err(ToolkitError::model_load(format!(
+                "preprocessor_config.json does not resize or crop images to the model's {w}x{h} (config.json image_size)"
+            )));
+        }
     }
     let default_function =
         if problem_type.as_deref() == Some("multi_label_classification") || labels.len() == 1 {

@@ -242,6 +242,8 @@ pub struct VisionParts<'a> {
     pub files: &'a ModelFiles,
     /// `config.json`.
     pub config: &'a Value,
+    /// The model's family (its `vision_task` is the task being built).
+    pub family: model::Family,
     /// The device chosen for the model's family.
     pub device: candle_core::Device,
     /// The load options.
@@ -399,6 +401,7 @@ pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
             build(VisionParts {
                 files: &files,
                 config: &raw,
+                family,
                 device,
                 opts,
             })
