@@ -68,6 +68,46 @@ pub const IMAGE_MEDIA_TYPES: &[&str] = &[
     "image/x-image",
 ];
 
+/// The header SageMaker passes `InvokeEndpoint`'s `CustomAttributes` in.
+pub const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+
+/// Parameters for a raw body (an image file has no room for them), from the request's query
+/// string (`?candidate_labels=cat,dog&top_k=2`, URL-encoded) and its custom attributes
+/// (`candidate_labels=cat,dog;top_k=2`, pairs separated by `;`, values may be percent-encoded);
+/// the custom attributes win where both name a key. A value that parses as JSON (a number,
+/// `true`, a list) is taken as that, anything else as text. `None` when neither gives a pair.
+/// Pipelines keep only the keys that are their task's parameters, so attributes meant for
+/// something else (a trace id) are ignored.
+pub fn raw_parameters(
+    custom_attributes: Option<&str>,
+    query: Option<&str>,
+) -> Option<Map<String, Value>> {
+    let value =
+        |v: &str| serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+    let mut out = Map::new();
+    if let Some(q) = query {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if !k.is_empty() {
+                out.insert(k.into_owned(), value(&v));
+            }
+        }
+    }
+    if let Some(attrs) = custom_attributes {
+        for pair in attrs.split(';') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let k = k.trim();
+            if k.is_empty() {
+                continue;
+            }
+            let v = percent_encoding::percent_decode_str(v.trim()).decode_utf8_lossy();
+            out.insert(k.to_owned(), value(&v));
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// The request media types every pipeline reads.
 pub const SUPPORTED_REQUEST: &str = "application/json, text/csv, application/jsonlines";
 const SUPPORTED_ACCEPT: &str =
@@ -577,6 +617,29 @@ mod tests {
             .starts_with('{'));
         assert!(documents(b"{\"inputs\": 1}").is_none());
         assert!(documents(b"{\"inputs\": 1} x").is_none());
+    }
+
+    #[test]
+    fn raw_parameters_come_from_the_query_and_the_custom_attributes() {
+        let p = raw_parameters(
+            Some("candidate_labels=cat,dog; top_k=2;trace;x=%22a%20b%22"),
+            Some("top_k=5&hypothesis_template=a+photo+of+%7B%7D&threshold=0.3"),
+        )
+        .unwrap();
+        assert_eq!(p["candidate_labels"], json!("cat,dog"));
+        // the custom attributes win over the query
+        assert_eq!(p["top_k"], json!(2));
+        assert_eq!(p["hypothesis_template"], json!("a photo of {}"));
+        assert_eq!(p["threshold"], json!(0.3));
+        // percent-encoded JSON text
+        assert_eq!(p["x"], json!("a b"));
+        assert!(!p.contains_key("trace"));
+        assert_eq!(
+            raw_parameters(None, Some("labels=[\"a\",\"b\"]")).unwrap()["labels"],
+            json!(["a", "b"])
+        );
+        assert!(raw_parameters(Some("nothing here"), Some("")).is_none());
+        assert!(raw_parameters(None, None).is_none());
     }
 
     #[test]

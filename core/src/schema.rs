@@ -213,6 +213,21 @@ fn describe(validator: &Validator, value: &Value) -> Option<String> {
     (!errors.is_empty()).then(|| errors.join("; "))
 }
 
+/// The names of a task's `parameters`, as its request schema lists them (empty for a task
+/// without schemas).
+pub fn parameter_names(task: Task) -> Vec<String> {
+    SOURCES
+        .iter()
+        .find(|s| s.task == task)
+        .and_then(|s| serde_json::from_str::<Value>(s.request).ok())
+        .and_then(|v| {
+            v.pointer("/properties/parameters/properties")
+                .and_then(Value::as_object)
+                .map(|o| o.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}
+
 /// Validates a decoded request document against the task's request schema.
 pub fn validate_request(task: Task, value: &Value) -> Result<(), ToolkitError> {
     let c = compiled(task)?;

@@ -113,3 +113,178 @@ async fn an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded() {
     let (status, v) = post(&app, "image/png", png()).await;
     assert_eq!(status, 200, "{v}");
 }
+
+async fn post_with(
+    app: &axum::Router,
+    uri: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = axum::http::Request::post(uri).header("content-type", content_type);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn labels_of(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["label"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_shot_labels_come_with_a_raw_image_in_custom_attributes_or_the_query() {
+    let app = hf_inference_tests::router_for("zero-shot-image-classification");
+    // what the JSON form answers (the golden's request) is the reference
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png());
+    let json = serde_json::to_vec(&serde_json::json!({
+        "inputs": b64, "parameters": {"candidate_labels": ["cat", "dog", "car"]}
+    }))
+    .unwrap();
+    let (status, want) = post(&app, "application/json", json).await;
+    assert_eq!(status, 200, "{want}");
+    assert_eq!(labels_of(&want).len(), 3);
+    // the toolkit cannot take labels with a raw body; we take them from the custom attributes
+    let attrs = [(
+        "x-amzn-sagemaker-custom-attributes",
+        "trace=abc-123;candidate_labels=cat,dog,car",
+    )];
+    let (status, got) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got, want);
+    // or from the query string
+    let (status, got) = post_with(
+        &app,
+        "/invocations?candidate_labels=cat%2Cdog%2Ccar",
+        "image/png",
+        &[],
+        png(),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got, want);
+    // a template too; a different template gives different scores
+    let attrs = [(
+        "x-amzn-sagemaker-custom-attributes",
+        "candidate_labels=cat,dog;hypothesis_template=a%20picture%20of%20a%20{}",
+    )];
+    let (status, got) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
+    assert_eq!(status, 200, "{got}");
+    let mut labels = labels_of(&got);
+    labels.sort_unstable();
+    assert_eq!(labels, vec!["cat", "dog"]);
+    // without labels: a 400 saying how to send them
+    let (status, v) = post(&app, "image/png", png()).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("custom attribute"),
+        "{v}"
+    );
+    // a parameter of the wrong type in the attributes is a 400 too
+    let attrs = [(
+        "x-amzn-sagemaker-custom-attributes",
+        "candidate_labels=cat;hypothesis_template=5",
+    )];
+    let (status, v) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
+    assert_eq!(status, 400, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_threshold_comes_with_a_raw_image_and_boxes_are_integers() {
+    let app = hf_inference_tests::router_for("object-detection");
+    let attrs = [("x-amzn-sagemaker-custom-attributes", "threshold=0")];
+    let (status, all) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
+    assert_eq!(status, 200, "{all}");
+    // threshold 0 keeps every detection token (5)
+    assert_eq!(all.as_array().unwrap().len(), 5, "{all}");
+    let (status, default) = post(&app, "image/png", png()).await;
+    assert_eq!(status, 200, "{default}");
+    assert!(default.as_array().unwrap().len() < 5, "{default}");
+    for d in all.as_array().unwrap() {
+        let b = &d["box"];
+        for k in ["xmin", "ymin", "xmax", "ymax"] {
+            assert!(b[k].is_i64(), "{d}");
+        }
+        assert!(d["score"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_a_4xx_from_every_new_image_task() {
+    for fixture in [
+        "image-segmentation",
+        "object-detection",
+        "zero-shot-image-classification",
+    ] {
+        let app = hf_inference_tests::router_for(fixture);
+        let attrs = [("x-amzn-sagemaker-custom-attributes", "candidate_labels=a,b")];
+        let send = |body: Vec<u8>| {
+            let app = app.clone();
+            async move { post_with(&app, "/invocations", "image/png", &attrs, body).await }
+        };
+        // a decompression bomb declared in the header, a header lying about its size, garbage
+        // and nothing at all
+        for (what, body) in [
+            ("bomb", declared_png(100_000, 100_000)),
+            ("lying header", declared_png(40, 30)),
+            ("garbage", b"\x89PNG\r\n\x1a\nnot really".to_vec()),
+            ("empty", Vec::new()),
+        ] {
+            let (status, v) = send(body).await;
+            assert!(
+                (400..500).contains(&status) && v["code"] == status,
+                "{fixture} {what}: {status} {v}"
+            );
+        }
+        // an extreme shape: 1 pixel high, 5000 wide (YOLOS would resize it to nothing)
+        let mut thin = Vec::new();
+        image::DynamicImage::from(image::RgbImage::from_pixel(5000, 1, image::Rgb([9, 9, 9])))
+            .write_to(
+                &mut std::io::Cursor::new(&mut thin),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        let (status, v) = send(thin).await;
+        assert!(
+            status == 200 || (400..500).contains(&status),
+            "{fixture}: {status} {v}"
+        );
+        // and the server still answers
+        let (status, v) = send(png()).await;
+        assert_eq!(status, 200, "{fixture}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segmentation_masks_are_pngs_of_the_input_size_covering_it_once() {
+    let app = hf_inference_tests::router_for("image-segmentation");
+    let (status, v) = post(&app, "image/png", png()).await;
+    assert_eq!(status, 200, "{v}");
+    let mut covered = vec![0u8; 64 * 48];
+    for seg in v.as_array().unwrap() {
+        assert!(seg["score"].is_null(), "{seg}");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(seg["mask"].as_str().unwrap())
+            .unwrap();
+        let mask = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(mask.color(), image::ColorType::L8);
+        assert_eq!((mask.width(), mask.height()), (64, 48));
+        for (c, p) in covered.iter_mut().zip(mask.to_luma8().into_raw()) {
+            assert!(p == 0 || p == 255);
+            *c += u8::from(p == 255);
+        }
+    }
+    // semantic segmentation labels every pixel exactly once
+    assert!(covered.iter().all(|&c| c == 1));
+}

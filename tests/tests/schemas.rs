@@ -8,10 +8,13 @@ use hf_inference_core::pipeline::question_answering::normalize_request;
 use hf_inference_core::types::feature_extraction::FeatureExtractionRequest;
 use hf_inference_core::types::fill_mask::FillMaskRequest;
 use hf_inference_core::types::image_classification::ImageClassificationRequest;
+use hf_inference_core::types::image_segmentation::ImageSegmentationRequest;
+use hf_inference_core::types::object_detection::ObjectDetectionRequest;
 use hf_inference_core::types::question_answering::QuestionAnsweringRequest;
 use hf_inference_core::types::text_classification::TextClassificationRequest;
 use hf_inference_core::types::token_classification::TokenClassificationRequest;
 use hf_inference_core::types::zero_shot_classification::ZeroShotClassificationRequest;
+use hf_inference_core::types::zero_shot_image_classification::ZeroShotImageClassificationRequest;
 use hf_inference_core::{schema, Task, TaskSpec};
 use hf_inference_tests::{goldens, FIXTURES, MINILM_GOLDEN};
 use serde_json::Value;
@@ -44,6 +47,9 @@ fn request_type(task: Task) -> Option<fn(Value) -> Result<(), String>> {
         Task::TokenClassification => Some(typed::<TokenClassificationRequest>),
         Task::QuestionAnswering => Some(question_answering),
         Task::ImageClassification => Some(typed::<ImageClassificationRequest>),
+        Task::ImageSegmentation => Some(typed::<ImageSegmentationRequest>),
+        Task::ObjectDetection => Some(typed::<ObjectDetectionRequest>),
+        Task::ZeroShotImageClassification => Some(typed::<ZeroShotImageClassificationRequest>),
         Task::TextGeneration
         | Task::Text2TextGeneration
         | Task::Summarization
@@ -107,14 +113,18 @@ fn schema_valid_golden_requests_deserialise_into_their_types() {
         assert!(refused >= 1, "{task}: the schema refused no golden request");
     }
     // image tasks: most of their goldens are raw image bodies; the JSON ones are few
-    let (checked, refused) = counts
-        .get(Task::ImageClassification.id())
-        .copied()
-        .unwrap_or_default();
-    assert!(
-        checked >= 5 && refused >= 1,
-        "image-classification: {checked} deserialised, {refused} refused"
-    );
+    for task in [
+        Task::ImageClassification,
+        Task::ImageSegmentation,
+        Task::ObjectDetection,
+        Task::ZeroShotImageClassification,
+    ] {
+        let (checked, refused) = counts.get(task.id()).copied().unwrap_or_default();
+        assert!(
+            checked >= 3 && refused >= 1,
+            "{task}: {checked} deserialised, {refused} refused"
+        );
+    }
     let total: usize = counts.values().map(|(checked, _)| checked).sum();
     assert!(total >= 400, "only {total} requests deserialised");
 }

@@ -40,11 +40,23 @@ impl<P: DeserializeOwned + Default> Images<P> {
                 files: vec![body],
                 many: false,
                 parameters: match parameters {
-                    Some(p) => serde_json::from_value(Value::Object(p)).map_err(|e| {
-                        ToolkitError::InvalidParameters(format!(
-                            "the parameters given with the image are not valid for {task}: {e}"
-                        ))
-                    })?,
+                    Some(given) => {
+                        // keep the task's parameters: custom attributes may carry other things
+                        let names = crate::schema::parameter_names(task);
+                        let mut p = given;
+                        p.retain(|k, _| names.iter().any(|n| n == k));
+                        let doc = serde_json::json!({"inputs": "<raw body>", "parameters": p});
+                        crate::schema::validate_request(task, &doc).map_err(|e| {
+                            ToolkitError::InvalidParameters(format!(
+                                "the parameters given with the image (custom attributes or query string) are not valid: {e}"
+                            ))
+                        })?;
+                        serde_json::from_value(doc["parameters"].clone()).map_err(|e| {
+                            ToolkitError::InvalidParameters(format!(
+                                "the parameters given with the image are not valid for {task}: {e}"
+                            ))
+                        })?
+                    }
                     None => P::default(),
                 },
             }),

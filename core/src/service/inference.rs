@@ -106,7 +106,7 @@ impl InferenceService {
         let flag = gone.clone();
         self.runtime.submit(move || {
             let sink_tx = tx.clone();
-            let result = decode_input(request_format, body).and_then(|input| {
+            let result = decode_input(request_format, body, None).and_then(|input| {
                 let ctx = Context::new(flag)
                     .with_tokens(Box::new(move |t| sink_tx.send(GenEvent::Token(t)).is_ok()));
                 pipeline.run(input, ctx)
@@ -164,12 +164,16 @@ impl InferenceService {
 }
 
 /// Decodes a buffered body into a pipeline's input.
-fn decode_input(format: RequestFormat, body: bytes::Bytes) -> Result<Input, ToolkitError> {
+fn decode_input(
+    format: RequestFormat,
+    body: bytes::Bytes,
+    parameters: Option<serde_json::Map<String, Value>>,
+) -> Result<Input, ToolkitError> {
     match format {
         RequestFormat::Binary(media_type) => Ok(Input::Raw {
             media_type,
             body,
-            parameters: None,
+            parameters,
         }),
         other => codec::decode(other, &body).map(Input::Json),
     }
@@ -244,6 +248,19 @@ impl InferenceService {
         response_format: ResponseFormat,
         body: bytes::Bytes,
     ) -> Result<Answer, ToolkitError> {
+        self.invoke_body_with(request_format, response_format, body, None)
+            .await
+    }
+
+    /// [`invoke_body`](Self::invoke_body) with the parameters of a raw body (an image) that the
+    /// host took from outside it ([`codec::raw_parameters`]); ignored for JSON and CSV bodies.
+    pub async fn invoke_body_with(
+        &self,
+        request_format: RequestFormat,
+        response_format: ResponseFormat,
+        body: bytes::Bytes,
+        raw_parameters: Option<serde_json::Map<String, Value>>,
+    ) -> Result<Answer, ToolkitError> {
         let lines_of = |body: bytes::Bytes, framing| {
             let lines = lines::split_lines(
                 futures_util::stream::iter([Ok::<_, std::convert::Infallible>(body)]),
@@ -273,7 +290,7 @@ impl InferenceService {
         let first = self
             .runtime
             .run(move |gone| {
-                let doc = match decode_input(request_format, b)? {
+                let doc = match decode_input(request_format, b, raw_parameters)? {
                     Input::Json(doc) => doc,
                     raw => {
                         let out = pipeline.run(raw, Context::new(gone))?;
@@ -389,10 +406,27 @@ impl InferenceService {
         accept: Option<&str>,
         body: bytes::Bytes,
     ) -> Result<Encoded, ToolkitError> {
+        self.invoke_bytes_with(content_type, accept, body, None)
+            .await
+    }
+
+    /// [`invoke_bytes`](Self::invoke_bytes) with custom attributes, which give a raw body's
+    /// parameters ([`codec::raw_parameters`]).
+    pub async fn invoke_bytes_with(
+        &self,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: bytes::Bytes,
+        custom_attributes: Option<&str>,
+    ) -> Result<Encoded, ToolkitError> {
         let request_format = self.request_format(content_type)?;
         let response_format = codec::response_format_for(request_format, accept)?;
+        let raw_parameters = match request_format {
+            RequestFormat::Binary(_) => codec::raw_parameters(custom_attributes, None),
+            _ => None,
+        };
         let answer = self
-            .invoke_body(request_format, response_format, body)
+            .invoke_body_with(request_format, response_format, body, raw_parameters)
             .await?;
         Ok(answer.collect().await)
     }

@@ -221,6 +221,7 @@ impl Handler {
                 input_location: input,
                 content_type: None,
                 accept: None,
+                custom_attributes: None,
                 output_location: None,
                 failure_location: None,
             };

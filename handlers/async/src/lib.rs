@@ -91,6 +91,10 @@ pub struct Job {
     pub content_type: Option<String>,
     /// The response type; `None`: the input's own format (JSON, or JSON Lines).
     pub accept: Option<String>,
+    /// `InvokeEndpointAsync`'s `CustomAttributes`: parameters for a raw body (an image),
+    /// `candidate_labels=cat,dog;top_k=2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_attributes: Option<String>,
     /// Where the response goes.
     #[serde(serialize_with = "as_string")]
     pub output_location: Location,
@@ -118,6 +122,9 @@ pub struct JobRequest {
     /// The response type.
     #[serde(default)]
     pub accept: Option<String>,
+    /// The custom attributes (parameters for a raw image body).
+    #[serde(default)]
+    pub custom_attributes: Option<String>,
     /// The output object (default: `<HF_ASYNC_OUTPUT_PATH>/<id>.out`).
     #[serde(default)]
     pub output_location: Option<String>,
@@ -248,6 +255,7 @@ impl Handler {
             input_location: input,
             content_type: req.content_type,
             accept: req.accept.or_else(|| self.args.accept.clone()),
+            custom_attributes: req.custom_attributes,
             output_location,
             failure_location,
         })
@@ -283,9 +291,12 @@ impl Handler {
                             .map(str::to_owned)
                     })
                     .unwrap_or_else(|| self.args.content_type.clone());
-                let call = self
-                    .service
-                    .invoke_bytes(Some(&ct), job.accept.as_deref(), object.body);
+                let call = self.service.invoke_bytes_with(
+                    Some(&ct),
+                    job.accept.as_deref(),
+                    object.body,
+                    job.custom_attributes.as_deref(),
+                );
                 let result = match opts.deadline {
                     Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
                         .await
@@ -491,6 +502,7 @@ impl Handler {
                 inference_id: None,
                 content_type: None,
                 accept: None,
+                custom_attributes: None,
                 output_location: None,
                 failure_location: None,
             };

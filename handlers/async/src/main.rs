@@ -60,6 +60,10 @@ enum Command {
         /// The inference id (default: the file name without extension).
         #[arg(long)]
         inference_id: Option<String>,
+        /// Parameters for a raw image body, as `InvokeEndpointAsync`'s CustomAttributes
+        /// (`candidate_labels=cat,dog`).
+        #[arg(long)]
+        custom_attributes: Option<String>,
     },
 }
 
@@ -113,12 +117,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Job {
             input,
             inference_id,
+            custom_attributes,
         } => {
             let job = handler.job(JobRequest {
                 input_location: input.to_string(),
                 inference_id,
                 content_type: None,
                 accept: None,
+                custom_attributes,
                 output_location: None,
                 failure_location: None,
             })?;

@@ -216,8 +216,24 @@ pub(crate) async fn invocations(
             ToolkitError::Validation(format!("could not read the request body: {e}"))
         }
     })?;
+    // a raw body (an image) takes its parameters from the custom attributes or the query
+    let raw_parameters = match request_format {
+        RequestFormat::Binary(_) => hf_inference_core::codec::raw_parameters(
+            parts
+                .headers
+                .get(hf_inference_core::codec::CUSTOM_ATTRIBUTES)
+                .and_then(|v| v.to_str().ok()),
+            parts.uri.query(),
+        ),
+        _ => None,
+    };
     let answer = service
-        .invoke_body(request_format, response_format, bytes.to_bytes())
+        .invoke_body_with(
+            request_format,
+            response_format,
+            bytes.to_bytes(),
+            raw_parameters,
+        )
         .await?;
     Ok(answer_response(answer))
 }

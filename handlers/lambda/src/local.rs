@@ -55,8 +55,14 @@ pub(crate) async fn invoke(local: Option<&InferenceService>, call: Call) -> Resp
     // negotiated before the body was read: this cannot fail here
     let response_format =
         codec::response_format_for(call.format, call.accept()).unwrap_or(ResponseFormat::Json);
+    let raw_parameters = match call.format {
+        codec::RequestFormat::Binary(_) => {
+            codec::raw_parameters(call.header(codec::CUSTOM_ATTRIBUTES), None)
+        }
+        _ => None,
+    };
     match service
-        .invoke_body(call.format, response_format, call.body)
+        .invoke_body_with(call.format, response_format, call.body, raw_parameters)
         .await
     {
         Ok(answer) => answer_response(answer),
