@@ -288,3 +288,57 @@ async fn segmentation_masks_are_pngs_of_the_input_size_covering_it_once() {
     // semantic segmentation labels every pixel exactly once
     assert!(covered.iter().all(|&c| c == 1));
 }
+
+#[test]
+fn the_kernel_vit_gives_candle_vits_logits() {
+    use hf_inference_core::model::image_classifier::ImageClassifier;
+    use hf_inference_core::model::kernel_vit::KernelVit;
+    use hf_inference_core::model::vit::VitClassifier;
+    let (dir, _) = hf_inference_tests::fixture_model("image-classification");
+    let files = hf_inference_core::model::ModelSource::LocalDir(dir.clone())
+        .resolve()
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.config).unwrap()).unwrap();
+    let kernel = KernelVit::load(&files, &config, 5).unwrap();
+    let candle = VitClassifier::load(&files, &config, 5, &candle_core::Device::Cpu).unwrap();
+    // three different images in one batch, and one alone
+    let processor = hf_inference_core::vision::ImageProcessor::load(&dir).unwrap();
+    let images: Vec<_> = [(64, 48), (20, 12), (3, 200)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| {
+            let img = image::RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    (x * 7 + i as u32 * 50) as u8,
+                    (y * 5) as u8,
+                    ((x + y) * 3) as u8,
+                ])
+            });
+            let rgb = hf_inference_core::vision::Image8 {
+                width: w as usize,
+                height: h as usize,
+                channels: 3,
+                data: img.into_raw(),
+            };
+            processor.preprocess(&rgb, 1 << 20).unwrap()
+        })
+        .collect();
+    let (a, b) = (
+        kernel.logits(&images).unwrap(),
+        candle.logits(&images).unwrap(),
+    );
+    assert_eq!(a.len(), 3);
+    for (x, y) in a.iter().zip(&b) {
+        for (p, q) in x.iter().zip(y) {
+            assert!((p - q).abs() < 1e-4, "{x:?} vs {y:?}");
+        }
+    }
+    // an image's logits do not depend on what it is batched with
+    let alone = kernel.logits(&images[1..2]).unwrap();
+    for (p, q) in alone[0].iter().zip(&a[1]) {
+        assert!((p - q).abs() < 1e-5);
+    }
+    // the images differ, and so do their logits
+    assert!(a[0].iter().zip(&a[1]).any(|(p, q)| (p - q).abs() > 1e-3));
+}

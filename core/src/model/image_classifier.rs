@@ -30,6 +30,10 @@ pub fn load(
     device: &Device,
 ) -> Result<Box<dyn ImageClassifier>, ToolkitError> {
     match family {
+        // the CPU kernels on the CPU; candle's ViT elsewhere (CUDA)
+        Family::Vit if device.is_cpu() => Ok(Box::new(super::kernel_vit::KernelVit::load(
+            files, config, labels,
+        )?)),
         Family::Vit => Ok(Box::new(super::vit::VitClassifier::load(
             files, config, labels, device,
         )?)),

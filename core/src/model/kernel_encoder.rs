@@ -62,7 +62,7 @@ pub struct KernelEncoder {
 /// The encoder's own team of threads: a forward pass runs on the calling thread (the batcher's)
 /// and the many small parallel sections of a pass split with helpers that spin for the length
 /// of the pass (see [`kernels::team`]).
-fn team() -> Result<kernels::team::Team, ToolkitError> {
+pub(crate) fn team() -> Result<kernels::team::Team, ToolkitError> {
     kernels::team::Team::new("encoder")
         .map_err(|e| ToolkitError::Internal(format!("cannot start the encoder threads: {e}")))
 }

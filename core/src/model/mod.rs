@@ -15,6 +15,7 @@ pub mod distilbert;
 pub mod family;
 pub mod image_classifier;
 pub mod kernel_encoder;
+pub mod kernel_vit;
 pub(crate) mod layers;
 pub mod lm;
 pub mod loader;

@@ -27,7 +27,7 @@ impl std::fmt::Debug for VitClassifier {
 }
 
 /// transformers' `ViTConfig` defaults for the fields a checkpoint may leave out.
-fn with_defaults(config: &Value) -> Value {
+pub(crate) fn with_defaults(config: &Value) -> Value {
     let mut c = serde_json::json!({
         "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
         "intermediate_size": 3072, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
