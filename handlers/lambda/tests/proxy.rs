@@ -787,3 +787,61 @@ fn route_configuration() {
         assert!(Routes::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[cfg(feature = "local")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_zero_shot_image_route_reads_labels_from_custom_attributes() {
+    let (dir, task) = hf_inference_tests::fixture_model("zero-shot-image-classification");
+    let opts = hf_inference_core::LoadOptions::local(dir, Some(task.parse().unwrap()));
+    let service = hf_inference_core::InferenceService::new(
+        hf_inference_core::load_pipeline(&opts).unwrap(),
+        hf_inference_core::Runtime::new(hf_inference_core::RuntimeOptions::default()).unwrap(),
+    );
+    let routes =
+        Routes::parse(r#"{"clip": {"local": true, "task": "zero-shot-image-classification"}}"#)
+            .unwrap();
+    let app = router(Arc::new(Proxy::new(routes, None, Some(service)).unwrap()));
+    // the golden JSON request with labels is the reference
+    let g = hf_inference_tests::goldens("zero-shot-image-classification")
+        .into_iter()
+        .find(|g| g.case == "json/base64-params")
+        .unwrap();
+    let (s, h, b) = call_bytes(
+        &app,
+        "/clip/invocations",
+        "application/json",
+        g.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_parity(&g, s, &h, &b);
+    // the same image raw, the labels as custom attributes: the same answer
+    let png = image_golden("raw/image-png");
+    let (s, _, raw) = call_bytes(
+        &app,
+        "/clip/invocations",
+        "image/png",
+        png.request_bytes(),
+        &[(
+            "x-amzn-sagemaker-custom-attributes",
+            "candidate_labels=cat,dog,car",
+        )],
+    )
+    .await;
+    assert_eq!(s, 200, "{raw}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&raw).unwrap(),
+        serde_json::from_str::<Value>(&b).unwrap()
+    );
+    // without them: a 400 saying how to send them
+    let (s, _, b) = call_bytes(
+        &app,
+        "/clip/invocations",
+        "image/png",
+        png.request_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("candidate_labels"), "{b}");
+}
