@@ -375,3 +375,61 @@ fn sample_events_parse() {
         );
     }
 }
+
+/// A zero-shot image job takes its labels from the job's `CustomAttributes`, and answers as the
+/// JSON request with the same labels does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_job_takes_its_parameters_from_custom_attributes() {
+    let (dir, task) = hf_inference_tests::fixture_model("zero-shot-image-classification");
+    let opts = LoadOptions::local(dir, Some(task.parse().unwrap()));
+    let service = InferenceService::new(
+        load_pipeline(&opts).unwrap(),
+        Runtime::new(RuntimeOptions::default()).unwrap(),
+    );
+    let goldens = hf_inference_tests::goldens("zero-shot-image-classification");
+    let with_labels = goldens
+        .iter()
+        .find(|g| g.case == "json/base64-params")
+        .unwrap();
+    let png = goldens.iter().find(|g| g.case == "raw/image-png").unwrap();
+    let root = tempdir("zero-shot-images");
+    std::fs::write(root.join("in/cat.png"), png.request_bytes()).unwrap();
+    let handler = Handler::new(service, Arc::new(Stores::default()), args(&root));
+    let job = |id: &str, attrs: Option<&str>| {
+        json!({
+            "InputLocation": format!("file://{}/in/cat.png", root.display()),
+            "InferenceId": id,
+            "CustomAttributes": attrs,
+        })
+    };
+    handler
+        .handle_event(job("labelled", Some("candidate_labels=cat,dog,car")), None)
+        .await
+        .unwrap();
+    let got = read_json(&root.join("out/labelled.out"));
+    let want: Value = serde_json::from_slice(&with_labels.response_bytes()).unwrap();
+    let close = |a: &Value, b: &Value| {
+        a["label"] == b["label"]
+            && (a["score"].as_f64().unwrap() - b["score"].as_f64().unwrap()).abs() < 1e-4
+    };
+    let (got, want) = (got.as_array().unwrap(), want.as_array().unwrap());
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().zip(want).all(|(a, b)| close(a, b)),
+        "{got:?} vs {want:?}"
+    );
+    // without labels the job fails for good, saying how to send them
+    handler
+        .handle_event(job("unlabelled", None), None)
+        .await
+        .unwrap();
+    let failed = read_json(&root.join("failed/unlabelled-error.out"));
+    assert_eq!(failed["code"], 400);
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("candidate_labels"),
+        "{failed}"
+    );
+}
