@@ -636,6 +636,30 @@ pub const FIXTURES: &[Fixture] = &[
         note: "Our image cases on the ViT: greyscale, grey+alpha, RGBA (alpha dropped), palette and 16-bit PNGs; greyscale, CMYK, 4:4:4, 4:2:2, progressive and EXIF-rotated JPEGs; 640x480 JPEG and PNG downscaled (antialiased resampling), a 3x200 image, a 1x1 image (the toolkit crashes), upscaling; an animated GIF (first frame); mixed batches; top_k 0 and past the labels; sigmoid; unknown parameters; truncated and mislabelled bodies.",
     },
     Fixture {
+        golden: "deit-image-classification",
+        model: "deit-image-classification",
+        task: "image-classification",
+        note: "DeiT with a teacher (DeiTForImageClassificationWithTeacher: CLS and distillation tokens, logits the mean of both heads), DeiTImageProcessor's 40x40 bicubic resize and 32x32 centre crop: the harness's image cases.",
+    },
+    Fixture {
+        golden: "dinov2-image-classification",
+        model: "dinov2-image-classification",
+        task: "image-classification",
+        note: "DINOv2 (layer scale, the head on CLS and the mean of the patch tokens): a 4x4 position grid resized bicubically to the 5x6 patch grid of BitImageProcessor's 40x48 crop (shortest edge 48): the harness's image cases.",
+    },
+    Fixture {
+        golden: "beit-image-classification",
+        model: "beit-image-classification",
+        task: "image-classification",
+        note: "BEiT with absolute position embeddings, shared and per-layer relative position bias, layer scale and mean pooling; the model's 4x4 window, the processor's 40x40 crop (5x5): both position tables resized on every image: the harness's image cases.",
+    },
+    Fixture {
+        golden: "swin-image-classification",
+        model: "swin-image-classification",
+        task: "image-classification",
+        note: "Swin (4x4 patches, windows of 4, the second block of each stage shifted by 2 with its mask where the grid exceeds a window, patch merging, relative position bias): the harness's image cases.",
+    },
+    Fixture {
         golden: "image-segmentation",
         model: "image-segmentation",
         task: "image-segmentation",
