@@ -660,6 +660,30 @@ pub const FIXTURES: &[Fixture] = &[
         note: "Swin (4x4 patches, windows of 4, the second block of each stage shifted by 2 with its mask where the grid exceeds a window, patch merging, relative position bias): the harness's image cases.",
     },
     Fixture {
+        golden: "deit-image-classification-more",
+        model: "deit-image-classification",
+        task: "image-classification",
+        note: "Our image cases on the DeiT: image modes, JPEG variants, 640x480 images downscaled bicubically, 3x200 and 1x1 images, upscaling, an animated GIF, mixed batches, parameters, bad bodies.",
+    },
+    Fixture {
+        golden: "dinov2-image-classification-more",
+        model: "dinov2-image-classification",
+        task: "image-classification",
+        note: "Our image cases on the DINOv2 (shortest-edge resize and crop: every size reaches the 5x6 grid): image modes, JPEG variants, 640x480 images downscaled bicubically, 3x200 and 1x1 images, upscaling, an animated GIF, mixed batches, parameters, bad bodies.",
+    },
+    Fixture {
+        golden: "beit-image-classification-more",
+        model: "beit-image-classification",
+        task: "image-classification",
+        note: "Our image cases on the BEiT: image modes, JPEG variants, 640x480 images downscaled bicubically, 3x200 and 1x1 images, upscaling, an animated GIF, mixed batches, parameters, bad bodies.",
+    },
+    Fixture {
+        golden: "swin-image-classification-more",
+        model: "swin-image-classification",
+        task: "image-classification",
+        note: "Our image cases on the Swin: image modes, JPEG variants, 640x480 images downscaled bicubically, 3x200 and 1x1 images, upscaling, an animated GIF, mixed batches, parameters, bad bodies.",
+    },
+    Fixture {
         golden: "image-segmentation",
         model: "image-segmentation",
         task: "image-segmentation",

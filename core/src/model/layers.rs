@@ -304,3 +304,46 @@ pub(crate) fn interpolate_positions(
         .reshape((1, rows * cols, hidden))?;
     Tensor::cat(&[cls, resized], 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn close(got: &Tensor, want: &[f32]) {
+        let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn position_embeddings_are_resized_as_dinov2_resizes_them() {
+        // Dinov2Embeddings(Dinov2Config(hidden_size=2, image_size=8, patch_size=4)) with
+        // position_embeddings = arange(10).view(1, 5, 2) ** 1.5 / 3
+        let table: Vec<f32> = (0..10).map(|i| (i as f32).powf(1.5) / 3.0).collect();
+        let pos = Tensor::from_vec(table.clone(), (1, 5, 2), &Device::Cpu).unwrap();
+        // interpolate_pos_encoding(embeddings, 8, 12): a 2x3 grid
+        let got = interpolate_positions(&pos, (2, 2), (8, 12), (2, 3)).unwrap();
+        close(
+            &got,
+            &[
+                0.0, 0.333333, 0.793169, 1.558898, 1.804738, 2.729415, 2.816307, 3.899933,
+                4.669512, 5.92806, 6.220726, 7.58671, 7.771942, 9.245363,
+            ],
+        );
+        // a square image of as many patches: kept as is
+        let same = interpolate_positions(&pos, (2, 2), (8, 8), (2, 2)).unwrap();
+        close(&same, &table);
+        // as many patches in a 4x16 image (1x4): resized all the same
+        let wide = interpolate_positions(&pos, (2, 2), (4, 16), (1, 4)).unwrap();
+        close(
+            &wide,
+            &[
+                0.0, 0.333333, 2.690585, 3.698487, 3.415633, 4.498899, 4.60983, 5.817226, 5.334879,
+                6.617639,
+            ],
+        );
+    }
+}
