@@ -178,11 +178,10 @@ fn relative_position_index(window: (usize, usize)) -> Vec<usize> {
             index[(p + 1) * n + q + 1] = dy * (2 * ww - 1) + dx;
         }
     }
-    for q in 0..n {
-        index[q] = distances - 3;
-    }
-    for p in 0..n {
-        index[p * n] = distances - 2;
+    // row 0 (the CLS token attending to patches), then column 0 (patches attending to it)
+    index[..n].fill(distances - 3);
+    for row in index.chunks_mut(n) {
+        row[0] = distances - 2;
     }
     index[0] = distances - 1;
     index
