@@ -7,7 +7,10 @@
 //!
 //! As in transformers, a stage whose grid is no larger than a window neither shifts nor cuts it
 //! (one window holds the whole grid); a grid smaller than a window on a side fails there (its
-//! bias table is a window's), and is refused here.
+//! bias table is a window's), and is refused here. transformers also keeps that decision for
+//! the calls after it (`set_shift_and_window_size` changes the layer), so a model served images
+//! of several sizes answers by the history of its requests; here each image is taken on its own,
+//! which is the same answer whenever the processor brings every image to one size.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{
