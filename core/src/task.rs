@@ -256,11 +256,16 @@ impl TaskSpec {
             ("GPT2LMHeadModel", Task::TextGeneration),
             ("T5WithLMHeadModel", Task::Text2TextGeneration),
         ];
-        const SUFFIX: [(&str, Task); 15] = [
+        const SUFFIX: [(&str, Task); 16] = [
             ("ForQuestionAnswering", Task::QuestionAnswering),
             ("ForTokenClassification", Task::TokenClassification),
             ("ForAudioClassification", Task::AudioClassification),
             ("ForImageClassification", Task::ImageClassification),
+            // DeiT's distilled classifier (the toolkit cannot infer it and fails at start-up)
+            (
+                "ForImageClassificationWithTeacher",
+                Task::ImageClassification,
+            ),
             ("ForSemanticSegmentation", Task::ImageSegmentation),
             ("ForObjectDetection", Task::ObjectDetection),
             ("ForCTC", Task::AutomaticSpeechRecognition),
@@ -383,6 +388,14 @@ mod tests {
         assert_eq!(infer("GPT2LMHeadModel").unwrap(), Task::TextGeneration);
         assert_eq!(
             infer("ViTForImageClassification").unwrap(),
+            Task::ImageClassification
+        );
+        assert_eq!(
+            infer("DeiTForImageClassificationWithTeacher").unwrap(),
+            Task::ImageClassification
+        );
+        assert_eq!(
+            infer("Dinov2ForImageClassification").unwrap(),
             Task::ImageClassification
         );
         assert!(infer("SomethingWeird")

@@ -45,8 +45,16 @@ pub enum Family {
     Bart,
     /// `marian`.
     Marian,
-    /// `vit` (ViT and DeiT-style image classifiers).
+    /// `vit` (ViT image classifiers).
     Vit,
+    /// `deit` (DeiT image classifiers, with or without the distillation head).
+    Deit,
+    /// `dinov2` (DINOv2 image classifiers).
+    Dinov2,
+    /// `beit` (BEiT image classifiers).
+    Beit,
+    /// `swin` (Swin Transformer image classifiers).
+    Swin,
     /// `segformer` (semantic segmentation).
     Segformer,
     /// `yolos` (object detection).
@@ -92,7 +100,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 20] = [
+    pub const ALL: [Family; 24] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -110,6 +118,10 @@ impl Family {
         Family::Bart,
         Family::Marian,
         Family::Vit,
+        Family::Deit,
+        Family::Dinov2,
+        Family::Beit,
+        Family::Swin,
         Family::Segformer,
         Family::Yolos,
         Family::Clip,
@@ -135,6 +147,10 @@ impl Family {
             Family::Bart => "bart",
             Family::Marian => "marian",
             Family::Vit => "vit",
+            Family::Deit => "deit",
+            Family::Dinov2 => "dinov2",
+            Family::Beit => "beit",
+            Family::Swin => "swin",
             Family::Segformer => "segformer",
             Family::Yolos => "yolos",
             Family::Clip => "clip",
@@ -183,7 +199,14 @@ impl Family {
             | Family::Phi3
             | Family::Gemma => Shape::Decoder,
             Family::T5 | Family::Mt5 | Family::Bart | Family::Marian => Shape::EncoderDecoder,
-            Family::Vit | Family::Segformer | Family::Yolos | Family::Clip => Shape::Vision,
+            Family::Vit
+            | Family::Deit
+            | Family::Dinov2
+            | Family::Beit
+            | Family::Swin
+            | Family::Segformer
+            | Family::Yolos
+            | Family::Clip => Shape::Vision,
         }
     }
 
@@ -191,7 +214,9 @@ impl Family {
     pub fn vision_task(self) -> Option<crate::task::Task> {
         use crate::task::Task;
         match self {
-            Family::Vit => Some(Task::ImageClassification),
+            Family::Vit | Family::Deit | Family::Dinov2 | Family::Beit | Family::Swin => {
+                Some(Task::ImageClassification)
+            }
             Family::Segformer => Some(Task::ImageSegmentation),
             Family::Yolos => Some(Task::ObjectDetection),
             Family::Clip => Some(Task::ZeroShotImageClassification),

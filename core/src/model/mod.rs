@@ -5,12 +5,15 @@
 //! `model_type` and builds the matching candle implementation.
 
 pub mod bart;
+pub mod beit;
 pub mod bert;
 pub mod causal;
 pub mod clip;
 pub mod config;
 pub mod deberta;
+pub mod deit;
 pub mod device;
+pub mod dinov2;
 pub mod distilbert;
 pub mod family;
 pub mod image_classifier;
@@ -22,6 +25,7 @@ pub mod loader;
 pub mod mlm;
 pub mod segformer;
 pub(crate) mod seq2seq;
+pub mod swin;
 pub mod t5;
 pub mod token_head;
 pub mod vit;

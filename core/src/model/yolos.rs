@@ -12,10 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
-use super::layers::{LayerDims, PreNormLayer, VIT_NAMES};
+use super::layers::{resize_bicubic, LayerDims, PreNormLayer, VIT_NAMES};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
-use crate::vision::{interpolate, PixelValues};
+use crate::vision::PixelValues;
 
 fn default_act() -> Activation {
     Activation::Gelu
@@ -107,29 +107,6 @@ fn run_mlp(head: &[Linear; 3], x: &Tensor) -> candle_core::Result<Tensor> {
     let x = head[0].forward(x)?.relu()?;
     let x = head[1].forward(&x)?.relu()?;
     head[2].forward(&x)
-}
-
-/// Resizes position embeddings laid out as `[n, hidden, gh, gw]` to `[n, hidden, h, w]`
-/// bicubically (`align_corners=False`), as `nn.functional.interpolate` does.
-fn resize_bicubic(x: &Tensor, h: usize, w: usize) -> candle_core::Result<Tensor> {
-    let (_, _, gh, gw) = x.dims4()?;
-    if (gh, gw) == (h, w) {
-        return Ok(x.clone());
-    }
-    let dev = x.device();
-    let mw = Tensor::from_vec(
-        interpolate::matrix(&interpolate::bicubic_taps(gw, w), gw),
-        (w, gw),
-        dev,
-    )?
-    .t()?
-    .contiguous()?;
-    let mh = Tensor::from_vec(
-        interpolate::matrix(&interpolate::bicubic_taps(gh, h), gh),
-        (h, gh),
-        dev,
-    )?;
-    mh.broadcast_matmul(&x.contiguous()?.broadcast_matmul(&mw)?)
 }
 
 impl Yolos {
