@@ -648,6 +648,12 @@ pub const FIXTURES: &[Fixture] = &[
         note: "YOLOS (5 detection tokens, 32x32 position grid resized bicubically to the image's patch grid, 3 labels plus N/A): boxes as integers in the input's pixels, threshold (default 0.5, 0.3, 0.0), every raw image type, JSON base64 and data URIs, batches, CSV answers.",
     },
     Fixture {
+        golden: "detr-object-detection",
+        model: "detr-object-detection",
+        task: "object-detection",
+        note: "DETR on transformers' ResNet backbone (bottleneck stages of depth 1 and 2, frozen batch norms with random statistics), sine positions over the pixel mask, 1 encoder and 1 decoder layer, 5 object queries, 3 labels plus N/A; DetrImageProcessor (shortest 32, longest 64, a single image padded to its own size): threshold (default 0.5, 0.3, 0.0 shows every query), every raw image type, JSON base64 and data URIs, batches, CSV answers.",
+    },
+    Fixture {
         golden: "zero-shot-image-classification",
         model: "zero-shot-image-classification",
         task: "zero-shot-image-classification",

@@ -51,6 +51,8 @@ pub enum Family {
     Segformer,
     /// `yolos` (object detection).
     Yolos,
+    /// `detr` (object detection, on transformers' ResNet backbone).
+    Detr,
     /// `clip` (zero-shot image classification).
     Clip,
 }
@@ -92,7 +94,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 20] = [
+    pub const ALL: [Family; 21] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -112,6 +114,7 @@ impl Family {
         Family::Vit,
         Family::Segformer,
         Family::Yolos,
+        Family::Detr,
         Family::Clip,
     ];
 
@@ -137,6 +140,7 @@ impl Family {
             Family::Vit => "vit",
             Family::Segformer => "segformer",
             Family::Yolos => "yolos",
+            Family::Detr => "detr",
             Family::Clip => "clip",
         }
     }
@@ -183,7 +187,9 @@ impl Family {
             | Family::Phi3
             | Family::Gemma => Shape::Decoder,
             Family::T5 | Family::Mt5 | Family::Bart | Family::Marian => Shape::EncoderDecoder,
-            Family::Vit | Family::Segformer | Family::Yolos | Family::Clip => Shape::Vision,
+            Family::Vit | Family::Segformer | Family::Yolos | Family::Detr | Family::Clip => {
+                Shape::Vision
+            }
         }
     }
 
@@ -193,7 +199,7 @@ impl Family {
         match self {
             Family::Vit => Some(Task::ImageClassification),
             Family::Segformer => Some(Task::ImageSegmentation),
-            Family::Yolos => Some(Task::ObjectDetection),
+            Family::Yolos | Family::Detr => Some(Task::ObjectDetection),
             Family::Clip => Some(Task::ZeroShotImageClassification),
             _ => None,
         }
