@@ -654,6 +654,12 @@ pub const FIXTURES: &[Fixture] = &[
         note: "DETR on transformers' ResNet backbone (bottleneck stages of depth 1 and 2, frozen batch norms with random statistics), sine positions over the pixel mask, 1 encoder and 1 decoder layer, 5 object queries, 3 labels plus N/A; DetrImageProcessor (shortest 32, longest 64, a single image padded to its own size): threshold (default 0.5, 0.3, 0.0 shows every query), every raw image type, JSON base64 and data URIs, batches, CSV answers.",
     },
     Fixture {
+        golden: "detr-timm-object-detection",
+        model: "detr-timm-object-detection",
+        task: "object-detection",
+        note: "DETR on a timm backbone (use_timm_backbone: true, as facebook/detr-resnet-50): timm 1.0.15's resnet50 cut by backbone_kwargs to bottleneck stages of depth 1 and 2 (4 and 8 planes, the 64-channel stem), recorded with timm installed beside the toolkit; the transformer, heads and processor as detr-object-detection's. The harness's object-detection cases.",
+    },
+    Fixture {
         golden: "zero-shot-image-classification",
         model: "zero-shot-image-classification",
         task: "zero-shot-image-classification",

@@ -1,11 +1,13 @@
 //! DETR object detection (`DetrForObjectDetection`), written from transformers 4.51's
 //! `models/detr/modeling_detr.py` on candle's ops:
 //!
-//! - the convolutional backbone: transformers' own ResNet (`use_timm_backbone: false`,
-//!   `backbone_config` a `ResNetConfig`, `models/resnet/modeling_resnet.py`), basic or bottleneck
-//!   layers, with every batch norm frozen as `DetrFrozenBatchNorm2d` computes it
-//!   (`scale = weight · (running_var + 1e-5).rsqrt()`, `x · scale + (bias − running_mean · scale)`),
-//!   run up to the backbone's last `out_features` stage;
+//! - the convolutional backbone, a ResNet of basic or bottleneck blocks run up to the last
+//!   feature map it outputs: transformers' own (`use_timm_backbone: false`, `backbone_config` a
+//!   `ResNetConfig`, `models/resnet/modeling_resnet.py`) or timm's (`use_timm_backbone: true`,
+//!   `backbone` one of timm 1.0's plain-stem `resnet*`, with `backbone_kwargs`, as
+//!   `DetrConvEncoder` builds it through `timm.create_model(..., features_only=True)`), every
+//!   batch norm frozen as `DetrFrozenBatchNorm2d` computes it
+//!   (`scale = weight · (running_var + 1e-5).rsqrt()`, `x · scale + (bias − running_mean · scale)`);
 //! - the input projection (a 1×1 convolution to `d_model`) and `DetrSinePositionEmbedding`
 //!   (`normalize=True`, temperature 10000, scale 2π, in float32 as torch computes it) over the
 //!   feature map's pixel mask;
@@ -66,6 +68,8 @@ fn sine() -> String {
 /// `DetrConfig` (the fields the network needs; transformers' defaults).
 #[derive(Debug, Clone, Deserialize)]
 struct Config {
+    /// transformers' own backbone (`backbone_config`) when false, timm's (`backbone`,
+    /// `backbone_kwargs`) when true.
     #[serde(default = "yes")]
     use_timm_backbone: bool,
     #[serde(default)]
@@ -155,6 +159,222 @@ impl ResNetConfig {
         }
         Ok(stages)
     }
+
+    /// The backbone this configuration describes.
+    fn spec(&self) -> Result<Backbone, ToolkitError> {
+        let bad = |m: String| ToolkitError::model_load(format!("config.json backbone_config: {m}"));
+        if self.depths.len() != self.hidden_sizes.len() || self.depths.is_empty() {
+            return Err(bad(
+                "depths and hidden_sizes must name the same stages".into()
+            ));
+        }
+        let bottleneck = match self.layer_type.as_str() {
+            "bottleneck" => true,
+            "basic" => false,
+            other => {
+                return Err(bad(format!(
+                    "layer_type {other:?} is not basic or bottleneck"
+                )))
+            }
+        };
+        let last = self.last_output().map_err(bad)?;
+        Ok(Backbone {
+            naming: Naming::Transformers,
+            in_channels: self.num_channels,
+            stem_channels: self.embedding_size,
+            widths: self
+                .hidden_sizes
+                .iter()
+                .map(|&c| if bottleneck { c / 4 } else { c })
+                .collect(),
+            outputs: self.hidden_sizes.clone(),
+            depths: self.depths.clone(),
+            bottleneck,
+            act: self.hidden_act,
+            first_stride: if self.downsample_in_first_stage { 2 } else { 1 },
+            stride_in_first_conv: self.downsample_in_bottleneck,
+            // "stem" is the embedder's output, after its max pool
+            stages: last,
+            pooled: true,
+        })
+    }
+}
+
+/// The timm ResNets a DETR names as its `backbone` (`use_timm_backbone: true`): timm 1.0's
+/// `resnet*` of the plain stem (a 7×7 convolution of 64 channels and a max pool), their block
+/// and stage depths.
+fn timm_resnet(name: &str) -> Option<(bool, [usize; 4])> {
+    Some(match name {
+        "resnet18" => (false, [2, 2, 2, 2]),
+        "resnet34" => (false, [3, 4, 6, 3]),
+        "resnet26" => (true, [2, 2, 2, 2]),
+        "resnet50" => (true, [3, 4, 6, 3]),
+        "resnet101" => (true, [3, 4, 23, 3]),
+        "resnet152" => (true, [3, 8, 36, 3]),
+        _ => return None,
+    })
+}
+
+/// `backbone_kwargs` of a timm backbone: what `DetrConvEncoder` hands `timm.create_model`
+/// besides `features_only=True`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimmKwargs {
+    #[serde(default)]
+    out_indices: Option<Vec<usize>>,
+    #[serde(default)]
+    in_chans: Option<usize>,
+    #[serde(default)]
+    layers: Option<Vec<usize>>,
+    #[serde(default)]
+    channels: Option<Vec<usize>>,
+}
+
+/// The backbone of a DETR whose `use_timm_backbone` is true, from `backbone`,
+/// `backbone_kwargs`, `num_channels` and `dilation`, as `DetrConvEncoder` builds it with
+/// `timm.create_model(backbone, features_only=True, out_indices=..., in_chans=..., **kwargs)`.
+fn timm_spec(config: &Value) -> Result<Backbone, ToolkitError> {
+    let bad = |m: String| ToolkitError::model_load(format!("config.json: {m}"));
+    let name = config
+        .get("backbone")
+        .and_then(Value::as_str)
+        .unwrap_or("resnet50");
+    let (bottleneck, depths) = timm_resnet(name).ok_or_else(|| {
+        bad(format!(
+            "the timm backbone {name:?} is not supported (resnet18, resnet34, resnet26, resnet50, resnet101 or resnet152)"
+        ))
+    })?;
+    if config.get("dilation").and_then(Value::as_bool) == Some(true) {
+        return Err(bad(
+            "a dilated timm backbone (dilation: true, the DC5 variants) is not supported".into(),
+        ));
+    }
+    let kwargs: TimmKwargs = match config.get("backbone_kwargs") {
+        None | Some(Value::Null) => TimmKwargs::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| bad(format!("backbone_kwargs this server cannot build: {e}")))?,
+    };
+    let depths = kwargs.layers.unwrap_or(depths.to_vec());
+    let widths = kwargs.channels.unwrap_or(vec![64, 128, 256, 512]);
+    if depths.len() != widths.len() || depths.is_empty() {
+        return Err(bad(
+            "backbone_kwargs: layers and channels must name the same stages".into(),
+        ));
+    }
+    // feature 0 is the stem's activation (before the max pool), feature i the i-th stage's
+    let last = kwargs
+        .out_indices
+        .as_ref()
+        .map_or(4, |v| v.last().copied().unwrap_or(4));
+    if last > depths.len() {
+        return Err(bad(format!(
+            "backbone_kwargs: out_indices names feature {last} of a backbone of {} stages",
+            depths.len()
+        )));
+    }
+    let in_channels = kwargs
+        .in_chans
+        .or_else(|| {
+            config
+                .get("num_channels")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize)
+        })
+        .unwrap_or(3);
+    Ok(Backbone {
+        naming: Naming::Timm,
+        in_channels,
+        stem_channels: 64,
+        outputs: widths
+            .iter()
+            .map(|&c| if bottleneck { c * 4 } else { c })
+            .collect(),
+        widths,
+        depths,
+        bottleneck,
+        act: Activation::Relu,
+        first_stride: 1,
+        stride_in_first_conv: false,
+        stages: last,
+        pooled: last > 0,
+    })
+}
+
+/// Whose weight names a backbone has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Naming {
+    /// transformers' `ResNetBackbone`: `embedder.embedder.{convolution,normalization}`,
+    /// `encoder.stages.{i}.layers.{j}.layer.{k}.{convolution,normalization}`,
+    /// `...shortcut.{convolution,normalization}`.
+    Transformers,
+    /// timm's `ResNet` (through `FeatureListNet`): `conv1`, `bn1`, `layer{i+1}.{j}.conv{k+1}`,
+    /// `...bn{k+1}`, `...downsample.{0,1}`.
+    Timm,
+}
+
+impl Naming {
+    /// The stem's convolution and norm.
+    fn stem(self) -> (&'static str, &'static str) {
+        match self {
+            Naming::Transformers => (
+                "embedder.embedder.convolution",
+                "embedder.embedder.normalization",
+            ),
+            Naming::Timm => ("conv1", "bn1"),
+        }
+    }
+
+    /// The prefix of stage `i`'s block `j`.
+    fn block(self, i: usize, j: usize) -> String {
+        match self {
+            Naming::Transformers => format!("encoder.stages.{i}.layers.{j}"),
+            Naming::Timm => format!("layer{}.{j}", i + 1),
+        }
+    }
+
+    /// A block's `k`-th convolution and its norm.
+    fn conv(self, k: usize) -> (String, String) {
+        match self {
+            Naming::Transformers => (
+                format!("layer.{k}.convolution"),
+                format!("layer.{k}.normalization"),
+            ),
+            Naming::Timm => (format!("conv{}", k + 1), format!("bn{}", k + 1)),
+        }
+    }
+
+    /// A block's shortcut convolution and norm.
+    fn shortcut(self) -> (&'static str, &'static str) {
+        match self {
+            Naming::Transformers => ("shortcut.convolution", "shortcut.normalization"),
+            Naming::Timm => ("downsample.0", "downsample.1"),
+        }
+    }
+}
+
+/// A ResNet backbone's shape, whichever library built it.
+#[derive(Debug, Clone, PartialEq)]
+struct Backbone {
+    naming: Naming,
+    in_channels: usize,
+    stem_channels: usize,
+    /// Each stage's inner width (a bottleneck's reduced channels, a basic block's channels).
+    widths: Vec<usize>,
+    /// Each stage's output channels.
+    outputs: Vec<usize>,
+    depths: Vec<usize>,
+    bottleneck: bool,
+    /// The stem's activation and each block's after the residual sum (the convolutions inside a
+    /// block always use ReLU).
+    act: Activation,
+    /// The first stage's stride (later stages stride by 2).
+    first_stride: usize,
+    /// Whether a bottleneck strides in its first (1×1) convolution rather than its 3×3 one.
+    stride_in_first_conv: bool,
+    /// How many stages run before the feature map DETR reads.
+    stages: usize,
+    /// Whether the stem's max pool runs (timm's feature 0 is read before it).
+    pooled: bool,
 }
 
 /// `DetrFrozenBatchNorm2d`: `x · scale + shift`, both `[1, C, 1, 1]`.
@@ -181,7 +401,8 @@ impl FrozenBatchNorm {
     }
 }
 
-/// `ResNetConvLayer`: a bias-free convolution (padding `k / 2`), the frozen norm, an activation.
+/// A bias-free convolution (padding `k / 2`), its frozen norm, an activation
+/// (transformers' `ResNetConvLayer`; timm's `convN`, `bnN`, `actN`).
 struct ConvLayer {
     conv: Conv2d,
     norm: FrozenBatchNorm,
@@ -190,10 +411,10 @@ struct ConvLayer {
 
 impl ConvLayer {
     fn load(
-        vb: VarBuilder,
+        vb: &VarBuilder,
+        (conv_name, norm_name): (&str, &str),
         (cin, cout): (usize, usize),
-        kernel: usize,
-        stride: usize,
+        (kernel, stride): (usize, usize),
         act: Option<Activation>,
     ) -> candle_core::Result<Self> {
         let cfg = Conv2dConfig {
@@ -202,8 +423,8 @@ impl ConvLayer {
             ..Default::default()
         };
         Ok(Self {
-            conv: conv2d_no_bias(cin, cout, kernel, cfg, vb.pp("convolution"))?,
-            norm: FrozenBatchNorm::load(vb.pp("normalization"), cout)?,
+            conv: conv2d_no_bias(cin, cout, kernel, cfg, vb.pp(conv_name))?,
+            norm: FrozenBatchNorm::load(vb.pp(norm_name), cout)?,
             act,
         })
     }
@@ -217,59 +438,58 @@ impl ConvLayer {
     }
 }
 
-/// `ResNetBasicLayer` or `ResNetBottleNeckLayer`: `act(layers(x) + shortcut(x))`.
+/// A basic or bottleneck residual block: `act(convs(x) + shortcut(x))`.
 struct ResidualLayer {
     layers: Vec<ConvLayer>,
-    /// `ResNetShortCut` (a strided 1×1 convolution and norm) where the shape changes.
-    shortcut: Option<(Conv2d, FrozenBatchNorm)>,
+    /// A strided 1×1 convolution and norm where the shape changes.
+    shortcut: Option<ConvLayer>,
     act: Activation,
 }
 
 impl ResidualLayer {
     fn load(
-        vb: VarBuilder,
-        cfg: &ResNetConfig,
-        (cin, cout): (usize, usize),
+        vb: &VarBuilder,
+        spec: &Backbone,
+        (cin, width, cout): (usize, usize, usize),
         stride: usize,
     ) -> candle_core::Result<Self> {
-        let act = cfg.hidden_act;
+        let names = spec.naming;
         let shortcut = if cin != cout || stride != 1 {
-            let sc = vb.pp("shortcut");
-            let conv_cfg = Conv2dConfig {
-                stride,
-                ..Default::default()
-            };
-            Some((
-                conv2d_no_bias(cin, cout, 1, conv_cfg, sc.pp("convolution"))?,
-                FrozenBatchNorm::load(sc.pp("normalization"), cout)?,
-            ))
+            Some(ConvLayer::load(
+                vb,
+                names.shortcut(),
+                (cin, cout),
+                (1, stride),
+                None,
+            )?)
         } else {
             None
         };
-        let l = vb.pp("layer");
-        let layers = if cfg.layer_type == "bottleneck" {
-            let reduced = cout / 4;
-            let (s1, s2) = if cfg.downsample_in_bottleneck {
+        let conv = |k: usize, io: (usize, usize), ks: (usize, usize), act: bool| {
+            let (c, n) = names.conv(k);
+            ConvLayer::load(vb, (&c, &n), io, ks, act.then_some(Activation::Relu))
+        };
+        let layers = if spec.bottleneck {
+            let (s1, s2) = if spec.stride_in_first_conv {
                 (stride, 1)
             } else {
                 (1, stride)
             };
             vec![
-                ConvLayer::load(l.pp("0"), (cin, reduced), 1, s1, Some(act))?,
-                ConvLayer::load(l.pp("1"), (reduced, reduced), 3, s2, Some(act))?,
-                ConvLayer::load(l.pp("2"), (reduced, cout), 1, 1, None)?,
+                conv(0, (cin, width), (1, s1), true)?,
+                conv(1, (width, width), (3, s2), true)?,
+                conv(2, (width, cout), (1, 1), false)?,
             ]
         } else {
-            // the basic layer's convolutions always use ReLU (ResNetConvLayer's default)
             vec![
-                ConvLayer::load(l.pp("0"), (cin, cout), 3, stride, Some(Activation::Relu))?,
-                ConvLayer::load(l.pp("1"), (cout, cout), 3, 1, None)?,
+                conv(0, (cin, width), (3, stride), true)?,
+                conv(1, (width, cout), (3, 1), false)?,
             ]
         };
         Ok(Self {
             layers,
             shortcut,
-            act,
+            act: spec.act,
         })
     }
 
@@ -279,61 +499,39 @@ impl ResidualLayer {
             h = layer.forward(&h)?;
         }
         let residual = match &self.shortcut {
-            Some((conv, norm)) => norm.forward(&conv.forward(x)?)?,
+            Some(s) => s.forward(x)?,
             None => x.clone(),
         };
         activate(&(h + residual)?, self.act)
     }
 }
 
-/// transformers' `ResNetBackbone` run up to the stage DETR reads.
+/// The ResNet backbone run up to the feature map DETR reads.
 struct ResNet {
     stem: ConvLayer,
+    pooled: bool,
     stages: Vec<Vec<ResidualLayer>>,
     channels: usize,
 }
 
 impl ResNet {
-    fn load(vb: VarBuilder, cfg: &ResNetConfig) -> Result<Self, ToolkitError> {
-        let bad = |m: String| ToolkitError::model_load(format!("config.json backbone_config: {m}"));
-        if cfg.depths.len() != cfg.hidden_sizes.len() || cfg.depths.is_empty() {
-            return Err(bad(
-                "depths and hidden_sizes must name the same stages".into()
-            ));
-        }
-        if !matches!(cfg.layer_type.as_str(), "basic" | "bottleneck") {
-            return Err(bad(format!(
-                "layer_type {:?} is not basic or bottleneck",
-                cfg.layer_type
-            )));
-        }
-        let last = cfg.last_output().map_err(bad)?;
+    fn load(vb: &VarBuilder, spec: &Backbone) -> candle_core::Result<Self> {
         let stem = ConvLayer::load(
-            vb.pp("embedder.embedder"),
-            (cfg.num_channels, cfg.embedding_size),
-            7,
-            2,
-            Some(cfg.hidden_act),
+            vb,
+            spec.naming.stem(),
+            (spec.in_channels, spec.stem_channels),
+            (7, 2),
+            Some(spec.act),
         )?;
         let mut stages = Vec::new();
-        let mut cin = cfg.embedding_size;
-        for (i, (&cout, &depth)) in cfg
-            .hidden_sizes
-            .iter()
-            .zip(&cfg.depths)
-            .enumerate()
-            .take(last)
-        {
-            let stride = if i == 0 && !cfg.downsample_in_first_stage {
-                1
-            } else {
-                2
-            };
-            let vb = vb.pp(format!("encoder.stages.{i}.layers"));
+        let mut cin = spec.stem_channels;
+        for i in 0..spec.stages {
+            let (width, cout, depth) = (spec.widths[i], spec.outputs[i], spec.depths[i]);
+            let stride = if i == 0 { spec.first_stride } else { 2 };
             let layers = (0..depth)
                 .map(|j| {
                     let (c, s) = if j == 0 { (cin, stride) } else { (cout, 1) };
-                    ResidualLayer::load(vb.pp(j.to_string()), cfg, (c, cout), s)
+                    ResidualLayer::load(&vb.pp(spec.naming.block(i, j)), spec, (c, width, cout), s)
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             stages.push(layers);
@@ -341,15 +539,18 @@ impl ResNet {
         }
         Ok(Self {
             stem,
+            pooled: spec.pooled,
             stages,
             channels: cin,
         })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.stem.forward(x)?;
-        // nn.MaxPool2d(kernel_size=3, stride=2, padding=1): the padding never wins the max
-        let mut h = pad_neg_inf(&x)?.max_pool2d_with_stride(3, 2)?;
+        let mut h = self.stem.forward(x)?;
+        if self.pooled {
+            // nn.MaxPool2d(kernel_size=3, stride=2, padding=1): the padding never wins the max
+            h = pad_neg_inf(&h)?.max_pool2d_with_stride(3, 2)?;
+        }
         for stage in &self.stages {
             for layer in stage {
                 h = layer.forward(&h)?;
@@ -614,28 +815,40 @@ impl Detr {
         let cfg: Config = serde_json::from_value(config.clone()).map_err(|e| {
             ToolkitError::model_load(format!("invalid detr config in config.json: {e}"))
         })?;
-        if cfg.use_timm_backbone {
-            return Err(ToolkitError::model_load(
-                "config.json: this DETR uses a timm backbone (use_timm_backbone: true); only transformers' own ResNet backbone (use_timm_backbone: false with a resnet backbone_config) is supported",
-            ));
-        }
-        let backbone_cfg: ResNetConfig = match &cfg.backbone_config {
-            None | Some(Value::Null) => ResNetConfig {
-                out_features: Some(vec!["stage4".into()]),
-                ..serde_json::from_value(serde_json::json!({}))
-                    .map_err(|e| ToolkitError::model_load(format!("default ResNet config: {e}")))?
-            },
-            Some(v) => {
-                let kind = v.get("model_type").and_then(Value::as_str).unwrap_or("");
-                if kind != "resnet" {
-                    return Err(ToolkitError::model_load(format!(
-                        "config.json: DETR's backbone_config is {kind:?}; only a resnet backbone is supported"
-                    )));
+        let spec = if cfg.use_timm_backbone {
+            timm_spec(config)?
+        } else {
+            let resnet: ResNetConfig = match &cfg.backbone_config {
+                // DetrConfig's default: transformers' ResNet-50, read at its last stage
+                None | Some(Value::Null) => {
+                    let named = config.get("backbone").and_then(Value::as_str);
+                    if !matches!(named, None | Some("resnet50")) {
+                        return Err(ToolkitError::model_load(format!(
+                            "config.json: the backbone {named:?} without a backbone_config is not supported; only a resnet backbone_config is"
+                        )));
+                    }
+                    ResNetConfig {
+                        out_features: Some(vec!["stage4".into()]),
+                        ..serde_json::from_value(serde_json::json!({})).map_err(|e| {
+                            ToolkitError::model_load(format!("default ResNet config: {e}"))
+                        })?
+                    }
                 }
-                serde_json::from_value(v.clone()).map_err(|e| {
-                    ToolkitError::model_load(format!("invalid backbone_config in config.json: {e}"))
-                })?
-            }
+                Some(v) => {
+                    let kind = v.get("model_type").and_then(Value::as_str).unwrap_or("");
+                    if kind != "resnet" {
+                        return Err(ToolkitError::model_load(format!(
+                            "config.json: DETR's backbone_config is {kind:?}; only a resnet backbone is supported"
+                        )));
+                    }
+                    serde_json::from_value(v.clone()).map_err(|e| {
+                        ToolkitError::model_load(format!(
+                            "invalid backbone_config in config.json: {e}"
+                        ))
+                    })?
+                }
+            };
+            resnet.spec()?
         };
         if cfg.position_embedding_type != "sine" {
             return Err(ToolkitError::model_load(format!(
@@ -661,7 +874,7 @@ impl Detr {
         }
         let vb = var_builder(files, DType::F32, device)?;
         let m = vb.pp("model");
-        let backbone = ResNet::load(m.pp("backbone.conv_encoder.model"), &backbone_cfg)?;
+        let backbone = ResNet::load(&m.pp("backbone.conv_encoder.model"), &spec)?;
         let input_projection = conv2d(
             backbone.channels,
             d,
@@ -803,6 +1016,47 @@ mod tests {
         assert_eq!(downsampled_valid(32, 32, 4), 4);
         // 30 of 40 pixels valid over 5 feature rows: sources 0, 8, 16, 24, 32 -> 4 valid
         assert_eq!(downsampled_valid(30, 40, 5), 4);
+    }
+
+    #[test]
+    fn a_timm_backbone_is_read_from_its_name_and_kwargs() {
+        // facebook/detr-resnet-50: no backbone_kwargs (DetrConfig's out_indices 1-4)
+        let spec =
+            timm_spec(&serde_json::json!({"backbone": "resnet50", "dilation": false})).unwrap();
+        assert_eq!(spec.naming, Naming::Timm);
+        assert_eq!(
+            (spec.stem_channels, spec.stages, spec.pooled),
+            (64, 4, true)
+        );
+        assert_eq!(spec.depths, [3, 4, 6, 3]);
+        assert_eq!(spec.outputs, [256, 512, 1024, 2048]);
+        assert!(spec.bottleneck && !spec.stride_in_first_conv);
+        // resnet18's basic blocks, cut by backbone_kwargs
+        let spec = timm_spec(&serde_json::json!({
+            "backbone": "resnet18",
+            "backbone_kwargs": {"out_indices": [1, 2], "in_chans": 1, "layers": [1, 2], "channels": [8, 16]}
+        }))
+        .unwrap();
+        assert!(!spec.bottleneck);
+        assert_eq!((spec.in_channels, spec.stages), (1, 2));
+        assert_eq!(
+            (spec.widths.clone(), spec.outputs),
+            (vec![8, 16], vec![8, 16])
+        );
+        // feature 0 is the stem before its max pool
+        let spec =
+            timm_spec(&serde_json::json!({"backbone_kwargs": {"out_indices": [0]}})).unwrap();
+        assert_eq!((spec.stages, spec.pooled), (0, false));
+        // what this port cannot build is refused at load
+        for config in [
+            serde_json::json!({"backbone": "resnet50d"}),
+            serde_json::json!({"backbone": "resnet50", "dilation": true}),
+            serde_json::json!({"backbone_kwargs": {"output_stride": 16}}),
+            serde_json::json!({"backbone_kwargs": {"out_indices": [5]}}),
+        ] {
+            let e = timm_spec(&config).unwrap_err();
+            assert_eq!(e.status(), 500, "{config}: {e}");
+        }
     }
 
     #[test]
