@@ -19,9 +19,11 @@
 //!   (`sigmoid`: centre x, centre y, width, height relative to the image).
 //!
 //! transformers' pipeline processes one image at a time: `DetrImageProcessor` pads it to its own
-//! size, so its `pixel_mask` is all ones and the attention masks mask nothing. The mask is kept
-//! as the image's valid region anyway, so that the position embedding and the attention masks
-//! are the ones transformers computes for whatever region is valid.
+//! size, so its `pixel_mask` is all ones and the attention masks mask nothing, unless the
+//! processor has a `pad_size`: then the image is padded with zeros at its bottom and right, and
+//! the mask (the picture's top-left region, downsampled to the feature map as torch's nearest
+//! interpolation does) shapes the position embedding and masks the padding's keys in the
+//! encoder's and the decoder's cross-attention.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{
@@ -918,7 +920,11 @@ fn downsampled_valid(valid: usize, full: usize, out: usize) -> usize {
 }
 
 impl ObjectDetector for Detr {
-    fn detect(&self, image: &PixelValues) -> Result<Detections, ToolkitError> {
+    fn detect(
+        &self,
+        image: &PixelValues,
+        (valid_h, valid_w): (usize, usize),
+    ) -> Result<Detections, ToolkitError> {
         let (ih, iw) = (image.height, image.width);
         let x = Tensor::from_slice(&image.data, (1, 3, ih, iw), &self.device)?;
         let features = self.backbone.forward(&x)?;
@@ -928,8 +934,11 @@ impl ObjectDetector for Detr {
                 "the image is {iw}x{ih} after preprocessing, too small for the model's backbone; send a larger image"
             )));
         }
-        // the pipeline's single image is padded to its own size: every pixel is valid
-        let valid = (downsampled_valid(ih, ih, h), downsampled_valid(iw, iw, w));
+        // the pixel mask at the feature map's size (all of it unless a pad_size padded the image)
+        let valid = (
+            downsampled_valid(valid_h, ih, h),
+            downsampled_valid(valid_w, iw, w),
+        );
         let mask = if valid == (h, w) {
             None
         } else {

@@ -21,8 +21,14 @@ pub struct Detections {
 
 /// A loaded object detector.
 pub trait ObjectDetector: Send + Sync + std::fmt::Debug {
-    /// Detects objects in one preprocessed image.
-    fn detect(&self, image: &PixelValues) -> Result<Detections, ToolkitError>;
+    /// Detects objects in one preprocessed (and padded) image whose top-left `valid`
+    /// `(height, width)` region is the picture, the rest padding (DETR's `pixel_mask`; YOLOS
+    /// takes no mask and sees the padding).
+    fn detect(
+        &self,
+        image: &PixelValues,
+        valid: (usize, usize),
+    ) -> Result<Detections, ToolkitError>;
 }
 
 /// Loads the detector of an object-detection family with `labels` classes (plus "no object").

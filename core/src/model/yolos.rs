@@ -239,7 +239,11 @@ impl Yolos {
 
 impl ObjectDetector for Yolos {
     /// Detects objects in one preprocessed image (any size of at least one patch).
-    fn detect(&self, image: &PixelValues) -> Result<Detections, ToolkitError> {
+    fn detect(
+        &self,
+        image: &PixelValues,
+        _valid: (usize, usize),
+    ) -> Result<Detections, ToolkitError> {
         let p = self.patch_size;
         let (gh, gw) = (image.height / p, image.width / p);
         if gh == 0 || gw == 0 {

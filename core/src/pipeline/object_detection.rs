@@ -1,7 +1,8 @@
 //! `object-detection` with transformers 4.51's `ObjectDetectionPipeline` semantics, on YOLOS and
 //! DETR (behind [`ObjectDetector`]): each image decoded as Pillow does, preprocessed by the
-//! model's image processor (the shortest/longest-edge resize, to multiples of 16 for YOLOS; a
-//! single image's padding is to its own size, so it changes nothing), and post-processed as
+//! model's image processor (the shortest/longest-edge or max-height/width resize, to multiples of
+//! 16 for YOLOS; a single image is padded to its own size, so not at all, unless the processor
+//! has a `pad_size`), and post-processed as
 //! `post_process_object_detection` does (the same function in YOLOS's and DETR's image
 //! processors): per detection token or object query, the softmax over the labels and "no
 //! object", the best real label and its probability, kept when above `threshold` (default 0.5),
@@ -118,7 +119,8 @@ impl Pipeline for ObjectDetectionPipeline {
         let threshold = images.parameters.threshold.unwrap_or(0.5);
         let results = images.each(self.max_pixels, &ctx, |rgb| {
             let pixels = self.processor.preprocess(&rgb, self.max_pixels)?;
-            let det = self.model.detect(&pixels)?;
+            let (pixels, valid) = self.processor.pad(pixels)?;
+            let det = self.model.detect(&pixels, valid)?;
             annotate(&det, &self.labels, threshold, (rgb.width, rgb.height))
         })?;
         Ok(images.answer(results))
