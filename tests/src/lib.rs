@@ -696,6 +696,24 @@ pub const FIXTURES: &[Fixture] = &[
         note: "YOLOS (5 detection tokens, 32x32 position grid resized bicubically to the image's patch grid, 3 labels plus N/A): boxes as integers in the input's pixels, threshold (default 0.5, 0.3, 0.0), every raw image type, JSON base64 and data URIs, batches, CSV answers.",
     },
     Fixture {
+        golden: "detr-object-detection",
+        model: "detr-object-detection",
+        task: "object-detection",
+        note: "DETR on transformers' ResNet backbone (bottleneck stages of depth 1 and 2, frozen batch norms with random statistics), sine positions over the pixel mask, 1 encoder and 1 decoder layer, 5 object queries, 3 labels plus N/A; DetrImageProcessor (shortest 32, longest 64, a single image padded to its own size): threshold (default 0.5, 0.3, 0.0 shows every query), every raw image type, JSON base64 and data URIs, batches, CSV answers.",
+    },
+    Fixture {
+        golden: "detr-padded-object-detection",
+        model: "detr-padded-object-detection",
+        task: "object-detection",
+        note: "The same DETR with the processor of transformers' fine-tuning guide: a max height/width resize (64x48 -> 40x30) and a pad_size (48x40), so the model sees zeros at the bottom and right and a pixel mask that shapes the sine positions and masks the padding's keys (4 of 5 feature rows, 5 of 6 columns valid). The harness's object-detection cases.",
+    },
+    Fixture {
+        golden: "detr-timm-object-detection",
+        model: "detr-timm-object-detection",
+        task: "object-detection",
+        note: "DETR on a timm backbone (use_timm_backbone: true, as facebook/detr-resnet-50): timm 1.0.15's resnet50 cut by backbone_kwargs to bottleneck stages of depth 1 and 2 (4 and 8 planes, the 64-channel stem), recorded with timm installed beside the toolkit; the transformer, heads and processor as detr-object-detection's. The harness's object-detection cases.",
+    },
+    Fixture {
         golden: "zero-shot-image-classification",
         model: "zero-shot-image-classification",
         task: "zero-shot-image-classification",

@@ -59,6 +59,8 @@ pub enum Family {
     Segformer,
     /// `yolos` (object detection).
     Yolos,
+    /// `detr` (object detection, on transformers' ResNet backbone).
+    Detr,
     /// `clip` (zero-shot image classification).
     Clip,
 }
@@ -100,7 +102,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 24] = [
+    pub const ALL: [Family; 25] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -124,6 +126,7 @@ impl Family {
         Family::Swin,
         Family::Segformer,
         Family::Yolos,
+        Family::Detr,
         Family::Clip,
     ];
 
@@ -153,6 +156,7 @@ impl Family {
             Family::Swin => "swin",
             Family::Segformer => "segformer",
             Family::Yolos => "yolos",
+            Family::Detr => "detr",
             Family::Clip => "clip",
         }
     }
@@ -206,6 +210,7 @@ impl Family {
             | Family::Swin
             | Family::Segformer
             | Family::Yolos
+            | Family::Detr
             | Family::Clip => Shape::Vision,
         }
     }
@@ -218,7 +223,7 @@ impl Family {
                 Some(Task::ImageClassification)
             }
             Family::Segformer => Some(Task::ImageSegmentation),
-            Family::Yolos => Some(Task::ObjectDetection),
+            Family::Yolos | Family::Detr => Some(Task::ObjectDetection),
             Family::Clip => Some(Task::ZeroShotImageClassification),
             _ => None,
         }

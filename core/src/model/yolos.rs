@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::config::Activation;
 use super::layers::{resize_bicubic, LayerDims, PreNormLayer, VIT_NAMES};
 use super::loader::{var_builder, ModelFiles};
+use super::object_detector::{Detections, ObjectDetector};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
 
@@ -53,15 +54,6 @@ struct Config {
     num_detection_tokens: usize,
     #[serde(default)]
     use_mid_position_embeddings: bool,
-}
-
-/// The detections of one image, one per detection token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Detections {
-    /// Class logits, `labels + 1` per token (the last is "no object").
-    pub logits: Vec<Vec<f32>>,
-    /// Boxes relative to the image: centre x, centre y, width, height.
-    pub boxes: Vec<[f32; 4]>,
 }
 
 /// A loaded YOLOS.
@@ -220,9 +212,15 @@ impl Yolos {
             .reshape((n, 1, h * w, hidden))?;
         Tensor::cat(&[cls, resized, det], 2)
     }
+}
 
+impl ObjectDetector for Yolos {
     /// Detects objects in one preprocessed image (any size of at least one patch).
-    pub fn detect(&self, image: &PixelValues) -> Result<Detections, ToolkitError> {
+    fn detect(
+        &self,
+        image: &PixelValues,
+        _valid: (usize, usize),
+    ) -> Result<Detections, ToolkitError> {
         let p = self.patch_size;
         let (gh, gw) = (image.height / p, image.width / p);
         if gh == 0 || gw == 0 {

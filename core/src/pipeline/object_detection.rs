@@ -1,9 +1,12 @@
-//! `object-detection` with transformers 4.51's `ObjectDetectionPipeline` semantics, on YOLOS:
-//! each image decoded as Pillow does, preprocessed by the model's image processor (YOLOS's
-//! shortest/longest-edge resize to multiples of 16), and post-processed as
-//! `post_process_object_detection` does: per detection token, the softmax over the labels and
-//! "no object", the best real label and its probability, kept when above `threshold` (default
-//! 0.5), the box turned from centre/size to corners and scaled to the input image's pixels, each
+//! `object-detection` with transformers 4.51's `ObjectDetectionPipeline` semantics, on YOLOS and
+//! DETR (behind [`ObjectDetector`]): each image decoded as Pillow does, preprocessed by the
+//! model's image processor (the shortest/longest-edge or max-height/width resize, to multiples of
+//! 16 for YOLOS; a single image is padded to its own size, so not at all, unless the processor
+//! has a `pad_size`), and post-processed as
+//! `post_process_object_detection` does (the same function in YOLOS's and DETR's image
+//! processors): per detection token or object query, the softmax over the labels and "no
+//! object", the best real label and its probability, kept when above `threshold` (default 0.5),
+//! the box turned from centre/size to corners and scaled to the input image's pixels, each
 //! coordinate truncated to an integer. Answered in the model's order as
 //! `[{"score", "label", "box": {"xmin", "ymin", "xmax", "ymax"}}]`.
 
@@ -13,7 +16,7 @@ use super::images::{self, Images};
 use super::{Input, Pipeline, PipelineOutput, VisionParts};
 use crate::context::Context;
 use crate::error::ToolkitError;
-use crate::model::yolos::{Detections, Yolos};
+use crate::model::object_detector::{self, Detections, ObjectDetector};
 use crate::task::Task;
 use crate::types::object_detection::ObjectDetectionParameters;
 use crate::vision::{self, ImageProcessor};
@@ -22,7 +25,7 @@ use crate::vision::{self, ImageProcessor};
 #[derive(Debug)]
 pub struct ObjectDetectionPipeline {
     processor: ImageProcessor,
-    model: Yolos,
+    model: Box<dyn ObjectDetector>,
     labels: Vec<String>,
     max_pixels: u64,
 }
@@ -32,7 +35,13 @@ pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, Toolkit
     let (labels, _) = crate::model::config::labels(parts.config)
         .map_err(|e| ToolkitError::model_load(format!("config.json: {e}")))?;
     let processor = ImageProcessor::load(&parts.files.dir)?;
-    let model = Yolos::load(parts.files, parts.config, labels.len(), &parts.device)?;
+    let model = object_detector::load(
+        parts.family,
+        parts.files,
+        parts.config,
+        labels.len(),
+        &parts.device,
+    )?;
     Ok(Box::new(ObjectDetectionPipeline {
         processor,
         model,
@@ -110,7 +119,8 @@ impl Pipeline for ObjectDetectionPipeline {
         let threshold = images.parameters.threshold.unwrap_or(0.5);
         let results = images.each(self.max_pixels, &ctx, |rgb| {
             let pixels = self.processor.preprocess(&rgb, self.max_pixels)?;
-            let det = self.model.detect(&pixels)?;
+            let (pixels, valid) = self.processor.pad(pixels)?;
+            let det = self.model.detect(&pixels, valid)?;
             annotate(&det, &self.labels, threshold, (rgb.width, rgb.height))
         })?;
         Ok(images.answer(results))

@@ -35,6 +35,15 @@ pub enum Size {
         /// The multiple each side is rounded down to.
         multiple_of: usize,
     },
+    /// DETR's and YOLOS's `{"max_height", "max_width"}`: scaled by the smaller of
+    /// `max_height / height` and `max_width / width`, keeping the aspect ratio, each side
+    /// truncated (transformers' `get_image_size_for_max_height_width`).
+    MaxHeightWidth {
+        /// `max_height`.
+        max_height: usize,
+        /// `max_width`.
+        max_width: usize,
+    },
 }
 
 /// An image processor's settings.
@@ -50,6 +59,10 @@ pub struct ImageProcessor {
     pub rescale: Option<f64>,
     /// `do_normalize` with `image_mean` and `image_std`.
     pub normalize: Option<([f32; 3], [f32; 3])>,
+    /// DETR's and YOLOS's `do_pad` with a `pad_size` (`height`, `width`): every image padded with
+    /// zeros at its bottom and right to that size. Without a `pad_size` they pad the images of a
+    /// batch to the largest, and the pipelines' batches are of one image: no padding.
+    pub pad: Option<(usize, usize)>,
 }
 
 /// A preprocessed image: `[3, height, width]` float32, channels first.
@@ -127,27 +140,16 @@ fn triple(v: Option<&Value>, default: [f32; 3], what: &str) -> Result<[f32; 3], 
 }
 
 impl ImageProcessor {
-    /// Reads `preprocessor_config.json` (transformers' defaults for what it leaves out: ViT's).
+    /// Reads `preprocessor_config.json` (transformers' defaults for what it leaves out: ViT's,
+    /// or DETR's and YOLOS's for their image processors).
     pub fn from_config(cfg: &Value) -> Result<Self, ToolkitError> {
         let flag = |k: &str, default: bool| cfg.get(k).and_then(Value::as_bool).unwrap_or(default);
+        if let Some(multiple_of) = detection_processor(cfg) {
+            return Self::detection(cfg, multiple_of);
+        }
         let resize = if flag("do_resize", true) {
             Some(match cfg.get("size") {
-                // YOLOS rounds its sides down to multiples of 16 (its get_size_with_aspect_ratio's
-                // mod_size); DETR does not
-                Some(v) => match size_of(v, "size")? {
-                    Size::ShortestLongest {
-                        shortest, longest, ..
-                    } if cfg.get("image_processor_type").and_then(Value::as_str)
-                        == Some("YolosImageProcessor") =>
-                    {
-                        Size::ShortestLongest {
-                            shortest,
-                            longest,
-                            multiple_of: 16,
-                        }
-                    }
-                    other => other,
-                },
+                Some(v) => size_of(v, "size")?,
                 None => Size::Exact {
                     height: 224,
                     width: 224,
@@ -164,7 +166,7 @@ impl ImageProcessor {
             match size_of(cfg.get("crop_size").unwrap_or(&Value::Null), "crop_size")? {
                 Size::Exact { height, width } => Some((height, width)),
                 Size::ShortestEdge(s) => Some((s, s)),
-                Size::ShortestLongest { .. } => {
+                Size::ShortestLongest { .. } | Size::MaxHeightWidth { .. } => {
                     return Err(ToolkitError::model_load(
                         "preprocessor_config.json: crop_size must be a height and width",
                     ))
@@ -192,6 +194,105 @@ impl ImageProcessor {
             center_crop,
             rescale,
             normalize,
+            pad: None,
+        })
+    }
+
+    /// `DetrImageProcessor` / `YolosImageProcessor` (whose sides are rounded down to
+    /// `multiple_of`): their own defaults (`size` {"shortest_edge": 800, "longest_edge": 1333},
+    /// ImageNet's mean and std, bilinear), a bare number as `size` read with `max_size` (1333
+    /// unless given) as their `__init__` reads older checkpoints' files, no center crop, and
+    /// `pad_size`.
+    fn detection(cfg: &Value, multiple_of: usize) -> Result<Self, ToolkitError> {
+        let flag = |k: &str, default: bool| cfg.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let dim = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).map(|n| n as usize);
+        let size = cfg.get("size").filter(|v| !v.is_null());
+        let bad = |v: &Value| {
+            ToolkitError::model_load(format!(
+                "preprocessor_config.json: size {v} is not a size DETR's and YOLOS's image processors resize to (shortest_edge and longest_edge, max_height and max_width, or height and width)"
+            ))
+        };
+        let resize = match size {
+            None => Size::ShortestLongest {
+                shortest: 800,
+                longest: 1333,
+                multiple_of,
+            },
+            Some(v) if v.is_number() => Size::ShortestLongest {
+                shortest: v.as_u64().ok_or_else(|| bad(v))? as usize,
+                longest: cfg.get("max_size").and_then(Value::as_u64).unwrap_or(1333) as usize,
+                multiple_of,
+            },
+            Some(v) => match (
+                (dim(v, "shortest_edge"), dim(v, "longest_edge")),
+                (dim(v, "max_height"), dim(v, "max_width")),
+                (dim(v, "height"), dim(v, "width")),
+            ) {
+                ((Some(shortest), Some(longest)), _, _) => Size::ShortestLongest {
+                    shortest,
+                    longest,
+                    multiple_of,
+                },
+                (_, (Some(max_height), Some(max_width)), _) => Size::MaxHeightWidth {
+                    max_height,
+                    max_width,
+                },
+                (_, _, (Some(height), Some(width))) => Size::Exact { height, width },
+                _ => return Err(bad(v)),
+            },
+        };
+        let zero = match resize {
+            Size::ShortestLongest {
+                shortest, longest, ..
+            } => shortest == 0 || longest == 0,
+            Size::MaxHeightWidth {
+                max_height,
+                max_width,
+            } => max_height == 0 || max_width == 0,
+            Size::Exact { height, width } => height == 0 || width == 0,
+            Size::ShortestEdge(s) => s == 0,
+        };
+        if zero {
+            return Err(ToolkitError::model_load(format!(
+                "preprocessor_config.json: size {} has a zero side",
+                size.unwrap_or(&Value::Null)
+            )));
+        }
+        let filter = match cfg.get("resample").and_then(Value::as_i64) {
+            Some(n) => Filter::from_pil(n)?,
+            None => Filter::Bilinear,
+        };
+        let rescale = flag("do_rescale", true).then(|| {
+            cfg.get("rescale_factor")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0 / 255.0)
+        });
+        let normalize = if flag("do_normalize", true) {
+            Some((
+                triple(cfg.get("image_mean"), [0.485, 0.456, 0.406], "image_mean")?,
+                triple(cfg.get("image_std"), [0.229, 0.224, 0.225], "image_std")?,
+            ))
+        } else {
+            None
+        };
+        let pad = match cfg.get("pad_size").filter(|v| !v.is_null()) {
+            Some(v) if flag("do_pad", true) => match (dim(v, "height"), dim(v, "width")) {
+                (Some(h), Some(w)) => Some((h, w)),
+                _ => {
+                    return Err(ToolkitError::model_load(format!(
+                        "preprocessor_config.json: pad_size {v} must be a height and width"
+                    )))
+                }
+            },
+            _ => None,
+        };
+        Ok(Self {
+            resize: flag("do_resize", true).then_some(resize),
+            filter,
+            center_crop: None,
+            rescale,
+            normalize,
+            pad,
         })
     }
 
@@ -231,6 +332,15 @@ impl ImageProcessor {
             } => {
                 let (h, w) = shortest_longest(height, width, shortest, longest, multiple_of);
                 Some((w, h))
+            }
+            Size::MaxHeightWidth {
+                max_height,
+                max_width,
+            } => {
+                // Python floats: min(max_height / height, max_width / width), int() truncates
+                let (h, w) = (height as f64, width as f64);
+                let scale = (max_height as f64 / h).min(max_width as f64 / w);
+                Some(((w * scale) as usize, (h * scale) as usize))
             }
         }
     }
@@ -301,6 +411,60 @@ impl ImageProcessor {
             width,
             data,
         })
+    }
+}
+
+impl ImageProcessor {
+    /// DETR's and YOLOS's padding of a preprocessed image: with a `pad_size`, zeros at its bottom
+    /// and right up to that size (an image larger than it is refused, as numpy's `pad` refuses a
+    /// negative width). Returns the image the model sees and the `(height, width)` of its
+    /// top-left region that is the picture (DETR's `pixel_mask`); without a `pad_size` the image
+    /// is its own batch's largest and stays as it is.
+    pub fn pad(&self, image: PixelValues) -> Result<(PixelValues, (usize, usize)), ToolkitError> {
+        let valid = (image.height, image.width);
+        let Some((height, width)) = self.pad else {
+            return Ok((image, valid));
+        };
+        if image.height > height || image.width > width {
+            return Err(ToolkitError::Validation(format!(
+                "the image is {}x{} after resizing, larger than the model's pad_size {width}x{height}",
+                image.width, image.height
+            )));
+        }
+        let mut data = vec![0f32; 3 * height * width];
+        for c in 0..3 {
+            for y in 0..image.height {
+                let src = (c * image.height + y) * image.width;
+                let dst = (c * height + y) * width;
+                data[dst..dst + image.width].copy_from_slice(&image.data[src..src + image.width]);
+            }
+        }
+        Ok((
+            PixelValues {
+                height,
+                width,
+                data,
+            },
+            valid,
+        ))
+    }
+}
+
+/// Whether `preprocessor_config.json` is DETR's or YOLOS's image processor (or an older
+/// checkpoint's feature extractor of theirs), and then the multiple their resize rounds sides
+/// down to (16 for YOLOS, 1 for DETR).
+fn detection_processor(cfg: &Value) -> Option<usize> {
+    let name = match cfg.get("image_processor_type").and_then(Value::as_str) {
+        Some(t) => t.strip_suffix("Fast").unwrap_or(t).to_owned(),
+        None => cfg
+            .get("feature_extractor_type")
+            .and_then(Value::as_str)?
+            .replace("FeatureExtractor", "ImageProcessor"),
+    };
+    match name.as_str() {
+        "DetrImageProcessor" => Some(1),
+        "YolosImageProcessor" => Some(16),
+        _ => None,
     }
 }
 
@@ -441,6 +605,81 @@ mod tests {
         };
         let e = yolos.preprocess(&thin, 1_000_000).unwrap_err();
         assert_eq!(e.status(), 400, "{e}");
+    }
+
+    #[test]
+    fn detr_and_yolos_processors_read_their_own_sizes_and_pad() {
+        // sizes from transformers 4.51.3's DetrImageProcessor on a 64x48 image
+        let detr = |cfg: serde_json::Value| {
+            let mut cfg = cfg;
+            cfg["image_processor_type"] = "DetrImageProcessor".into();
+            ImageProcessor::from_config(&cfg).unwrap()
+        };
+        // an older checkpoint's bare size: the longest edge is max_size, 1333 unless given
+        let p = detr(serde_json::json!({"size": 800}));
+        assert_eq!(p.resized_size(64, 48), Some((1066, 800)));
+        let p = detr(serde_json::json!({"size": 800, "max_size": 1000}));
+        assert_eq!(p.resized_size(64, 48), Some((1000, 750)));
+        // no size: 800 / 1333; ImageNet's mean and std; no crop, no pad
+        let p = detr(serde_json::json!({}));
+        assert_eq!(p.resized_size(64, 48), Some((1066, 800)));
+        assert_eq!(
+            p.normalize,
+            Some(([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+        );
+        assert_eq!((p.center_crop, p.pad), (None, None));
+        // facebook/detr-resnet-50's file: a feature extractor
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "feature_extractor_type": "DetrFeatureExtractor", "size": 800, "max_size": 1333
+        }))
+        .unwrap();
+        assert_eq!(p.resized_size(64, 48), Some((1066, 800)));
+        // YOLOS's older files too, to multiples of 16
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "feature_extractor_type": "YolosFeatureExtractor", "size": 512, "max_size": 864
+        }))
+        .unwrap();
+        assert_eq!(p.resized_size(64, 48), Some((672, 512)));
+        // the fine-tuning guide's max height and width, and its pad_size
+        let p = detr(serde_json::json!({
+            "size": {"max_height": 40, "max_width": 40}, "pad_size": {"height": 40, "width": 48}
+        }));
+        assert_eq!(p.resized_size(64, 48), Some((40, 30)));
+        assert_eq!(p.resized_size(10, 100), Some((4, 40)));
+        assert_eq!(p.pad, Some((40, 48)));
+        let img = Image8 {
+            width: 64,
+            height: 48,
+            channels: 3,
+            data: vec![255; 64 * 48 * 3],
+        };
+        let px = p.preprocess(&img, 1_000_000).unwrap();
+        let (padded, valid) = p.pad(px).unwrap();
+        assert_eq!((padded.width, padded.height, valid), (48, 40, (30, 40)));
+        // white, normalized, inside; zeros on the padding (bottom rows, right columns)
+        let red = (1.0 - 0.485) / 0.229;
+        let at = |c: usize, y: usize, x: usize| padded.data[(c * 40 + y) * 48 + x];
+        assert!((at(0, 29, 39) - red).abs() < 1e-5);
+        assert_eq!((at(0, 30, 0), at(0, 0, 40), at(2, 39, 47)), (0.0, 0.0, 0.0));
+        // an image past the pad_size (no resize) is refused, as numpy's pad refuses it
+        let p =
+            detr(serde_json::json!({"do_resize": false, "pad_size": {"height": 40, "width": 48}}));
+        let px = p.preprocess(&img, 1_000_000).unwrap();
+        assert_eq!(p.pad(px).unwrap_err().status(), 400);
+        // without a pad_size, or with do_pad false, nothing is padded
+        let p = detr(serde_json::json!({"do_pad": false, "pad_size": {"height": 40, "width": 48}}));
+        assert_eq!(p.pad, None);
+        // sizes these processors cannot resize to are load errors
+        for size in [
+            serde_json::json!({"shortest_edge": 32}),
+            serde_json::json!({"max_height": 0, "max_width": 4}),
+        ] {
+            let e = ImageProcessor::from_config(
+                &serde_json::json!({"image_processor_type": "DetrImageProcessor", "size": size}),
+            )
+            .unwrap_err();
+            assert_eq!(e.status(), 500, "{e}");
+        }
     }
 
     #[test]
