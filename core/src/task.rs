@@ -326,14 +326,14 @@ mod tests {
 
     #[test]
     fn unimplemented_task_names_itself() {
-        let e = "image-segmentation"
+        let e = "table-question-answering"
             .parse::<TaskSpec>()
             .unwrap()
             .ensure_implemented()
             .unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("image-segmentation") && msg.contains("text-classification"),
+            msg.contains("table-question-answering") && msg.contains("text-classification"),
             "{msg}"
         );
     }

@@ -8,10 +8,13 @@ use hf_inference_core::pipeline::question_answering::normalize_request;
 use hf_inference_core::types::feature_extraction::FeatureExtractionRequest;
 use hf_inference_core::types::fill_mask::FillMaskRequest;
 use hf_inference_core::types::image_classification::ImageClassificationRequest;
+use hf_inference_core::types::image_segmentation::ImageSegmentationRequest;
+use hf_inference_core::types::object_detection::ObjectDetectionRequest;
 use hf_inference_core::types::question_answering::QuestionAnsweringRequest;
 use hf_inference_core::types::text_classification::TextClassificationRequest;
 use hf_inference_core::types::token_classification::TokenClassificationRequest;
 use hf_inference_core::types::zero_shot_classification::ZeroShotClassificationRequest;
+use hf_inference_core::types::zero_shot_image_classification::ZeroShotImageClassificationRequest;
 use hf_inference_core::{schema, Task, TaskSpec};
 use hf_inference_tests::{goldens, FIXTURES, MINILM_GOLDEN};
 use serde_json::Value;
@@ -44,6 +47,9 @@ fn request_type(task: Task) -> Option<fn(Value) -> Result<(), String>> {
         Task::TokenClassification => Some(typed::<TokenClassificationRequest>),
         Task::QuestionAnswering => Some(question_answering),
         Task::ImageClassification => Some(typed::<ImageClassificationRequest>),
+        Task::ImageSegmentation => Some(typed::<ImageSegmentationRequest>),
+        Task::ObjectDetection => Some(typed::<ObjectDetectionRequest>),
+        Task::ZeroShotImageClassification => Some(typed::<ZeroShotImageClassificationRequest>),
         Task::TextGeneration
         | Task::Text2TextGeneration
         | Task::Summarization
