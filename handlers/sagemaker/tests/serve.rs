@@ -197,13 +197,13 @@ fn run_to_exit(envs: &[(&str, &str)]) -> (bool, String) {
 fn bad_configuration_fails_fast_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_serve"))
         .env_clear()
-        .env("HF_TASK", "image-segmentation")
+        .env("HF_TASK", "table-question-answering")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("image-segmentation") && err.contains("not implemented"),
+        err.contains("table-question-answering") && err.contains("not implemented"),
         "{err}"
     );
 
