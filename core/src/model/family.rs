@@ -53,6 +53,16 @@ pub enum Family {
     Yolos,
     /// `clip` (zero-shot image classification).
     Clip,
+    /// `convnext` (image classification).
+    ConvNext,
+    /// `convnextv2` (image classification).
+    ConvNextV2,
+    /// `resnet` (transformers' ResNet, image classification).
+    ResNet,
+    /// `mobilenet_v1` (image classification).
+    MobileNetV1,
+    /// `mobilenet_v2` (image classification).
+    MobileNetV2,
 }
 
 /// How a family's network is shaped, which decides what it can serve.
@@ -92,7 +102,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 20] = [
+    pub const ALL: [Family; 25] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -113,6 +123,11 @@ impl Family {
         Family::Segformer,
         Family::Yolos,
         Family::Clip,
+        Family::ConvNext,
+        Family::ConvNextV2,
+        Family::ResNet,
+        Family::MobileNetV1,
+        Family::MobileNetV2,
     ];
 
     /// `config.json`'s `model_type`.
@@ -138,6 +153,11 @@ impl Family {
             Family::Segformer => "segformer",
             Family::Yolos => "yolos",
             Family::Clip => "clip",
+            Family::ConvNext => "convnext",
+            Family::ConvNextV2 => "convnextv2",
+            Family::ResNet => "resnet",
+            Family::MobileNetV1 => "mobilenet_v1",
+            Family::MobileNetV2 => "mobilenet_v2",
         }
     }
 
@@ -183,7 +203,15 @@ impl Family {
             | Family::Phi3
             | Family::Gemma => Shape::Decoder,
             Family::T5 | Family::Mt5 | Family::Bart | Family::Marian => Shape::EncoderDecoder,
-            Family::Vit | Family::Segformer | Family::Yolos | Family::Clip => Shape::Vision,
+            Family::Vit
+            | Family::Segformer
+            | Family::Yolos
+            | Family::Clip
+            | Family::ConvNext
+            | Family::ConvNextV2
+            | Family::ResNet
+            | Family::MobileNetV1
+            | Family::MobileNetV2 => Shape::Vision,
         }
     }
 
@@ -191,7 +219,12 @@ impl Family {
     pub fn vision_task(self) -> Option<crate::task::Task> {
         use crate::task::Task;
         match self {
-            Family::Vit => Some(Task::ImageClassification),
+            Family::Vit
+            | Family::ConvNext
+            | Family::ConvNextV2
+            | Family::ResNet
+            | Family::MobileNetV1
+            | Family::MobileNetV2 => Some(Task::ImageClassification),
             Family::Segformer => Some(Task::ImageSegmentation),
             Family::Yolos => Some(Task::ObjectDetection),
             Family::Clip => Some(Task::ZeroShotImageClassification),
