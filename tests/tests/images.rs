@@ -342,3 +342,88 @@ fn the_kernel_vit_gives_candle_vits_logits() {
     // the images differ, and so do their logits
     assert!(a[0].iter().zip(&a[1]).any(|(p, q)| (p - q).abs() > 1e-3));
 }
+
+/// A copy of a convolutional fixture whose image processor neither resizes nor crops, so that
+/// images reach the network at their own size.
+fn unresized_copy(model: &str) -> std::path::PathBuf {
+    let src = hf_inference_tests::fixtures().join("models").join(model);
+    let dir = std::env::temp_dir().join(format!("hfi-unresized-{model}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut pre: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("preprocessor_config.json")).unwrap())
+            .unwrap();
+    pre["do_resize"] = false.into();
+    pre["do_center_crop"] = false.into();
+    std::fs::write(
+        dir.join("preprocessor_config.json"),
+        serde_json::to_vec(&pre).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+/// A `w × h` PNG, its colours shifted by `seed`.
+fn png_of(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = |a: u32| ((a + seed * 61) % 256) as u8;
+        image::Rgb([v(x * 7), v(y * 13), v((x + y) * 5)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convolutional_classifiers_take_images_of_any_size_in_one_request() {
+    for model in [
+        "convnext-image-classification",
+        "convnextv2-image-classification",
+        "resnet-image-classification",
+        "mobilenet-v2-image-classification",
+        "mobilenet-v1-image-classification",
+    ] {
+        let dir = unresized_copy(model);
+        let app = hf_inference_tests::router_for_dir(&dir, "image-classification");
+        let b64 =
+            |(w, h), seed| base64::engine::general_purpose::STANDARD.encode(png_of(w, h, seed));
+        // a batch of four sizes (equal sizes run together) answers as each image alone does
+        let sizes = [(40, 33), (64, 48), (40, 33), (37, 71), (41, 33), (40, 33)];
+        let inputs: Vec<String> = (0..).zip(sizes).map(|(i, s)| b64(s, i)).collect();
+        let batch = serde_json::json!({ "inputs": inputs });
+        let (status, v) = post(
+            &app,
+            "application/json",
+            serde_json::to_vec(&batch).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {v}");
+        for (i, (w, h)) in (0..).zip(sizes) {
+            let (status, alone) = post(&app, "image/png", png_of(w, h, i)).await;
+            assert_eq!(status, 200, "{model}: {alone}");
+            // the same labels in the same order; the scores as close as a batched forward
+            // pass (other matrix blockings) allows
+            let (batched, alone) = (v[i as usize].as_array().unwrap(), alone.as_array().unwrap());
+            assert_eq!(batched.len(), alone.len(), "{model}: image {i}");
+            for (a, b) in batched.iter().zip(alone) {
+                assert_eq!(a["label"], b["label"], "{model}: image {i}");
+                let (a, b) = (a["score"].as_f64().unwrap(), b["score"].as_f64().unwrap());
+                assert!((a - b).abs() < 1e-5, "{model}: image {i}: {a} vs {b}");
+            }
+        }
+        // an image smaller than the network's convolutions is a client error, not a crash
+        // (ConvNeXt's 4x4 patchify stem; MobileNet and ResNet pad every convolution)
+        let (status, v) = post(&app, "image/png", png_of(2, 3, 0)).await;
+        if model.starts_with("convnext") {
+            assert_eq!(status, 400, "{model}: {v}");
+            assert!(v.to_string().contains("too small"), "{model}: {v}");
+        } else {
+            assert_eq!(status, 200, "{model}: {v}");
+        }
+        let (status, _) = post(&app, "image/png", png()).await;
+        assert_eq!(status, 200, "{model}: still serving");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -63,6 +63,16 @@ pub enum Family {
     Detr,
     /// `clip` (zero-shot image classification).
     Clip,
+    /// `convnext` (image classification).
+    ConvNext,
+    /// `convnextv2` (image classification).
+    ConvNextV2,
+    /// `resnet` (transformers' ResNet, image classification).
+    ResNet,
+    /// `mobilenet_v1` (image classification).
+    MobileNetV1,
+    /// `mobilenet_v2` (image classification).
+    MobileNetV2,
 }
 
 /// How a family's network is shaped, which decides what it can serve.
@@ -102,7 +112,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 25] = [
+    pub const ALL: [Family; 30] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -128,6 +138,11 @@ impl Family {
         Family::Yolos,
         Family::Detr,
         Family::Clip,
+        Family::ConvNext,
+        Family::ConvNextV2,
+        Family::ResNet,
+        Family::MobileNetV1,
+        Family::MobileNetV2,
     ];
 
     /// `config.json`'s `model_type`.
@@ -158,6 +173,11 @@ impl Family {
             Family::Yolos => "yolos",
             Family::Detr => "detr",
             Family::Clip => "clip",
+            Family::ConvNext => "convnext",
+            Family::ConvNextV2 => "convnextv2",
+            Family::ResNet => "resnet",
+            Family::MobileNetV1 => "mobilenet_v1",
+            Family::MobileNetV2 => "mobilenet_v2",
         }
     }
 
@@ -211,7 +231,12 @@ impl Family {
             | Family::Segformer
             | Family::Yolos
             | Family::Detr
-            | Family::Clip => Shape::Vision,
+            | Family::Clip
+            | Family::ConvNext
+            | Family::ConvNextV2
+            | Family::ResNet
+            | Family::MobileNetV1
+            | Family::MobileNetV2 => Shape::Vision,
         }
     }
 
@@ -219,9 +244,16 @@ impl Family {
     pub fn vision_task(self) -> Option<crate::task::Task> {
         use crate::task::Task;
         match self {
-            Family::Vit | Family::Deit | Family::Dinov2 | Family::Beit | Family::Swin => {
-                Some(Task::ImageClassification)
-            }
+            Family::Vit
+            | Family::Deit
+            | Family::Dinov2
+            | Family::Beit
+            | Family::Swin
+            | Family::ConvNext
+            | Family::ConvNextV2
+            | Family::ResNet
+            | Family::MobileNetV1
+            | Family::MobileNetV2 => Some(Task::ImageClassification),
             Family::Segformer => Some(Task::ImageSegmentation),
             Family::Yolos | Family::Detr => Some(Task::ObjectDetection),
             Family::Clip => Some(Task::ZeroShotImageClassification),

@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Family, ModelFiles};
+use super::{convnext, mobilenet, Family, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
 
@@ -50,6 +50,29 @@ pub fn load(
         Family::Swin => Ok(Box::new(super::swin::SwinClassifier::load(
             files, config, labels, device,
         )?)),
+        Family::ConvNext | Family::ConvNextV2 => {
+            let version = if family == Family::ConvNext {
+                convnext::Version::V1
+            } else {
+                convnext::Version::V2
+            };
+            Ok(Box::new(convnext::ConvNext::load(
+                files, config, labels, version, device,
+            )?))
+        }
+        Family::ResNet => Ok(Box::new(super::resnet::ResNet::load(
+            files, config, labels, device,
+        )?)),
+        Family::MobileNetV1 | Family::MobileNetV2 => {
+            let version = if family == Family::MobileNetV1 {
+                mobilenet::Version::V1
+            } else {
+                mobilenet::Version::V2
+            };
+            Ok(Box::new(mobilenet::MobileNet::load(
+                files, config, labels, version, device,
+            )?))
+        }
         other => Err(ToolkitError::Config(format!(
             "{} is not an image classifier; it serves {}",
             other.model_type(),

@@ -139,41 +139,192 @@ fn triple(v: Option<&Value>, default: [f32; 3], what: &str) -> Result<[f32; 3], 
     }
 }
 
+/// The transformers image processor class a `preprocessor_config.json` is read as, where its
+/// defaults or its resize rule differ from `ViTImageProcessor`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProcessorKind {
+    /// `ViTImageProcessor` and the classes that read as it does.
+    Vit,
+    /// `ConvNextImageProcessor` (ConvNeXt, ConvNeXt V2 and ResNet checkpoints): `crop_pct`.
+    ConvNext,
+    /// `MobileNetV1ImageProcessor`, `MobileNetV2ImageProcessor`: a shortest-edge resize and a
+    /// centre crop by default.
+    MobileNet,
+    /// `CLIPImageProcessor`: as MobileNet's, 224 by default.
+    Clip,
+    /// `YolosImageProcessor`: sides rounded down to multiples of 16.
+    Yolos,
+}
+
+impl ProcessorKind {
+    /// As `AutoImageProcessor` picks the class: `image_processor_type`, else
+    /// `feature_extractor_type` with `FeatureExtractor` read as `ImageProcessor`, else the
+    /// model's `model_type` (`config.json`); a fast class reads as its slow one.
+    fn of(cfg: &Value, model_type: Option<&str>) -> Self {
+        let named = match cfg.get("image_processor_type").and_then(Value::as_str) {
+            Some(t) => Some(t.to_owned()),
+            None => cfg
+                .get("feature_extractor_type")
+                .and_then(Value::as_str)
+                .map(|t| t.replace("FeatureExtractor", "ImageProcessor")),
+        };
+        match named {
+            Some(name) => match name.strip_suffix("Fast").unwrap_or(&name) {
+                "ConvNextImageProcessor" => Self::ConvNext,
+                "MobileNetV1ImageProcessor" | "MobileNetV2ImageProcessor" => Self::MobileNet,
+                "CLIPImageProcessor" => Self::Clip,
+                "YolosImageProcessor" => Self::Yolos,
+                _ => Self::Vit,
+            },
+            None => match model_type {
+                Some("convnext" | "convnextv2" | "resnet") => Self::ConvNext,
+                Some("mobilenet_v1" | "mobilenet_v2") => Self::MobileNet,
+                Some("clip") => Self::Clip,
+                Some("yolos") => Self::Yolos,
+                _ => Self::Vit,
+            },
+        }
+    }
+
+    /// `size` when the configuration leaves it out.
+    fn default_size(self) -> Size {
+        match self {
+            Self::ConvNext => Size::ShortestEdge(384),
+            Self::MobileNet => Size::ShortestEdge(256),
+            Self::Clip => Size::ShortestEdge(224),
+            Self::Vit | Self::Yolos => Size::Exact {
+                height: 224,
+                width: 224,
+            },
+        }
+    }
+
+    /// Whether a bare number as `size` is the shortest edge (`get_size_dict(size,
+    /// default_to_square=False)`) rather than a square.
+    fn number_is_shortest_edge(self) -> bool {
+        matches!(self, Self::ConvNext | Self::MobileNet | Self::Clip)
+    }
+
+    /// `do_center_crop`'s default (with a 224x224 `crop_size`).
+    fn crops_by_default(self) -> bool {
+        matches!(self, Self::MobileNet | Self::Clip)
+    }
+}
+
+/// `ConvNextImageProcessor.resize`: below 384 the shorter edge goes to
+/// `int(shortest_edge / crop_pct)` (the aspect ratio kept) and the centre `shortest_edge` square is
+/// cropped; from 384 up the image is resized to that square, not cropped. Returns the resize and
+/// the crop as `(height, width)`.
+pub(crate) fn convnext_resize(
+    shortest_edge: usize,
+    crop_pct: f64,
+) -> Result<(Size, Option<(usize, usize)>), ToolkitError> {
+    if shortest_edge >= 384 {
+        return Ok((
+            Size::Exact {
+                height: shortest_edge,
+                width: shortest_edge,
+            },
+            None,
+        ));
+    }
+    // Python: int(shortest_edge / crop_pct), a float64 quotient truncated
+    let edge = shortest_edge as f64 / crop_pct;
+    if crop_pct.is_nan() || crop_pct <= 0.0 || !edge.is_finite() || edge < 1.0 {
+        return Err(ToolkitError::model_load(format!(
+            "preprocessor_config.json: crop_pct {crop_pct} resizes the shorter edge to {edge} pixels"
+        )));
+    }
+    Ok((
+        Size::ShortestEdge(edge as usize),
+        Some((shortest_edge, shortest_edge)),
+    ))
+}
+
 impl ImageProcessor {
-    /// Reads `preprocessor_config.json` (transformers' defaults for what it leaves out: ViT's,
-    /// or DETR's and YOLOS's for their image processors).
+    /// Reads `preprocessor_config.json` (the defaults of the transformers class it names: ViT's
+    /// unless it names another; DETR's and YOLOS's read as `detection` does).
     pub fn from_config(cfg: &Value) -> Result<Self, ToolkitError> {
+        Self::from_config_of(cfg, None)
+    }
+
+    /// Reads `preprocessor_config.json` of a model whose `config.json` has `model_type` (which
+    /// picks the class when the file names none).
+    pub fn from_config_of(cfg: &Value, model_type: Option<&str>) -> Result<Self, ToolkitError> {
+        let kind = ProcessorKind::of(cfg, model_type);
         let flag = |k: &str, default: bool| cfg.get(k).and_then(Value::as_bool).unwrap_or(default);
         if let Some(multiple_of) = detection_processor(cfg) {
             return Self::detection(cfg, multiple_of);
         }
-        let resize = if flag("do_resize", true) {
-            Some(match cfg.get("size") {
-                Some(v) => size_of(v, "size")?,
-                None => Size::Exact {
-                    height: 224,
-                    width: 224,
+        let size = match cfg.get("size").filter(|v| !v.is_null()) {
+            Some(v) => match (size_of(v, "size")?, v.as_u64()) {
+                (_, Some(n)) if kind.number_is_shortest_edge() => Size::ShortestEdge(n as usize),
+                // YOLOS rounds its sides down to multiples of 16 (its get_size_with_aspect_ratio's
+                // mod_size); DETR does not
+                (
+                    Size::ShortestLongest {
+                        shortest, longest, ..
+                    },
+                    _,
+                ) if kind == ProcessorKind::Yolos => Size::ShortestLongest {
+                    shortest,
+                    longest,
+                    multiple_of: 16,
                 },
-            })
+                (other, _) => other,
+            },
+            None => kind.default_size(),
+        };
+        let (resize, center_crop) = if kind == ProcessorKind::ConvNext {
+            // ConvNextImageProcessor has no do_center_crop: its resize crops (or not)
+            if flag("do_resize", true) {
+                let Size::ShortestEdge(edge) = size else {
+                    return Err(ToolkitError::model_load(format!(
+                        "preprocessor_config.json: ConvNextImageProcessor's size must be {{\"shortest_edge\": n}}, got {}",
+                        cfg.get("size").unwrap_or(&Value::Null)
+                    )));
+                };
+                let crop_pct = match cfg.get("crop_pct").filter(|v| !v.is_null()) {
+                    None => 224.0 / 256.0,
+                    Some(v) => v.as_f64().ok_or_else(|| {
+                        ToolkitError::model_load(format!(
+                            "preprocessor_config.json: crop_pct must be a number, got {v}"
+                        ))
+                    })?,
+                };
+                let (resize, crop) = convnext_resize(edge, crop_pct)?;
+                (Some(resize), crop)
+            } else {
+                (None, None)
+            }
         } else {
-            None
+            let resize = flag("do_resize", true).then_some(size);
+            let center_crop = if flag("do_center_crop", kind.crops_by_default()) {
+                let crop_size = match cfg.get("crop_size").filter(|v| !v.is_null()) {
+                    Some(v) => size_of(v, "crop_size")?,
+                    None if kind.crops_by_default() => Size::Exact {
+                        height: 224,
+                        width: 224,
+                    },
+                    None => size_of(&Value::Null, "crop_size")?,
+                };
+                match crop_size {
+                    Size::Exact { height, width } => Some((height, width)),
+                    Size::ShortestEdge(s) => Some((s, s)),
+                    Size::ShortestLongest { .. } | Size::MaxHeightWidth { .. } => {
+                        return Err(ToolkitError::model_load(
+                            "preprocessor_config.json: crop_size must be a height and width",
+                        ))
+                    }
+                }
+            } else {
+                None
+            };
+            (resize, center_crop)
         };
         let filter = match cfg.get("resample").and_then(Value::as_i64) {
             Some(n) => Filter::from_pil(n)?,
             None => Filter::Bilinear,
-        };
-        let center_crop = if flag("do_center_crop", false) {
-            match size_of(cfg.get("crop_size").unwrap_or(&Value::Null), "crop_size")? {
-                Size::Exact { height, width } => Some((height, width)),
-                Size::ShortestEdge(s) => Some((s, s)),
-                Size::ShortestLongest { .. } | Size::MaxHeightWidth { .. } => {
-                    return Err(ToolkitError::model_load(
-                        "preprocessor_config.json: crop_size must be a height and width",
-                    ))
-                }
-            }
-        } else {
-            None
         };
         let rescale = flag("do_rescale", true).then(|| {
             cfg.get("rescale_factor")
@@ -296,7 +447,8 @@ impl ImageProcessor {
         })
     }
 
-    /// Reads `preprocessor_config.json` from a model directory.
+    /// Reads `preprocessor_config.json` from a model directory (and `config.json`'s
+    /// `model_type`, which picks the processor class when that file names none).
     pub fn load(dir: &Path) -> Result<Self, ToolkitError> {
         let path = dir.join("preprocessor_config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -305,7 +457,15 @@ impl ImageProcessor {
         let cfg: Value = serde_json::from_str(&text).map_err(|e| {
             ToolkitError::model_load(format!("{}: not valid JSON: {e}", path.display()))
         })?;
-        Self::from_config(&cfg)
+        let model_type = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|c| {
+                c.get("model_type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        Self::from_config_of(&cfg, model_type.as_deref())
     }
 
     /// The size of an image after resizing.
@@ -710,5 +870,156 @@ mod tests {
             let e = ImageProcessor::from_config(&serde_json::json!({"size": size})).unwrap_err();
             assert_eq!(e.status(), 500, "{e}");
         }
+    }
+
+    #[test]
+    fn convnext_crops_below_384_by_crop_pct_and_warps_from_384() {
+        // sizes and pixels from transformers 4.51.3's ConvNextImageProcessor
+        let convnext = |size: Value, crop_pct: Value| {
+            ImageProcessor::from_config(&serde_json::json!({
+                "image_processor_type": "ConvNextImageProcessor",
+                "size": size, "crop_pct": crop_pct
+            }))
+            .unwrap()
+        };
+        // 224 / 0.875 = 256: 640x480 -> 341x256, then the centre 224 square
+        let p = convnext(
+            serde_json::json!({"shortest_edge": 224}),
+            serde_json::json!(0.875),
+        );
+        assert_eq!(p.resized_size(640, 480), Some((341, 256)));
+        assert_eq!(p.center_crop, Some((224, 224)));
+        assert_eq!(p.output_size(), Some((224, 224)));
+        // int(32 / 0.875) = int(36.57...) = 36; int(32 / 0.9) = 35: 3x200 -> 35x2333
+        let p = convnext(
+            serde_json::json!({"shortest_edge": 32}),
+            serde_json::json!(0.875),
+        );
+        assert_eq!(p.resized_size(64, 48), Some((48, 36)));
+        let p = convnext(
+            serde_json::json!({"shortest_edge": 32}),
+            serde_json::json!(0.9),
+        );
+        assert_eq!(p.resized_size(3, 200), Some((35, 2333)));
+        assert_eq!(p.center_crop, Some((32, 32)));
+        // crop_pct left out (or null) is 224 / 256
+        let p = convnext(serde_json::json!({"shortest_edge": 224}), Value::Null);
+        assert_eq!(p.resized_size(500, 375), Some((341, 256)));
+        // from 384 up: a plain resize to the square, no crop
+        let p = convnext(
+            serde_json::json!({"shortest_edge": 384}),
+            serde_json::json!(0.875),
+        );
+        assert_eq!(
+            p.resize,
+            Some(Size::Exact {
+                height: 384,
+                width: 384
+            })
+        );
+        assert_eq!((p.center_crop, p.output_size()), (None, Some((384, 384))));
+        // microsoft/resnet-50's file: a feature extractor type and a bare number as the size
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "feature_extractor_type": "ConvNextFeatureExtractor", "size": 224, "crop_pct": 0.875,
+            "resample": 3, "do_center_crop": false
+        }))
+        .unwrap();
+        assert_eq!(p.resize, Some(Size::ShortestEdge(256)));
+        assert_eq!(
+            (p.center_crop, p.filter),
+            (Some((224, 224)), Filter::Bicubic)
+        );
+        // a height and width is not a size ConvNextImageProcessor takes; nor a zero crop_pct
+        for (size, pct) in [
+            (
+                serde_json::json!({"height": 32, "width": 32}),
+                serde_json::json!(0.875),
+            ),
+            (
+                serde_json::json!({"shortest_edge": 32}),
+                serde_json::json!(0),
+            ),
+        ] {
+            let e = ImageProcessor::from_config(&serde_json::json!({
+                "image_processor_type": "ConvNextImageProcessor", "size": size, "crop_pct": pct
+            }))
+            .unwrap_err();
+            assert_eq!(e.status(), 500, "{e}");
+        }
+        // pixels: a 10x7 image, short side to int(4 / 0.5) = 8 (11x8, bicubic), the centre 4x4,
+        // ImageNet's mean and std
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "image_processor_type": "ConvNextImageProcessor", "size": {"shortest_edge": 4},
+            "crop_pct": 0.5, "resample": 3,
+            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]
+        }))
+        .unwrap();
+        assert_eq!(p.resized_size(10, 7), Some((11, 8)));
+        let mut data = Vec::new();
+        for y in 0..7usize {
+            for x in 0..10usize {
+                for c in 0..3usize {
+                    data.push(((x * 37 + y * 11 + c * 53) % 256) as u8);
+                }
+            }
+        }
+        let img = Image8 {
+            width: 10,
+            height: 7,
+            channels: 3,
+            data,
+        };
+        let px = p.preprocess(&img, 1000).unwrap();
+        assert_eq!((px.width, px.height), (4, 4));
+        let red_row0 = [
+            -0.097_183_026_373_386_38,
+            0.485_058_695_077_896_1,
+            1.067_300_319_671_630_9,
+            1.855_038_881_301_879_9,
+        ];
+        let blue_row3 = [
+            -0.863_267_958_164_215_1,
+            -1.647_581_696_510_315,
+            -0.654_117_524_623_870_8,
+            -0.113_812_558_352_947_24,
+        ];
+        for (got, want) in px.data[0..4].iter().zip(red_row0) {
+            assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        for (got, want) in px.data[32 + 12..32 + 16].iter().zip(blue_row3) {
+            assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn mobilenet_defaults_and_the_model_type_fallback() {
+        // no class named: config.json's model_type picks MobileNetV2ImageProcessor, whose bare
+        // number is a shortest edge and which crops by default (AutoImageProcessor does the same)
+        let cfg = serde_json::json!({"size": 40, "crop_size": 32});
+        let p = ImageProcessor::from_config_of(&cfg, Some("mobilenet_v2")).unwrap();
+        assert_eq!(p.resize, Some(Size::ShortestEdge(40)));
+        assert_eq!(p.center_crop, Some((32, 32)));
+        assert_eq!(p.resized_size(64, 48), Some((53, 40)));
+        // read as ViT's: a square resize, no crop
+        let p = ImageProcessor::from_config(&cfg).unwrap();
+        assert_eq!(
+            (p.resize, p.center_crop),
+            (
+                Some(Size::Exact {
+                    height: 40,
+                    width: 40
+                }),
+                None
+            )
+        );
+        // MobileNetV2ImageProcessor's own defaults: shortest edge 256, a 224 crop
+        let p = ImageProcessor::from_config(
+            &serde_json::json!({"image_processor_type": "MobileNetV2ImageProcessor"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.resize, p.center_crop),
+            (Some(Size::ShortestEdge(256)), Some((224, 224)))
+        );
     }
 }
