@@ -73,11 +73,15 @@ fn dinov2_follows_the_image_grid_and_batches_by_size() {
 }
 
 #[test]
-fn beit_resizes_its_position_tables_to_non_square_windows() {
+fn beit_resizes_its_position_tables_to_the_image_window() {
     let m = load("beit-image-classification");
-    let out = m.logits(&[pixels(24, 40), pixels(40, 40)]).expect("logits");
+    let out = m
+        .logits(&[pixels(24, 40), pixels(40, 40), pixels(32, 32)])
+        .expect("logits");
     assert_close(&out[0], &[0.89374, 0.90521, 0.85287, 0.14212, -0.47622]);
     assert_close(&out[1], &[1.07236, 0.54566, 0.57311, 0.43029, -0.11184]);
+    // the configured 4x4 window: the tables as they are (the bias built at load)
+    assert_close(&out[2], &[1.09011, 0.34892, 0.43591, 1.00655, -0.13705]);
 }
 
 #[test]

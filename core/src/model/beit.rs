@@ -97,6 +97,9 @@ struct RelativeBias {
     heads: usize,
     /// The configured window (patch grid), `(rows, cols)`.
     window: (usize, usize),
+    /// The bias of the configured window, `[1, heads, 1 + n, 1 + n]`, built once: the images of
+    /// a processor that crops to the model's size all have it.
+    configured: Option<Tensor>,
 }
 
 impl RelativeBias {
@@ -111,11 +114,23 @@ impl RelativeBias {
             .to_device(&Device::Cpu)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        Ok(Self {
+        let mut rb = Self {
             table,
             heads,
             window,
-        })
+            configured: None,
+        };
+        rb.configured = Some(rb.bias_tensor(window, vb.device())?);
+        Ok(rb)
+    }
+
+    /// [`Self::bias`] as a `[1, heads, 1 + n, 1 + n]` tensor on `device`.
+    fn bias_tensor(&self, window: (usize, usize), device: &Device) -> candle_core::Result<Tensor> {
+        if let (Some(t), true) = (&self.configured, window == self.window) {
+            return Ok(t.clone());
+        }
+        let n = window.0 * window.1 + 1;
+        Tensor::from_vec(self.bias(window), (1, self.heads, n, n), device)
     }
 
     /// The bias of an image whose patch grid is `window`: `[heads, 1 + n, 1 + n]` (`n` patches,
@@ -341,13 +356,7 @@ impl BeitClassifier {
                 interpolate_positions(position, (*side, *side), (height, width), window)?;
             hs = hs.broadcast_add(&position)?;
         }
-        let heads = |bias: &RelativeBias| {
-            Tensor::from_vec(
-                bias.bias(window),
-                (1, bias.heads, n + 1, n + 1),
-                &self.device,
-            )
-        };
+        let heads = |bias: &RelativeBias| bias.bias_tensor(window, &self.device);
         let shared = self.shared.as_ref().map(heads).transpose()?;
         for (layer, own) in &self.layers {
             let bias = match (own.as_ref().map(heads).transpose()?, &shared) {
@@ -410,6 +419,7 @@ mod tests {
             table: vec![10.0, 11.0, 12.0, 20.0, 21.0, 22.0],
             heads: 1,
             window: (1, 2),
+            configured: None,
         };
         assert_eq!(
             rb.bias((1, 2)),
@@ -420,6 +430,7 @@ mod tests {
             table: (0..12).map(|i| (i as f32).powf(1.5)).collect(),
             heads: 1,
             window: (2, 2),
+            configured: None,
         };
         let got = rb.bias((3, 3));
         assert_eq!(got.len(), 100);
