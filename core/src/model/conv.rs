@@ -351,6 +351,42 @@ fn depthwise(
     Tensor::from_vec(planes.concat(), (b, c, oh, ow), x.device())
 }
 
+/// transformers' `ResNetConvLayer` and `MobileNetV{1,2}ConvLayer`: a convolution without bias
+/// (`convolution`) with its eval-mode batch norm (`normalization`) folded in, then an optional
+/// activation.
+pub(crate) struct ConvLayer {
+    pub(crate) conv: Conv,
+    act: Option<ConvAct>,
+}
+
+impl ConvLayer {
+    /// Loads `convolution` and `normalization` (with `eps`) under `vb`.
+    pub(crate) fn load(
+        vb: VarBuilder,
+        spec: ConvSpec,
+        eps: f64,
+        act: Option<ConvAct>,
+    ) -> Result<Self> {
+        Ok(Self {
+            conv: Conv::load_with_batch_norm(
+                vb.pp("convolution"),
+                vb.pp("normalization"),
+                spec,
+                eps,
+            )?,
+            act,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv.forward(x)?;
+        match self.act {
+            Some(a) => a.apply(&y),
+            None => Ok(y),
+        }
+    }
+}
+
 /// `nn.AdaptiveAvgPool2d((1, 1))` flattened, or `x.mean([-2, -1])`: `[b, c, h, w]` to `[b, c]`.
 pub(crate) fn global_average(x: &Tensor) -> Result<Tensor> {
     x.flatten_from(2)?.mean(2)

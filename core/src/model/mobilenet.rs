@@ -19,7 +19,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::conv::{chain_size, global_average, logits_each, Conv, ConvAct, ConvSpec, Padding};
+use super::conv::{chain_size, global_average, logits_each, ConvAct, ConvLayer, ConvSpec, Padding};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
@@ -92,42 +92,20 @@ fn py_round(x: f64) -> usize {
     x.round_ties_even().max(0.0) as usize
 }
 
-/// `MobileNetV{1,2}ConvLayer`: a convolution (no bias), its batch norm, an optional activation.
-struct ConvLayer {
-    conv: Conv,
+/// `MobileNetV{1,2}ConvLayer`: a convolution (no bias, TensorFlow's or symmetric padding), its
+/// batch norm, an optional activation.
+fn conv_layer(
+    vb: VarBuilder,
+    cfg: &Config,
+    spec: ConvSpec,
     act: Option<ConvAct>,
-}
-
-impl ConvLayer {
-    fn load(
-        vb: VarBuilder,
-        cfg: &Config,
-        spec: ConvSpec,
-        act: Option<ConvAct>,
-    ) -> candle_core::Result<Self> {
-        let padding = if cfg.tf_padding {
-            Padding::TfSame
-        } else {
-            Padding::Symmetric((spec.kernel - 1) / 2 * spec.dilation)
-        };
-        Ok(Self {
-            conv: Conv::load_with_batch_norm(
-                vb.pp("convolution"),
-                vb.pp("normalization"),
-                spec.padding(padding),
-                cfg.layer_norm_eps,
-            )?,
-            act,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        match self.act {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        }
-    }
+) -> candle_core::Result<ConvLayer> {
+    let padding = if cfg.tf_padding {
+        Padding::TfSame
+    } else {
+        Padding::Symmetric((spec.kernel - 1) / 2 * spec.dilation)
+    };
+    ConvLayer::load(vb, spec.padding(padding), cfg.layer_norm_eps, act)
 }
 
 /// A sequence of convolution layers, with the residual around it when it keeps the shape.
@@ -183,7 +161,7 @@ fn v1_blocks(
     };
     let mut depth = 32;
     let mut out = scaled(depth);
-    let mut blocks = vec![one(ConvLayer::load(
+    let mut blocks = vec![one(conv_layer(
         base.pp("conv_stem"),
         cfg,
         ConvSpec::new(cfg.num_channels, out, 3).stride(2),
@@ -196,13 +174,13 @@ fn v1_blocks(
             depth *= 2;
             out = scaled(depth);
         }
-        blocks.push(one(ConvLayer::load(
+        blocks.push(one(conv_layer(
             base.pp(format!("layer.{}", 2 * i)),
             cfg,
             ConvSpec::new(in_ch, in_ch, 3).stride(stride).groups(in_ch),
             Some(act),
         )?));
-        blocks.push(one(ConvLayer::load(
+        blocks.push(one(conv_layer(
             base.pp(format!("layer.{}", 2 * i + 1)),
             cfg,
             ConvSpec::new(in_ch, out, 1),
@@ -237,27 +215,27 @@ fn v2_blocks(
 
     let stem = base.pp("conv_stem");
     let expanded = scaled(32);
-    let mut layers = vec![ConvLayer::load(
+    let mut layers = vec![conv_layer(
         stem.pp("first_conv"),
         cfg,
         ConvSpec::new(cfg.num_channels, expanded, 3).stride(2),
         a,
     )?];
     if !cfg.first_layer_is_expansion {
-        layers.push(ConvLayer::load(
+        layers.push(conv_layer(
             stem.pp("expand_1x1"),
             cfg,
             ConvSpec::new(expanded, expanded, 1),
             a,
         )?);
     }
-    layers.push(ConvLayer::load(
+    layers.push(conv_layer(
         stem.pp("conv_3x3"),
         cfg,
         ConvSpec::new(expanded, expanded, 3).groups(expanded),
         a,
     )?);
-    layers.push(ConvLayer::load(
+    layers.push(conv_layer(
         stem.pp("reduce_1x1"),
         cfg,
         ConvSpec::new(expanded, channels[0], 1),
@@ -288,8 +266,8 @@ fn v2_blocks(
         let l = base.pp(format!("layer.{i}"));
         blocks.push(Block {
             layers: vec![
-                ConvLayer::load(l.pp("expand_1x1"), cfg, ConvSpec::new(in_ch, hidden, 1), a)?,
-                ConvLayer::load(
+                conv_layer(l.pp("expand_1x1"), cfg, ConvSpec::new(in_ch, hidden, 1), a)?,
+                conv_layer(
                     l.pp("conv_3x3"),
                     cfg,
                     ConvSpec::new(hidden, hidden, 3)
@@ -298,7 +276,7 @@ fn v2_blocks(
                         .dilation(layer_dilation),
                     a,
                 )?,
-                ConvLayer::load(
+                conv_layer(
                     l.pp("reduce_1x1"),
                     cfg,
                     ConvSpec::new(hidden, out_ch, 1),
@@ -315,7 +293,7 @@ fn v2_blocks(
         scaled(1280)
     };
     blocks.push(Block {
-        layers: vec![ConvLayer::load(
+        layers: vec![conv_layer(
             base.pp("conv_1x1"),
             cfg,
             ConvSpec::new(last, out, 1),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::conv::{
-    chain_size, global_average, logits_each, max_pool, Conv, ConvAct, ConvSpec, Padding,
+    chain_size, global_average, logits_each, max_pool, Conv, ConvAct, ConvLayer, ConvSpec, Padding,
 };
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
@@ -55,41 +55,18 @@ impl Default for Config {
 
 /// `ResNetConvLayer`: a convolution (padding `kernel / 2`, no bias), a batch norm, an optional
 /// activation.
-struct ConvLayer {
-    conv: Conv,
+fn conv_layer(
+    vb: VarBuilder,
+    in_ch: usize,
+    out_ch: usize,
+    kernel: usize,
+    stride: usize,
     act: Option<ConvAct>,
-}
-
-impl ConvLayer {
-    fn load(
-        vb: VarBuilder,
-        in_ch: usize,
-        out_ch: usize,
-        kernel: usize,
-        stride: usize,
-        act: Option<ConvAct>,
-    ) -> candle_core::Result<Self> {
-        let spec = ConvSpec::new(in_ch, out_ch, kernel)
-            .stride(stride)
-            .padding(Padding::Symmetric(kernel / 2));
-        Ok(Self {
-            conv: Conv::load_with_batch_norm(
-                vb.pp("convolution"),
-                vb.pp("normalization"),
-                spec,
-                BN_EPS,
-            )?,
-            act,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        match self.act {
-            Some(a) => a.apply(&y),
-            None => Ok(y),
-        }
-    }
+) -> candle_core::Result<ConvLayer> {
+    let spec = ConvSpec::new(in_ch, out_ch, kernel)
+        .stride(stride)
+        .padding(Padding::Symmetric(kernel / 2));
+    ConvLayer::load(vb, spec, BN_EPS, act)
 }
 
 /// A basic or bottleneck layer with its shortcut.
@@ -132,14 +109,14 @@ impl Layer {
                 (1, stride)
             };
             vec![
-                ConvLayer::load(l.pp("0"), in_ch, reduced, 1, s1, relu)?,
-                ConvLayer::load(l.pp("1"), reduced, reduced, 3, s3, relu)?,
-                ConvLayer::load(l.pp("2"), reduced, out_ch, 1, 1, None)?,
+                conv_layer(l.pp("0"), in_ch, reduced, 1, s1, relu)?,
+                conv_layer(l.pp("1"), reduced, reduced, 3, s3, relu)?,
+                conv_layer(l.pp("2"), reduced, out_ch, 1, 1, None)?,
             ]
         } else {
             vec![
-                ConvLayer::load(l.pp("0"), in_ch, out_ch, 3, stride, relu)?,
-                ConvLayer::load(l.pp("1"), out_ch, out_ch, 3, 1, None)?,
+                conv_layer(l.pp("0"), in_ch, out_ch, 3, stride, relu)?,
+                conv_layer(l.pp("1"), out_ch, out_ch, 3, 1, None)?,
             ]
         };
         Ok(Self {
@@ -225,7 +202,7 @@ impl ResNet {
         let act = ConvAct::parse(&cfg.hidden_act)?;
         let vb = var_builder(files, DType::F32, device)?;
         let base = vb.pp("resnet");
-        let stem = ConvLayer::load(
+        let stem = conv_layer(
             base.pp("embedder.embedder"),
             cfg.num_channels,
             cfg.embedding_size,
