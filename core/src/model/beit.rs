@@ -7,13 +7,13 @@
 //! (`use_mean_pooling`) or the CLS token through the final layer norm, and the classifier.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{conv2d, layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
 use super::image_classifier::{logits_by_size, need_labels, Side2};
-use super::layers::{interpolate_positions, LayerDims, PreNormLayer, BEIT_NAMES};
+use super::layers::{interpolate_positions, LayerDims, PatchEmbedding, PreNormLayer, BEIT_NAMES};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::interpolate::bilinear_taps;
@@ -212,7 +212,7 @@ enum Pooling {
 
 /// A loaded BEiT classifier.
 pub struct BeitClassifier {
-    patch: Conv2d,
+    patch: PatchEmbedding,
     patch_size: usize,
     /// `[1, 1, hidden]`.
     cls: Tensor,
@@ -320,18 +320,8 @@ impl BeitClassifier {
         } else {
             Pooling::Cls(layer_norm(h, cfg.layer_norm_eps, vb.pp("beit.layernorm"))?)
         };
-        let patch_cfg = Conv2dConfig {
-            stride: p,
-            ..Default::default()
-        };
         Ok(Self {
-            patch: conv2d(
-                cfg.num_channels,
-                h,
-                p,
-                patch_cfg,
-                emb.pp("patch_embeddings.projection"),
-            )?,
+            patch: PatchEmbedding::load(&emb, cfg.num_channels, h, p)?,
             patch_size: p,
             cls: emb.get((1, 1, h), "cls_token")?,
             position,
@@ -347,7 +337,7 @@ impl BeitClassifier {
         let (b, _, height, width) = x.dims4()?;
         let p = self.patch_size;
         let window = (height / p, width / p);
-        let patches = self.patch.forward(x)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self.patch.tokens(x)?;
         let (n, h) = (patches.dim(1)?, patches.dim(2)?);
         let cls = self.cls.broadcast_as((b, 1, h))?;
         let mut hs = Tensor::cat(&[&cls, &patches], 1)?;

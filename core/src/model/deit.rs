@@ -7,13 +7,13 @@
 //! distillation token.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{conv2d, layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
 use super::image_classifier::{logits_by_size, need_labels, Side2};
-use super::layers::{LayerDims, PreNormLayer, VIT_NAMES};
+use super::layers::{LayerDims, PatchEmbedding, PreNormLayer, VIT_NAMES};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
@@ -90,7 +90,7 @@ enum Head {
 
 /// A loaded DeiT classifier.
 pub struct DeitClassifier {
-    patch: Conv2d,
+    patch: PatchEmbedding,
     /// `[1, 1, hidden]` each.
     cls: Tensor,
     distillation: Tensor,
@@ -180,18 +180,8 @@ impl DeitClassifier {
         } else {
             Head::Cls(linear(h, labels, vb.pp("classifier"))?)
         };
-        let patch_cfg = Conv2dConfig {
-            stride: p,
-            ..Default::default()
-        };
         Ok(Self {
-            patch: conv2d(
-                cfg.num_channels,
-                h,
-                p,
-                patch_cfg,
-                emb.pp("patch_embeddings.projection"),
-            )?,
+            patch: PatchEmbedding::load(&emb, cfg.num_channels, h, p)?,
             cls: emb.get((1, 1, h), "cls_token")?,
             distillation: emb.get((1, 1, h), "distillation_token")?,
             position: emb.get((1, patches + 2, h), "position_embeddings")?,
@@ -205,7 +195,7 @@ impl DeitClassifier {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let b = x.dim(0)?;
-        let patches = self.patch.forward(x)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self.patch.tokens(x)?;
         let h = patches.dim(2)?;
         let cls = self.cls.broadcast_as((b, 1, h))?;
         let dist = self.distillation.broadcast_as((b, 1, h))?;

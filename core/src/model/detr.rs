@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
-use super::layers::activate;
+use super::layers::{activate, attend, split_heads};
 use super::loader::{var_builder, ModelFiles};
 use super::object_detector::{Detections, ObjectDetector};
 use crate::error::ToolkitError;
@@ -592,13 +592,6 @@ impl Attention {
         })
     }
 
-    fn split(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, s, d) = x.dims3()?;
-        x.reshape((b, s, self.heads, d / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     /// `queries` `[b, t, d]` and `keys` `[b, s, d]` with their positions added, `values`
     /// `[b, s, d]` without; `mask`: an additive `[b, 1, 1, s]` key mask, or none.
     fn forward(
@@ -608,19 +601,13 @@ impl Attention {
         values: &Tensor,
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, d) = queries.dims3()?;
+        let d = queries.dim(2)?;
         let scaling = ((d / self.heads) as f64).powf(-0.5);
-        // transformers scales the projected queries before the product
-        let q = self.split(&(self.q.forward(queries)? * scaling)?)?;
-        let k = self.split(&self.k.forward(keys)?)?;
-        let v = self.split(&self.v.forward(values)?)?;
-        let mut scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?;
-        if let Some(m) = mask {
-            scores = scores.broadcast_add(m)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out.forward(&ctx)
+        // transformers scales the projected queries before the product (then the scores by 1)
+        let q = split_heads(&(self.q.forward(queries)? * scaling)?, self.heads)?;
+        let k = split_heads(&self.k.forward(keys)?, self.heads)?;
+        let v = split_heads(&self.v.forward(values)?, self.heads)?;
+        self.out.forward(&attend(&q, &k, &v, 1.0, mask)?)
     }
 }
 

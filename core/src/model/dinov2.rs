@@ -5,13 +5,13 @@
 //! norm, and the classifier on the CLS token concatenated with the mean of the patch tokens.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{conv2d, layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
 use super::image_classifier::{logits_by_size, need_labels, Side2};
-use super::layers::{interpolate_positions, LayerDims, PreNormLayer, DINOV2_NAMES};
+use super::layers::{interpolate_positions, LayerDims, PatchEmbedding, PreNormLayer, DINOV2_NAMES};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
@@ -79,7 +79,7 @@ struct Config {
 
 /// A loaded DINOv2 classifier.
 pub struct Dinov2Classifier {
-    patch: Conv2d,
+    patch: PatchEmbedding,
     patch_size: usize,
     /// `[1, 1, hidden]`.
     cls: Tensor,
@@ -161,18 +161,8 @@ impl Dinov2Classifier {
                 )
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let patch_cfg = Conv2dConfig {
-            stride: p,
-            ..Default::default()
-        };
         Ok(Self {
-            patch: conv2d(
-                cfg.num_channels,
-                h,
-                p,
-                patch_cfg,
-                emb.pp("patch_embeddings.projection"),
-            )?,
+            patch: PatchEmbedding::load(&emb, cfg.num_channels, h, p)?,
             patch_size: p,
             cls: emb.get((1, 1, h), "cls_token")?,
             position: emb.get((1, 1 + gh * gw, h), "position_embeddings")?,
@@ -187,7 +177,7 @@ impl Dinov2Classifier {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, _, height, width) = x.dims4()?;
         let p = self.patch_size;
-        let patches = self.patch.forward(x)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self.patch.tokens(x)?;
         let h = patches.dim(2)?;
         let n = patches.dim(1)?;
         let cls = self.cls.broadcast_as((b, 1, h))?;

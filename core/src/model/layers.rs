@@ -39,6 +39,70 @@ pub(crate) fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     }
 }
 
+/// ViT's patch embedding (`patch_embeddings.projection`, as DeiT, DINOv2, BEiT and YOLOS name it
+/// too): a `patch × patch` convolution of stride `patch`, read out as tokens.
+pub(crate) struct PatchEmbedding(candle_nn::Conv2d);
+
+impl PatchEmbedding {
+    /// Loads `patch_embeddings.projection` under the embeddings' `vb`.
+    pub(crate) fn load(
+        vb: &VarBuilder,
+        channels: usize,
+        hidden: usize,
+        patch: usize,
+    ) -> Result<Self> {
+        let cfg = candle_nn::Conv2dConfig {
+            stride: patch,
+            ..Default::default()
+        };
+        candle_nn::conv2d(
+            channels,
+            hidden,
+            patch,
+            cfg,
+            vb.pp("patch_embeddings.projection"),
+        )
+        .map(Self)
+    }
+
+    /// `[b, c, h, w]` pixels to `[b, patches, hidden]` tokens, row by row.
+    pub(crate) fn tokens(&self, x: &Tensor) -> Result<Tensor> {
+        self.0.forward(x)?.flatten_from(2)?.transpose(1, 2)
+    }
+}
+
+/// `[b, s, heads · d]` → `[b, heads, s, d]`, contiguous: the heads of a projection.
+pub(crate) fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, s, h) = x.dims3()?;
+    x.reshape((b, s, heads, h / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// Scaled dot-product attention with the heads merged back: `q` `[b, heads, t, d]`, `k` and `v`
+/// `[b, heads, s, d]`; `softmax(q · kᵀ · scale + bias) · v` as `[b, t, heads · d]`. `bias` is
+/// added to the scores as given (a mask, a relative position bias), broadcast.
+pub(crate) fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, heads, t, d) = q.dims4()?;
+    let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
+    if let Some(bias) = bias {
+        scores = scores.broadcast_add(bias)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, heads * d))
+}
+
+/// `1 / sqrt(head size)`, the scale of a layer's attention scores.
+fn head_scale(dims: LayerDims) -> f64 {
+    1.0 / ((dims.hidden / dims.heads) as f64).sqrt()
+}
+
 /// One encoder layer.
 pub(crate) struct EncoderLayer {
     q: Linear,
@@ -68,25 +132,13 @@ impl EncoderLayer {
         })
     }
 
-    fn heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let hd = self.dims.hidden / self.dims.heads;
-        x.reshape((b, s, self.dims.heads, hd))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     /// `x`: `[b, s, h]`; `bias`: additive attention mask `[b, 1, 1, s]`.
     pub(crate) fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let (b, s, h) = x.dims3()?;
-        let hd = h / self.dims.heads;
-        let q = self.heads(&self.q.forward(x)?)?;
-        let k = self.heads(&self.k.forward(x)?)?;
-        let v = self.heads(&self.v.forward(x)?)?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let heads = self.dims.heads;
+        let q = split_heads(&self.q.forward(x)?, heads)?;
+        let k = split_heads(&self.k.forward(x)?, heads)?;
+        let v = split_heads(&self.v.forward(x)?, heads)?;
+        let ctx = attend(&q, &k, &v, head_scale(self.dims), Some(bias))?;
         let attn = self.attn_norm.forward(&(self.out.forward(&ctx)? + x)?)?;
         let ff = activate(&self.ff_in.forward(&attn)?, self.dims.act)?;
         self.ff_norm.forward(&(self.ff_out.forward(&ff)? + attn)?)
@@ -213,30 +265,15 @@ impl PreNormLayer {
         })
     }
 
-    fn heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let hd = self.dims.hidden / self.dims.heads;
-        x.reshape((b, s, self.dims.heads, hd))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     /// `x`: `[b, s, h]`; `bias`: an additive attention bias broadcast to `[b, heads, s, s]`
     /// (CLIP's causal mask, BEiT's relative position bias), or none.
     pub(crate) fn forward(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let (b, s, h) = x.dims3()?;
-        let hd = h / self.dims.heads;
+        let heads = self.dims.heads;
         let a = self.norm1.forward(x)?;
-        let q = self.heads(&self.q.forward(&a)?)?;
-        let k = self.heads(&self.k.forward(&a)?)?;
-        let v = self.heads(&self.v.forward(&a)?)?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let q = split_heads(&self.q.forward(&a)?, heads)?;
+        let k = split_heads(&self.k.forward(&a)?, heads)?;
+        let v = split_heads(&self.v.forward(&a)?, heads)?;
+        let ctx = attend(&q, &k, &v, head_scale(self.dims), bias)?;
         let mut attn = self.out.forward(&ctx)?;
         if let Some((s1, _)) = &self.scales {
             attn = attn.broadcast_mul(s1)?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
-use super::layers::activate;
+use super::layers::{activate, attend, split_heads};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::{interpolate, PixelValues};
@@ -153,28 +153,19 @@ impl Layer {
         })
     }
 
-    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, n, c) = x.dims3()?;
-        x.reshape((b, n, self.heads, c / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     /// `x`: `[b, h·w, c]` tokens of an `h × w` map.
     fn forward(&self, x: &Tensor, h: usize, w: usize) -> candle_core::Result<Tensor> {
-        let (b, n, c) = x.dims3()?;
+        let c = x.dim(2)?;
         let a = self.norm1.forward(x)?;
-        let q = self.split_heads(&self.query.forward(&a)?)?;
+        let q = split_heads(&self.query.forward(&a)?, self.heads)?;
         let kv = match &self.reduction {
             Some((conv, norm)) => norm.forward(&to_tokens(&conv.forward(&to_map(&a, h, w)?)?)?)?,
             None => a,
         };
-        let k = self.split_heads(&self.key.forward(&kv)?)?;
-        let v = self.split_heads(&self.value.forward(&kv)?)?;
+        let k = split_heads(&self.key.forward(&kv)?, self.heads)?;
+        let v = split_heads(&self.value.forward(&kv)?, self.heads)?;
         let scale = 1.0 / ((c / self.heads) as f64).sqrt();
-        let scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
+        let ctx = attend(&q, &k, &v, scale, None)?;
         let x = (self.out.forward(&ctx)? + x)?;
         let m = self.dense1.forward(&self.norm2.forward(&x)?)?;
         let m = self.dwconv.forward(&to_map(&m, h, w)?)?;

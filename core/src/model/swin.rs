@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::config::Activation;
 use super::image_classifier::{logits_by_size, need_labels, Side2};
-use super::layers::activate;
+use super::layers::{activate, split_heads};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
@@ -212,14 +212,9 @@ impl Block {
     ) -> candle_core::Result<Tensor> {
         let (bw, n, c) = x.dims3()?;
         let hd = c / self.heads;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((bw, n, self.heads, hd))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.q.forward(x)?)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
+        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        let k = split_heads(&self.k.forward(x)?, self.heads)?;
+        let v = split_heads(&self.v.forward(x)?, self.heads)?;
         let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? / (hd as f64).sqrt())?
             .broadcast_add(&self.bias)?;
         if let Some(mask) = mask {

@@ -7,12 +7,12 @@
 //! and boxes (`sigmoid`, centre x, centre y, width, height relative to the image).
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{conv2d, layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::Activation;
-use super::layers::{resize_bicubic, LayerDims, PreNormLayer, VIT_NAMES};
+use super::layers::{resize_bicubic, LayerDims, PatchEmbedding, PreNormLayer, VIT_NAMES};
 use super::loader::{var_builder, ModelFiles};
 use super::object_detector::{Detections, ObjectDetector};
 use crate::error::ToolkitError;
@@ -58,7 +58,7 @@ struct Config {
 
 /// A loaded YOLOS.
 pub struct Yolos {
-    patch: Conv2d,
+    patch: PatchEmbedding,
     cls: Tensor,
     detection: Tensor,
     /// `[1, 1 + grid_h·grid_w + detections, hidden]`.
@@ -161,18 +161,8 @@ impl Yolos {
         } else {
             None
         };
-        let patch_cfg = Conv2dConfig {
-            stride: p,
-            ..Default::default()
-        };
         Ok(Self {
-            patch: conv2d(
-                cfg.num_channels,
-                h,
-                p,
-                patch_cfg,
-                emb.pp("patch_embeddings.projection"),
-            )?,
+            patch: PatchEmbedding::load(&emb, cfg.num_channels, h, p)?,
             cls: emb.get((1, 1, h), "cls_token")?,
             detection: emb.get((1, cfg.num_detection_tokens, h), "detection_tokens")?,
             position: emb.get((1, seq, h), "position_embeddings")?,
@@ -230,7 +220,7 @@ impl ObjectDetector for Yolos {
             )));
         }
         let x = Tensor::from_slice(&image.data, (1, 3, image.height, image.width), &self.device)?;
-        let patches = self.patch.forward(&x)?.flatten_from(2)?.transpose(1, 2)?;
+        let patches = self.patch.tokens(&x)?;
         let mut hs = Tensor::cat(&[&self.cls, &patches, &self.detection], 1)?;
         let pos = self.position_for(&self.position.unsqueeze(0)?, gh, gw)?;
         hs = hs.broadcast_add(&pos.squeeze(0)?)?;
