@@ -128,6 +128,8 @@ struct Compiled {
     task: Task,
     request: Validator,
     response: Validator,
+    /// The request schema's `parameters` property names.
+    parameters: Vec<String>,
 }
 
 fn compile(text: &str) -> Result<Validator, String> {
@@ -146,6 +148,14 @@ static COMPILED: LazyLock<Result<Vec<Compiled>, String>> = LazyLock::new(|| {
                 task: s.task,
                 request: compile(s.request).map_err(|e| format!("{} request: {e}", s.task))?,
                 response: compile(s.response).map_err(|e| format!("{} response: {e}", s.task))?,
+                parameters: serde_json::from_str::<Value>(s.request)
+                    .ok()
+                    .and_then(|v| {
+                        v.pointer("/properties/parameters/properties")
+                            .and_then(Value::as_object)
+                            .map(|o| o.keys().cloned().collect())
+                    })
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -215,17 +225,9 @@ fn describe(validator: &Validator, value: &Value) -> Option<String> {
 
 /// The names of a task's `parameters`, as its request schema lists them (empty for a task
 /// without schemas).
-pub fn parameter_names(task: Task) -> Vec<String> {
-    SOURCES
-        .iter()
-        .find(|s| s.task == task)
-        .and_then(|s| serde_json::from_str::<Value>(s.request).ok())
-        .and_then(|v| {
-            v.pointer("/properties/parameters/properties")
-                .and_then(Value::as_object)
-                .map(|o| o.keys().cloned().collect())
-        })
-        .unwrap_or_default()
+/// Read once with the compiled schemas, not per request.
+pub fn parameter_names(task: Task) -> &'static [String] {
+    compiled(task).map_or(&[], |c| c.parameters.as_slice())
 }
 
 /// Validates a decoded request document against the task's request schema.
