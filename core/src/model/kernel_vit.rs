@@ -185,22 +185,10 @@ impl KernelVit {
         debug_assert_eq!(x.len() - start, (grid * grid + 1) * h);
     }
 
-    /// Attention of every image (each `seq` rows of `qkv`).
+    /// Attention of every image (each `seq` rows of `qkv`), one task per image and head.
     fn attention(&self, qkv: &[f32], images: usize, seq: usize) -> Vec<f32> {
         let h = self.hidden;
         let ones = vec![1u32; seq];
-        if images >= kernels::team::threads() {
-            let parts: Vec<Vec<f32>> = kernels::team::map(images, |i| {
-                kernels::attention(
-                    &qkv[i * seq * 3 * h..(i + 1) * seq * 3 * h],
-                    seq,
-                    h,
-                    self.heads,
-                    &ones,
-                )
-            });
-            return parts.concat();
-        }
         let heads = self.heads;
         let parts: Vec<Vec<f32>> = kernels::team::map(images * heads, |t| {
             let (i, head) = (t / heads, t % heads);
