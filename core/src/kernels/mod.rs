@@ -650,7 +650,6 @@ pub fn put_head(ctx: &mut [f32], h: usize, heads: usize, head: usize, part: &[f3
     }
 }
 
-dispatched! {
 /// Head `head` of [`attention`]: its context, `[s, h / heads]`. The heads of one sequence are
 /// independent, so a long sequence can run them on several threads.
 pub fn attention_head(
@@ -659,35 +658,90 @@ pub fn attention_head(
     h: usize,
     heads: usize,
     mask: &[u32],
-    head: usize
+    head: usize,
+) -> Vec<f32> {
+    attention_rows(qkv, s, h, heads, mask, head, 0..s)
+}
+
+dispatched! {
+/// Query rows `rows` of [`attention_head`]: their context, `[rows.len(), h / heads]`, the same
+/// values as those rows of the whole head (each row's sums run in the same order whatever the
+/// rows beside it), so a head can be split across threads by rows.
+///
+/// Both products run on the micro-kernel: the head's keys are packed as the panels of a
+/// `[s, hd]` weight (scores = queries · keysᵀ), its values as those of a `[hd, s]` one
+/// (context = probabilities · values). Packing costs `s · hd` copies against `s² · hd`
+/// multiply-adds per product; a dot product per score instead keeps one accumulator chain per
+/// pair and ran at a fraction of the arithmetic's speed.
+pub fn attention_rows(
+    qkv: &[f32],
+    s: usize,
+    h: usize,
+    heads: usize,
+    mask: &[u32],
+    head: usize,
+    rows: std::ops::Range<usize>
 ) -> Vec<f32> {
     let hd = h / heads;
+    let m = rows.len();
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut ctx = vec![0f32; s * hd];
-    let mut scores = vec![0f32; s * s];
     let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
-    for i in 0..s {
-        let q = &qkv[i * 3 * h + qo..i * 3 * h + qo + hd];
-        for j in 0..s {
-            let kv = &qkv[j * 3 * h + ko..j * 3 * h + ko + hd];
-            let dot = dot8(q, kv);
+    let at = |j: usize, off: usize| &qkv[j * 3 * h + off..j * 3 * h + off + hd];
+    let q: Vec<f32> = rows.clone().flat_map(|i| at(i, qo).iter().copied()).collect();
+    // keys as a [s, hd] weight: panel p holds keys 16p..16p+16, hd rows of 16
+    let mut keys = vec![0f32; s.div_ceil(NR) * hd * NR];
+    for j in 0..s {
+        let (p, c) = (j / NR, j % NR);
+        for (kk, &v) in at(j, ko).iter().enumerate() {
+            keys[(p * hd + kk) * NR + c] = v;
+        }
+    }
+    let mut scores = vec![0f32; m * s];
+    panel_product(&q, m, hd, &keys, s, &mut scores);
+    for row in scores.chunks_exact_mut(s) {
+        for (v, &keep) in row.iter_mut().zip(mask) {
             // masked keys get f32::MIN, as transformers' additive mask
-            scores[i * s + j] = if mask[j] != 0 { dot * scale } else { dot * scale + f32::MIN };
+            *v = if keep != 0 { *v * scale } else { *v * scale + f32::MIN };
         }
     }
     softmax_rows(&mut scores, s);
-    for i in 0..s {
-        let out = &mut ctx[i * hd..(i + 1) * hd];
-        for j in 0..s {
-            let p = scores[i * s + j];
-            let v = &qkv[j * 3 * h + vo..j * 3 * h + vo + hd];
-            for (o, &vv) in out.iter_mut().zip(v) {
-                *o += p * vv;
-            }
+    // values as a [hd, s] weight: panel p holds dimensions 16p..16p+16, s rows of 16
+    let mut values = vec![0f32; hd.div_ceil(NR) * s * NR];
+    for j in 0..s {
+        for (d, &v) in at(j, vo).iter().enumerate() {
+            let (p, c) = (d / NR, d % NR);
+            values[(p * s + j) * NR + c] = v;
         }
     }
+    let mut ctx = vec![0f32; m * hd];
+    panel_product(&scores, m, s, &values, hd, &mut ctx);
     ctx
 }
+}
+
+/// `out[m, n] = x[m, k] · W` on the calling thread, `W` packed as [`PackedLinear`]'s panels
+/// (`n.div_ceil(NR)` panels of `k` rows of `NR`, zero-padded).
+#[inline(always)]
+fn panel_product(x: &[f32], m: usize, k: usize, panels: &[f32], n: usize, out: &mut [f32]) {
+    let calls = m.div_ceil(rows_per_call()).max(1);
+    let (base, extra) = (m / calls, m % calls);
+    for p in 0..n.div_ceil(NR) {
+        let panel = &panels[p * k * NR..(p + 1) * k * NR];
+        let (c0, cols) = (p * NR, NR.min(n - p * NR));
+        let mut r0 = 0;
+        for call in 0..calls {
+            let mr = base + usize::from(call < extra);
+            if mr == 0 {
+                break;
+            }
+            let mut acc = [[0f32; NR]; MR_WIDE];
+            micro(x, r0, mr, k, panel, &[], &mut acc);
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                out[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols].copy_from_slice(&row[..cols]);
+            }
+            r0 += mr;
+        }
+    }
 }
 
 pub mod decode;
@@ -913,10 +967,21 @@ pub(crate) mod tests {
 
     #[test]
     fn attention_matches_candle_with_a_mask() {
-        let (s, h, heads) = (5, 8, 2);
-        let qkv = random(s * 3 * h, 9);
-        let mask = [1, 1, 1, 0, 1];
-        let ours = attention(&qkv, s, h, heads, &mask);
+        // widths and lengths off the panel (16) and tile (6, 12) sizes, and one across several
+        for (s, h, heads, seed) in [(5, 8, 2, 9), (37, 96, 3, 10), (20, 40, 2, 11)] {
+            let qkv = random(s * 3 * h, seed);
+            let mask: Vec<u32> = (0..s).map(|j| u32::from(j % 4 != 3)).collect();
+            let ours = attention(&qkv, s, h, heads, &mask);
+            let theirs = candle_attention(qkv, s, h, heads, &mask);
+            assert!(
+                max_diff(&ours, &theirs) < 1e-5,
+                "s={s} h={h}: {}",
+                max_diff(&ours, &theirs)
+            );
+        }
+    }
+
+    fn candle_attention(qkv: Vec<f32>, s: usize, h: usize, heads: usize, mask: &[u32]) -> Vec<f32> {
         let dev = Device::Cpu;
         let t = Tensor::from_vec(qkv, (s, 3 * h), &dev).unwrap();
         let split = |i: usize| {
@@ -946,11 +1011,21 @@ pub(crate) mod tests {
             .unwrap()
             .reshape((s, h))
             .unwrap();
-        let theirs: Vec<f32> = ctx.flatten_all().unwrap().to_vec1().unwrap();
-        assert!(
-            max_diff(&ours, &theirs) < 1e-5,
-            "{}",
-            max_diff(&ours, &theirs)
-        );
+        ctx.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn a_head_split_by_query_rows_gives_the_whole_heads_values() {
+        let (s, h, heads) = (41, 64, 2);
+        let qkv = random(s * 3 * h, 12);
+        let mask = vec![1u32; s];
+        for head in 0..heads {
+            let whole = attention_head(&qkv, s, h, heads, &mask, head);
+            let mut parts = Vec::new();
+            for rows in [0..7, 7..8, 8..30, 30..41] {
+                parts.extend(attention_rows(&qkv, s, h, heads, &mask, head, rows));
+            }
+            assert_eq!(whole, parts, "head {head}");
+        }
     }
 }

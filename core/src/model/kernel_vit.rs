@@ -185,32 +185,43 @@ impl KernelVit {
         debug_assert_eq!(x.len() - start, (grid * grid + 1) * h);
     }
 
-    /// Attention of every image (each `seq` rows of `qkv`), one task per image and head.
+    /// Attention of every image (each `seq` rows of `qkv`), one task per image, head and block
+    /// of query rows: a head is split into as many row blocks as it takes to give every thread
+    /// at least two tasks (ViT-tiny's 3 heads on 2 threads would otherwise leave one thread
+    /// idle for a third of the time). The rows of a block get the same values as in the whole
+    /// head.
     fn attention(&self, qkv: &[f32], images: usize, seq: usize) -> Vec<f32> {
         let h = self.hidden;
         let ones = vec![1u32; seq];
         let heads = self.heads;
-        let parts: Vec<Vec<f32>> = kernels::team::map(images * heads, |t| {
-            let (i, head) = (t / heads, t % heads);
-            kernels::attention_head(
+        let units = images * heads;
+        let blocks = (2 * kernels::team::threads())
+            .div_ceil(units)
+            .clamp(1, seq.max(1));
+        let per = seq.div_ceil(blocks);
+        let hd = h / heads;
+        let parts: Vec<Vec<f32>> = kernels::team::map(units * blocks, |t| {
+            let (unit, b) = (t / blocks, t % blocks);
+            let (i, head) = (unit / heads, unit % heads);
+            kernels::attention_rows(
                 &qkv[i * seq * 3 * h..(i + 1) * seq * 3 * h],
                 seq,
                 h,
                 heads,
                 &ones,
                 head,
+                (b * per).min(seq)..((b + 1) * per).min(seq),
             )
         });
         let mut ctx = vec![0f32; images * seq * h];
         for (t, part) in parts.iter().enumerate() {
-            let (i, head) = (t / heads, t % heads);
-            kernels::put_head(
-                &mut ctx[i * seq * h..(i + 1) * seq * h],
-                h,
-                heads,
-                head,
-                part,
-            );
+            let (unit, b) = (t / blocks, t % blocks);
+            let (i, head) = (unit / heads, unit % heads);
+            let r0 = i * seq + (b * per).min(seq);
+            for (r, p) in part.chunks_exact(hd).enumerate() {
+                let o = (r0 + r) * h + head * hd;
+                ctx[o..o + hd].copy_from_slice(p);
+            }
         }
         ctx
     }
