@@ -176,24 +176,38 @@ impl PackedLinear {
         // 12 + 2, whose 2-row call would stream the panel for few products)
         let calls = m.div_ceil(rows_per_call()).max(1);
         let (base, extra) = (m / calls, m % calls);
-        for p in range.clone() {
-            let panel = &panels[p * k * NR..(p + 1) * k * NR];
-            // the next panel is prefetched while this one is computed (decoding streams the
+        // with AVX-512, two panels at a time: 12 rows x 32 columns per call, 24 accumulators,
+        // 2 weight loads and 12 broadcasts per 24 multiply-adds (one panel: 13 loads per 12)
+        let pairs = has_avx512() && base >= MR;
+        let mut p = range.start;
+        while p < range.end {
+            let two = pairs && p + 1 < range.end;
+            let width = if two { 2 } else { 1 };
+            let panel = &panels[p * k * NR..(p + width) * k * NR];
+            // the next panel(s) are prefetched while these are computed (decoding streams the
             // weights from memory once per step: overlap the loads with the arithmetic)
             let next = panels
-                .get((p + 1) * k * NR..(p + 2) * k * NR)
+                .get((p + width) * k * NR..((p + 2 * width) * k * NR).min(panels.len()))
                 .unwrap_or(&[]);
             let c0 = p * NR;
-            let cols = NR.min(self.n - c0);
+            let cols = (width * NR).min(self.n - c0);
             let bias = &self.bias[c0..c0 + cols];
             let mut r0 = 0;
             for call in 0..calls {
                 let mr = base + usize::from(call < extra);
-                let mut acc = [[0f32; NR]; MR_WIDE];
                 // one row streams well on the hardware prefetcher alone; several rows compute
                 // long enough per panel that the next one is worth asking for
                 let ahead = if r0 == 0 && m > 1 { next } else { &[] };
-                micro(x, r0, mr, k, panel, ahead, &mut acc);
+                let mut acc = [[0f32; 2 * NR]; MR_WIDE];
+                if two {
+                    micro_pair(x, r0, mr, k, panel, ahead, &mut acc);
+                } else {
+                    let mut one = [[0f32; NR]; MR_WIDE];
+                    micro(x, r0, mr, k, panel, ahead, &mut one);
+                    for (a, o) in acc.iter_mut().zip(&one) {
+                        a[..NR].copy_from_slice(o);
+                    }
+                }
                 for (r, row) in acc.iter().enumerate().take(mr) {
                     let dst = out.span(r0 + r, c0, cols);
                     for ((dst, &a), &b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
@@ -202,6 +216,7 @@ impl PackedLinear {
                 }
                 r0 += mr;
             }
+            p += width;
         }
         // the activation over this thread's columns, row by row (one call per row: a call per
         // 16-column panel costs twice as much)
@@ -333,6 +348,98 @@ fn micro_avx512<W: Weight>(
         7 => tile::<7, true, W>(x, r0, k, panel, next, acc),
         _ => micro_body::<true, W>(x, r0, mr, k, panel, next, acc),
     }
+}
+
+/// Two adjacent panels (`panels`: `2 · k · NR` weights) for 7 to 12 rows, on AVX-512 only (the
+/// caller checks): `acc[r][..NR]` from the first panel, `acc[r][NR..]` from the second, each sum
+/// in the same order as [`micro`]'s, so a column's value does not depend on its pairing.
+fn micro_pair<W: Weight>(
+    x: &[f32],
+    r0: usize,
+    mr: usize,
+    k: usize,
+    panels: &[W],
+    next: &[W],
+    acc: &mut [[f32; 2 * NR]; MR_WIDE],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU supports AVX-512F/VL, AVX2 and FMA (checked just above), the only
+            // requirement of the function's `#[target_feature]`.
+            unsafe {
+                micro_pair_avx512(x, r0, mr, k, panels, next, acc)
+            };
+            return;
+        }
+    }
+    // not reached (pairs are only formed on AVX-512); the portable equivalent
+    let (a, b) = panels.split_at(k * NR);
+    for (half, panel) in [(0, a), (1, b)] {
+        let mut one = [[0f32; NR]; MR_WIDE];
+        micro(x, r0, mr, k, panel, &[], &mut one);
+        for (dst, src) in acc.iter_mut().zip(&one) {
+            dst[half * NR..(half + 1) * NR].copy_from_slice(src);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+fn micro_pair_avx512<W: Weight>(
+    x: &[f32],
+    r0: usize,
+    mr: usize,
+    k: usize,
+    panels: &[W],
+    next: &[W],
+    acc: &mut [[f32; 2 * NR]; MR_WIDE],
+) {
+    match mr {
+        12 => tile_pair::<12, W>(x, r0, k, panels, next, acc),
+        11 => tile_pair::<11, W>(x, r0, k, panels, next, acc),
+        10 => tile_pair::<10, W>(x, r0, k, panels, next, acc),
+        9 => tile_pair::<9, W>(x, r0, k, panels, next, acc),
+        8 => tile_pair::<8, W>(x, r0, k, panels, next, acc),
+        7 => tile_pair::<7, W>(x, r0, k, panels, next, acc),
+        _ => tile_pair::<6, W>(x, r0, k, panels, next, acc),
+    }
+}
+
+/// [`tile`] over two panels at once (FMA only: AVX-512 implies it).
+#[inline(always)]
+fn tile_pair<const R: usize, W: Weight>(
+    x: &[f32],
+    r0: usize,
+    k: usize,
+    panels: &[W],
+    next: &[W],
+    out: &mut [[f32; 2 * NR]; MR_WIDE],
+) {
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(r0 + r) * k..(r0 + r + 1) * k]);
+    let (a, b) = panels.split_at(k * NR);
+    let mut acc = [[0f32; 2 * NR]; R];
+    let every = (64 / (NR * std::mem::size_of::<W>())).max(1);
+    for (kk, (wa, wb)) in a
+        .chunks_exact(NR)
+        .zip(b.chunks_exact(NR))
+        .enumerate()
+        .take(k)
+    {
+        if kk % every == 0 {
+            prefetch(next, kk * NR);
+            prefetch(next, (k + kk) * NR);
+        }
+        for r in 0..R {
+            let xv = rows[r][kk];
+            for j in 0..NR {
+                acc[r][j] = xv.mul_add(wa[j].widen(), acc[r][j]);
+                acc[r][NR + j] = xv.mul_add(wb[j].widen(), acc[r][NR + j]);
+            }
+        }
+    }
+    out[..R].copy_from_slice(&acc);
 }
 
 fn micro_generic<W: Weight>(
