@@ -171,53 +171,7 @@ impl PackedLinear {
         out: &mut Rows,
         act: Option<fn(&mut [f32])>,
     ) {
-        let k = self.k;
-        // rows in calls of at most `rows_per_call()`, as even as possible (14 rows: 7 + 7, not
-        // 12 + 2, whose 2-row call would stream the panel for few products)
-        let calls = m.div_ceil(rows_per_call()).max(1);
-        let (base, extra) = (m / calls, m % calls);
-        // with AVX-512, two panels at a time: 12 rows x 32 columns per call, 24 accumulators,
-        // 2 weight loads and 12 broadcasts per 24 multiply-adds (one panel: 13 loads per 12)
-        let pairs = has_avx512() && base >= MR;
-        let mut p = range.start;
-        while p < range.end {
-            let two = pairs && p + 1 < range.end;
-            let width = if two { 2 } else { 1 };
-            let panel = &panels[p * k * NR..(p + width) * k * NR];
-            // the next panel(s) are prefetched while these are computed (decoding streams the
-            // weights from memory once per step: overlap the loads with the arithmetic)
-            let next = panels
-                .get((p + width) * k * NR..((p + 2 * width) * k * NR).min(panels.len()))
-                .unwrap_or(&[]);
-            let c0 = p * NR;
-            let cols = (width * NR).min(self.n - c0);
-            let bias = &self.bias[c0..c0 + cols];
-            let mut r0 = 0;
-            for call in 0..calls {
-                let mr = base + usize::from(call < extra);
-                // one row streams well on the hardware prefetcher alone; several rows compute
-                // long enough per panel that the next one is worth asking for
-                let ahead = if r0 == 0 && m > 1 { next } else { &[] };
-                let mut acc = [[0f32; 2 * NR]; MR_WIDE];
-                if two {
-                    micro_pair(x, r0, mr, k, panel, ahead, &mut acc);
-                } else {
-                    let mut one = [[0f32; NR]; MR_WIDE];
-                    micro(x, r0, mr, k, panel, ahead, &mut one);
-                    for (a, o) in acc.iter_mut().zip(&one) {
-                        a[..NR].copy_from_slice(o);
-                    }
-                }
-                for (r, row) in acc.iter().enumerate().take(mr) {
-                    let dst = out.span(r0 + r, c0, cols);
-                    for ((dst, &a), &b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
-                        *dst = a + b;
-                    }
-                }
-                r0 += mr;
-            }
-            p += width;
-        }
+        panel_rows(panels, self.k, self.n, &self.bias, x, m, range.clone(), out);
         // the activation over this thread's columns, row by row (one call per row: a call per
         // 16-column panel costs twice as much)
         if let Some(act) = act.filter(|_| !range.is_empty()) {
@@ -227,6 +181,71 @@ impl PackedLinear {
                 act(out.span(r, c0, cols));
             }
         }
+    }
+}
+
+/// Panels `range` of a packed `[n, k]` weight times `x` (`[m, k]`), plus `bias` (`[n]`), into
+/// their columns of `out`, on the calling thread.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn panel_rows<W: Weight>(
+    panels: &[W],
+    k: usize,
+    n: usize,
+    bias: &[f32],
+    x: &[f32],
+    m: usize,
+    range: std::ops::Range<usize>,
+    out: &mut Rows,
+) {
+    if m == 0 {
+        return;
+    }
+    // rows in calls of at most `rows_per_call()`, as even as possible (14 rows: 7 + 7, not
+    // 12 + 2, whose 2-row call would stream the panel for few products)
+    let calls = m.div_ceil(rows_per_call()).max(1);
+    let (base, extra) = (m / calls, m % calls);
+    // with AVX-512, two panels at a time: 12 rows x 32 columns per call, 24 accumulators,
+    // 2 weight loads and 12 broadcasts per 24 multiply-adds (one panel: 13 loads per 12)
+    let pairs = has_avx512() && base >= MR;
+    let mut p = range.start;
+    while p < range.end {
+        let two = pairs && p + 1 < range.end;
+        let width = if two { 2 } else { 1 };
+        let panel = &panels[p * k * NR..(p + width) * k * NR];
+        // the next panel(s) are prefetched while these are computed (decoding streams the
+        // weights from memory once per step: overlap the loads with the arithmetic)
+        let next = panels
+            .get((p + width) * k * NR..((p + 2 * width) * k * NR).min(panels.len()))
+            .unwrap_or(&[]);
+        let c0 = p * NR;
+        let cols = (width * NR).min(n - c0);
+        let bias = &bias[c0..c0 + cols];
+        let mut r0 = 0;
+        for call in 0..calls {
+            let mr = base + usize::from(call < extra);
+            // one row streams well on the hardware prefetcher alone; several rows compute
+            // long enough per panel that the next one is worth asking for
+            let ahead = if r0 == 0 && m > 1 { next } else { &[] };
+            let mut acc = [[0f32; 2 * NR]; MR_WIDE];
+            if two {
+                micro_pair(x, r0, mr, k, panel, ahead, &mut acc);
+            } else {
+                let mut one = [[0f32; NR]; MR_WIDE];
+                micro(x, r0, mr, k, panel, ahead, &mut one);
+                for (a, o) in acc.iter_mut().zip(&one) {
+                    a[..NR].copy_from_slice(o);
+                }
+            }
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                let dst = out.span(r0 + r, c0, cols);
+                for ((dst, &a), &b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
+                    *dst = a + b;
+                }
+            }
+            r0 += mr;
+        }
+        p += width;
     }
 }
 
@@ -794,7 +813,7 @@ pub fn attention_rows(
     let scale = 1.0 / (hd as f32).sqrt();
     let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
     let at = |j: usize, off: usize| &qkv[j * 3 * h + off..j * 3 * h + off + hd];
-    let q: Vec<f32> = rows.clone().flat_map(|i| at(i, qo).iter().copied()).collect();
+    let q: Vec<f32> = rows.flat_map(|i| at(i, qo).iter().copied()).collect();
     // keys as a [s, hd] weight: panel p holds keys 16p..16p+16, hd rows of 16
     let mut keys = vec![0f32; s.div_ceil(NR) * hd * NR];
     for j in 0..s {
@@ -830,25 +849,17 @@ pub fn attention_rows(
 /// (`n.div_ceil(NR)` panels of `k` rows of `NR`, zero-padded).
 #[inline(always)]
 fn panel_product(x: &[f32], m: usize, k: usize, panels: &[f32], n: usize, out: &mut [f32]) {
-    let calls = m.div_ceil(rows_per_call()).max(1);
-    let (base, extra) = (m / calls, m % calls);
-    for p in 0..n.div_ceil(NR) {
-        let panel = &panels[p * k * NR..(p + 1) * k * NR];
-        let (c0, cols) = (p * NR, NR.min(n - p * NR));
-        let mut r0 = 0;
-        for call in 0..calls {
-            let mr = base + usize::from(call < extra);
-            if mr == 0 {
-                break;
-            }
-            let mut acc = [[0f32; NR]; MR_WIDE];
-            micro(x, r0, mr, k, panel, &[], &mut acc);
-            for (r, row) in acc.iter().enumerate().take(mr) {
-                out[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols].copy_from_slice(&row[..cols]);
-            }
-            r0 += mr;
-        }
-    }
+    let zeros = vec![0f32; n];
+    panel_rows(
+        panels,
+        k,
+        n,
+        &zeros,
+        x,
+        m,
+        0..n.div_ceil(NR),
+        &mut Rows::of(out, n),
+    );
 }
 
 pub mod decode;
@@ -1129,7 +1140,7 @@ pub(crate) mod tests {
         for head in 0..heads {
             let whole = attention_head(&qkv, s, h, heads, &mask, head);
             let mut parts = Vec::new();
-            for rows in [0..7, 7..8, 8..30, 30..41] {
+            for rows in [0..7, 7..8, 8..30, 30..30, 30..41] {
                 parts.extend(attention_rows(&qkv, s, h, heads, &mask, head, rows));
             }
             assert_eq!(whole, parts, "head {head}");
