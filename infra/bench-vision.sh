@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side image-classification benchmark of our `serve` and the Python toolkit (issue: the
-# vision family): a ViT-tiny-shaped and a ViT-base-shaped classifier with random weights (made once
+# vision family): a ViT-tiny-shaped and a ViT-base-shaped classifier with random weights, and the
+# ViT-base stored in bfloat16 (its memory: the toolkit loads it as float32; made once
 # by the reference venv under $REF_ROOT/bench-models), one 640x480 JPEG per request; cold start,
 # single-image latency, 4-client and batch throughput, memory.
 #   bash infra/bench-vision.sh [--requests 20]
@@ -19,7 +20,7 @@ BIN=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/serve
 mkdir -p target
 OUT=target/bench-vision.md
 : > "$OUT"
-for model in vit-tiny vit-base; do
+for model in vit-tiny vit-base vit-base-bf16; do
   "$R/venv/bin/python" infra/bench/bench_vision.py --model "$MODELS/$model" \
     --server-cmd "env HF_TASK=image-classification HF_MODEL_DIR={model} SAGEMAKER_BIND_TO_PORT={port} $BIN" \
     --toolkit-serve "$REF/serve.sh" --markdown "$OUT" "$@"
