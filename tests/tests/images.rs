@@ -478,3 +478,54 @@ fn siglip_tokenizer_matches_transformers() {
     }
     assert!(truncated >= 2, "the records must hold texts that truncate");
 }
+
+/// SigLIP's text tower masks the padding's keys when the tokenizer gives an attention mask
+/// (`model_input_names` naming it) and attends to everything when not (google's checkpoints), as
+/// transformers' `SiglipModel` does: logits recorded from it both ways by
+/// tests/fixtures/record_tokenizer_ids.py.
+#[test]
+fn siglip_attention_mask_follows_model_input_names() {
+    use hf_inference_core::model::siglip::Siglip;
+    use hf_inference_core::tokenize::siglip::SiglipTokenizer;
+    let (dir, _) = hf_inference_tests::fixture_model("siglip-zero-shot-image-classification");
+    let files = hf_inference_core::model::ModelSource::LocalDir(dir.clone())
+        .resolve()
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.config).unwrap()).unwrap();
+    let model = Siglip::load(&files, &config, &candle_core::Device::Cpu).unwrap();
+    let tok = SiglipTokenizer::load(&files).unwrap();
+    let path = hf_inference_tests::fixtures().join("golden/siglip-masked-logits.json");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(rec["image_png_base64"].as_str().unwrap())
+        .unwrap();
+    let rgb = hf_inference_core::vision::decode_rgb(&png, 1 << 20).unwrap();
+    let processor = hf_inference_core::vision::ImageProcessor::load(&dir).unwrap();
+    let pixels = [processor.preprocess(&rgb, 1 << 20).unwrap()];
+    let (ids, masks): (Vec<_>, Vec<_>) = rec["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let e = tok.encode(t.as_str().unwrap(), Some(64)).unwrap();
+            (e.ids, e.attention_mask)
+        })
+        .unzip();
+    let masked = model.logits_per_image(&pixels, &ids, Some(&masks)).unwrap();
+    let unmasked = model.logits_per_image(&pixels, &ids, None).unwrap();
+    for (ours, key) in [(&masked, "masked"), (&unmasked, "unmasked")] {
+        let want: Vec<Vec<f32>> = serde_json::from_value(rec[key].clone()).unwrap();
+        assert_eq!(ours.len(), want.len());
+        for (a, b) in ours[0].iter().zip(&want[0]) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{key}: {:?} vs {:?}",
+                ours[0],
+                want[0]
+            );
+        }
+    }
+    // the mask matters for every text shorter than 64 tokens
+    assert!((masked[0][0] - unmasked[0][0]).abs() > 0.1);
+}
