@@ -1034,4 +1034,32 @@ mod tests {
             (Some(Size::ShortestEdge(256)), Some((224, 224)))
         );
     }
+
+    #[test]
+    fn siglip_defaults_are_a_bicubic_224_square_without_crop() {
+        // SiglipImageProcessor(): size 224x224, BICUBIC, no centre crop; CLIP's is bicubic too
+        for cfg in [
+            serde_json::json!({"image_processor_type": "SiglipImageProcessor"}),
+            serde_json::json!({}),
+        ] {
+            let p = ImageProcessor::from_config_of(&cfg, Some("siglip")).unwrap();
+            assert_eq!(
+                (p.resize, p.center_crop, p.filter),
+                (
+                    Some(Size::Exact {
+                        height: 224,
+                        width: 224
+                    }),
+                    None,
+                    Filter::Bicubic
+                )
+            );
+        }
+        let p = ImageProcessor::from_config(&serde_json::json!({"resample": 2})).unwrap();
+        assert_eq!(p.filter, Filter::Bilinear);
+        let p = ImageProcessor::from_config_of(&serde_json::json!({}), Some("clip")).unwrap();
+        assert_eq!(p.filter, Filter::Bicubic);
+        let p = ImageProcessor::from_config(&serde_json::json!({})).unwrap();
+        assert_eq!(p.filter, Filter::Bilinear);
+    }
 }
