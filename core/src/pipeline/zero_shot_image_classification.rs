@@ -38,9 +38,9 @@ pub const SIGLIP_TEXT_LENGTH: usize = 64;
 #[derive(Debug)]
 enum Network {
     /// CLIP: a fast tokenizer, softmax over the labels.
-    Clip(Clip, TextTokenizer),
+    Clip(Box<Clip>, Box<TextTokenizer>),
     /// SigLIP: `SiglipTokenizer`, a sigmoid per label.
-    Siglip(Siglip, SiglipTokenizer),
+    Siglip(Box<Siglip>, Box<SiglipTokenizer>),
 }
 
 /// A loaded zero-shot image classifier.
@@ -68,7 +68,10 @@ fn siglip(parts: &VisionParts<'_>) -> Result<Network, ToolkitError> {
             "a SigLIP checkpoint with tokenizer.json: only SiglipTokenizer (spiece.model and tokenizer_config.json) is supported",
         ));
     }
-    Ok(Network::Siglip(model, SiglipTokenizer::load(files)?))
+    Ok(Network::Siglip(
+        Box::new(model),
+        Box::new(SiglipTokenizer::load(files)?),
+    ))
 }
 
 /// The registry's constructor.
@@ -83,7 +86,10 @@ pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, Toolkit
                 .pointer("/text_config/pad_token_id")
                 .and_then(Value::as_u64)
                 .unwrap_or(1) as u32;
-            Network::Clip(model, TextTokenizer::load(parts.files, pad)?)
+            Network::Clip(
+                Box::new(model),
+                Box::new(TextTokenizer::load(parts.files, pad)?),
+            )
         }
     };
     let side = match &network {
@@ -196,6 +202,9 @@ fn sigmoid(logits: &[f32]) -> Vec<f32> {
     logits.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect()
 }
 
+/// The hypotheses' token ids, and their attention masks where the model takes them.
+type Tokenized = (Vec<Vec<u32>>, Option<Vec<Vec<u32>>>);
+
 impl ZeroShotImageClassificationPipeline {
     /// The most tokens one hypothesis may have.
     fn max_positions(&self) -> usize {
@@ -207,10 +216,7 @@ impl ZeroShotImageClassificationPipeline {
 
     /// Tokenizes each hypothesis (and, for SigLIP with `model_input_names` naming it, its
     /// attention mask), bounded by the request's token budget.
-    fn tokenize(
-        &self,
-        texts: &[String],
-    ) -> Result<(Vec<Vec<u32>>, Option<Vec<Vec<u32>>>), ToolkitError> {
+    fn tokenize(&self, texts: &[String]) -> Result<Tokenized, ToolkitError> {
         let mut ids = Vec::with_capacity(texts.len());
         let mut masks = Vec::with_capacity(texts.len());
         let mut total = 0usize;

@@ -172,7 +172,7 @@ impl SiglipTokenizer {
             named("unk_token", "<unk>"),
             named("pad_token", "</s>"),
         );
-        let mut special = vec![eos.clone(), unk.clone(), pad.clone()];
+        let mut special = vec![eos.clone(), unk, pad.clone()];
         if let Some(extra) = cfg
             .get("additional_special_tokens")
             .and_then(Value::as_array)
