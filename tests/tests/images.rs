@@ -529,3 +529,34 @@ fn siglip_attention_mask_follows_model_input_names() {
     // the mask matters for every text shorter than 64 tokens
     assert!((masked[0][0] - unmasked[0][0]).abs() > 0.1);
 }
+
+/// SigLIP pads every label to 64 tokens, so the request's token budget (HF_MAX_REQUEST_TOKENS,
+/// 16,384 by default) holds 256 labels; more is a 4xx that says why, before the model runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siglip_labels_count_64_tokens_each_against_the_request_budget() {
+    let app = hf_inference_tests::router_for("siglip-zero-shot-image-classification");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png());
+    let ask = |n: usize| {
+        let labels: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        serde_json::to_vec(&serde_json::json!({
+            "inputs": b64, "parameters": {"candidate_labels": labels}
+        }))
+        .unwrap()
+    };
+    let (status, v) = post(&app, "application/json", ask(256)).await;
+    assert_eq!(status, 200, "{v}");
+    let scores: Vec<f64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 256);
+    // sigmoids, best first: each in (0, 1), not summing to 1
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    assert!(scores.iter().all(|&s| s > 0.0 && s < 1.0));
+    assert!(scores.iter().sum::<f64>() > 2.0);
+    let (status, v) = post(&app, "application/json", ask(257)).await;
+    assert!((400..500).contains(&status), "{status} {v}");
+    assert!(v["message"].as_str().unwrap().contains("64 tokens"), "{v}");
+}

@@ -241,8 +241,14 @@ impl ZeroShotImageClassificationPipeline {
             };
             total += seq.len();
             if total > self.max_tokens {
+                let how = match self.network {
+                    Network::Clip(..) => "send fewer or shorter labels",
+                    Network::Siglip(..) => {
+                        "SigLIP pads every label to 64 tokens: send fewer labels"
+                    }
+                };
                 return Err(ToolkitError::InputTooLong(format!(
-                    "the candidate labels come to more than {} tokens (HF_MAX_REQUEST_TOKENS); send fewer or shorter labels",
+                    "the candidate labels come to more than {} tokens (HF_MAX_REQUEST_TOKENS); {how}",
                     self.max_tokens
                 )));
             }
