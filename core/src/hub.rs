@@ -359,8 +359,9 @@ fn select_files(siblings: &[String]) -> Result<Vec<String>, String> {
         .filter(|f| has(f))
         .map(|f| (*f).to_owned())
         .collect();
-    // a slow SentencePiece tokenizer (SiglipTokenizer) only where no tokenizer.json replaces it
-    if !has("tokenizer.json") && has("spiece.model") {
+    // a slow SentencePiece tokenizer: SiglipTokenizer has no fast class, so transformers reads
+    // spiece.model even beside a tokenizer.json
+    if has("spiece.model") {
         files.push("spiece.model".into());
     }
     if has("model.safetensors") {
@@ -673,7 +674,7 @@ mod tests {
         assert_eq!(f, ["config.json", "tokenizer.json", "model.safetensors"]);
         let f = select_files(&s(&["config.json", "pytorch_model.bin"])).unwrap();
         assert_eq!(f, ["config.json", "pytorch_model.bin"]);
-        // spiece.model for a slow-only SentencePiece tokenizer (SigLIP), not beside tokenizer.json
+        // spiece.model for a slow-only SentencePiece tokenizer (SigLIP)
         let f = select_files(&s(&[
             "config.json",
             "spiece.model",
@@ -690,14 +691,6 @@ mod tests {
                 "model.safetensors"
             ]
         );
-        let f = select_files(&s(&[
-            "config.json",
-            "tokenizer.json",
-            "spiece.model",
-            "model.safetensors",
-        ]))
-        .unwrap();
-        assert_eq!(f, ["config.json", "tokenizer.json", "model.safetensors"]);
         assert!(select_files(&s(&["config.json", "tf_model.h5"]))
             .unwrap_err()
             .contains("weight"));

@@ -560,3 +560,38 @@ async fn siglip_labels_count_64_tokens_each_against_the_request_budget() {
     assert!((400..500).contains(&status), "{status} {v}");
     assert!(v["message"].as_str().unwrap().contains("64 tokens"), "{v}");
 }
+
+/// A SigLIP checkpoint whose tokenizer cannot be SiglipTokenizer's is refused at start with a
+/// message that names what is wrong: another tokenizer class, no spiece.model.
+#[test]
+fn siglip_tokenizer_files_that_cannot_serve_are_refused_at_start() {
+    use hf_inference_core::tokenize::siglip::SiglipTokenizer;
+    let model = "siglip-zero-shot-image-classification";
+    let src = hf_inference_tests::fixtures().join("models").join(model);
+    let dir = std::env::temp_dir().join(format!("hfi-{model}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors", "spiece.model"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap()).unwrap();
+    cfg["tokenizer_class"] = "T5Tokenizer".into();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    let load = || {
+        let files = hf_inference_core::model::ModelSource::LocalDir(dir.clone())
+            .resolve()
+            .unwrap();
+        SiglipTokenizer::load(&files).unwrap_err().to_string()
+    };
+    assert!(load().contains("T5Tokenizer"), "{}", load());
+    std::fs::remove_file(dir.join("tokenizer_config.json")).unwrap();
+    std::fs::remove_file(dir.join("spiece.model")).unwrap();
+    assert!(load().contains("spiece.model"), "{}", load());
+    std::fs::write(dir.join("spiece.model"), b"\x0a\x05garbage").unwrap();
+    assert!(load().contains("SentencePiece"), "{}", load());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -16,7 +16,6 @@ use crate::context::Context;
 use crate::error::ToolkitError;
 use crate::model::clip::Clip;
 use crate::model::siglip::Siglip;
-use crate::model::ModelFiles;
 use crate::task::Task;
 use crate::tokenize::siglip::SiglipTokenizer;
 use crate::tokenize::{TextTokenizer, TokenizeOptions};
@@ -52,8 +51,8 @@ pub struct ZeroShotImageClassificationPipeline {
     max_tokens: usize,
 }
 
-/// The SigLIP network of a `siglip` checkpoint: its slow tokenizer, unless it ships a
-/// `tokenizer.json` (then no `SiglipTokenizer` could be built from it: refused).
+/// The SigLIP network of a `siglip` checkpoint, with its slow `SiglipTokenizer` (transformers
+/// has no fast one, so a `tokenizer.json` beside `spiece.model` is not read).
 fn siglip(parts: &VisionParts<'_>) -> Result<Network, ToolkitError> {
     let model = Siglip::load(parts.files, parts.config, &parts.device)?;
     if model.max_positions() < SIGLIP_TEXT_LENGTH {
@@ -62,15 +61,9 @@ fn siglip(parts: &VisionParts<'_>) -> Result<Network, ToolkitError> {
             model.max_positions()
         )));
     }
-    let files: &ModelFiles = parts.files;
-    if files.tokenizer.is_some() {
-        return Err(ToolkitError::model_load(
-            "a SigLIP checkpoint with tokenizer.json: only SiglipTokenizer (spiece.model and tokenizer_config.json) is supported",
-        ));
-    }
     Ok(Network::Siglip(
         Box::new(model),
-        Box::new(SiglipTokenizer::load(files)?),
+        Box::new(SiglipTokenizer::load(parts.files)?),
     ))
 }
 

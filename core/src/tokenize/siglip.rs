@@ -98,16 +98,6 @@ fn token_text(v: &Value) -> Option<&str> {
 }
 
 impl SiglipTokenizer {
-    /// Whether the checkpoint's tokenizer is a `SiglipTokenizer` that needs this (no
-    /// `tokenizer.json`, `tokenizer_class` `SiglipTokenizer`).
-    pub fn applies(files: &ModelFiles, tokenizer_config: &Value) -> bool {
-        files.tokenizer.is_none()
-            && tokenizer_config
-                .get("tokenizer_class")
-                .and_then(Value::as_str)
-                == Some("SiglipTokenizer")
-    }
-
     /// Loads `spiece.model` and `tokenizer_config.json` (special tokens, `do_lower_case`,
     /// `model_input_names`, `added_tokens_decoder`), with `SiglipTokenizer.__init__`'s defaults.
     pub fn load(files: &ModelFiles) -> Result<Self, ToolkitError> {
@@ -122,6 +112,15 @@ impl SiglipTokenizer {
             }
             None => Value::Null,
         };
+        // transformers has no fast SiglipTokenizer: AutoTokenizer reads spiece.model whether or
+        // not a tokenizer.json is there; another class would tokenize otherwise
+        if let Some(class) = cfg.get("tokenizer_class").and_then(Value::as_str) {
+            if class != "SiglipTokenizer" {
+                return Err(ToolkitError::model_load(format!(
+                    "tokenizer_config.json names {class}; a SigLIP model is served with SiglipTokenizer (spiece.model) only"
+                )));
+            }
+        }
         let path = files.dir.join("spiece.model");
         let bytes = std::fs::read(&path).map_err(|e| {
             ToolkitError::model_load_with(
