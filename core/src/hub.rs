@@ -359,6 +359,11 @@ fn select_files(siblings: &[String]) -> Result<Vec<String>, String> {
         .filter(|f| has(f))
         .map(|f| (*f).to_owned())
         .collect();
+    // a slow SentencePiece tokenizer: SiglipTokenizer has no fast class, so transformers reads
+    // spiece.model even beside a tokenizer.json
+    if has("spiece.model") {
+        files.push("spiece.model".into());
+    }
     if has("model.safetensors") {
         files.push("model.safetensors".into());
     } else if has("model.safetensors.index.json") {
@@ -669,6 +674,23 @@ mod tests {
         assert_eq!(f, ["config.json", "tokenizer.json", "model.safetensors"]);
         let f = select_files(&s(&["config.json", "pytorch_model.bin"])).unwrap();
         assert_eq!(f, ["config.json", "pytorch_model.bin"]);
+        // spiece.model for a slow-only SentencePiece tokenizer (SigLIP)
+        let f = select_files(&s(&[
+            "config.json",
+            "spiece.model",
+            "tokenizer_config.json",
+            "model.safetensors",
+        ]))
+        .unwrap();
+        assert_eq!(
+            f,
+            [
+                "config.json",
+                "tokenizer_config.json",
+                "spiece.model",
+                "model.safetensors"
+            ]
+        );
         assert!(select_files(&s(&["config.json", "tf_model.h5"]))
             .unwrap_err()
             .contains("weight"));

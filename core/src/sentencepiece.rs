@@ -3,7 +3,7 @@
 //! character map) and turned into a `tokenizers` unigram tokenizer that segments as SentencePiece
 //! does (the layout transformers' `SpmConverter` produces for fast tokenizers). Used for Marian
 //! (`MarianTokenizer`: `source.spm` segments, `vocab.json` numbers the pieces, `</s>` closes the
-//! input).
+//! input) and SigLIP (`SiglipTokenizer`: `spiece.model` alone, see `tokenize::siglip`).
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -256,6 +256,59 @@ impl SpmModel {
             },
             "decoder": metaspace,
             "model": {"type": "Unigram", "unk_id": unk_id, "vocab": model_vocab, "byte_fallback": false},
+        }))
+    }
+}
+
+impl SpmModel {
+    /// A `tokenizers` unigram tokenizer that segments as this model's `SentencePieceProcessor`
+    /// with `add_dummy_prefix` switched off (as `SiglipTokenizer.get_spm_processor` loads it):
+    /// the character map, `▁` read as a space, runs of spaces as one and trailing ones dropped
+    /// (`remove_extra_whitespaces`; a leading one is kept: SigLIP's text always follows a
+    /// prefix), spaces as `▁` and the pieces' own ids; no special tokens (the caller splits
+    /// them off first). Control and unused pieces are in the vocabulary as SentencePiece's are,
+    /// but only text that contains their characters could reach them (`<pad>`, `</s>`: SigLIP
+    /// strips `<` and `>` from its text first).
+    pub fn unigram_no_dummy_prefix_json(&self) -> Result<Value, ToolkitError> {
+        if self.model_type != 1 {
+            return Err(ToolkitError::model_load(
+                "only unigram SentencePiece models are supported (trainer_spec.model_type 1)",
+            ));
+        }
+        let unk_id = self
+            .pieces
+            .iter()
+            .position(|p| p.kind == 2)
+            .ok_or_else(|| {
+                ToolkitError::model_load("the SentencePiece model has no unknown piece")
+            })?;
+        let vocab: Vec<Value> = self
+            .pieces
+            .iter()
+            .map(|p| json!([p.piece, p.score]))
+            .collect();
+        let mut normalizers = Vec::new();
+        if !self.charsmap.is_empty() {
+            normalizers.push(json!({
+                "type": "Precompiled",
+                "precompiled_charsmap": base64::engine::general_purpose::STANDARD.encode(&self.charsmap),
+            }));
+        }
+        normalizers
+            .push(json!({"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}));
+        normalizers.push(json!({"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}));
+        normalizers.push(json!({"type": "Strip", "strip_left": false, "strip_right": true}));
+        let metaspace = json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "never", "split": true});
+        Ok(json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": [],
+            "normalizer": {"type": "Sequence", "normalizers": normalizers},
+            "pre_tokenizer": metaspace,
+            "post_processor": null,
+            "decoder": metaspace,
+            "model": {"type": "Unigram", "unk_id": unk_id, "vocab": vocab, "byte_fallback": false},
         }))
     }
 }

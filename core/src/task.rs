@@ -242,7 +242,7 @@ impl TaskSpec {
             )));
         };
         // Ordered: specific names first, then suffixes.
-        const EXACT: [(&str, Task); 6] = [
+        const EXACT: [(&str, Task); 7] = [
             ("TapasForQuestionAnswering", Task::TableQuestionAnswering),
             (
                 "WhisperForConditionalGeneration",
@@ -253,6 +253,7 @@ impl TaskSpec {
                 Task::AutomaticSpeechRecognition,
             ),
             ("CLIPModel", Task::ZeroShotImageClassification),
+            ("SiglipModel", Task::ZeroShotImageClassification),
             ("GPT2LMHeadModel", Task::TextGeneration),
             ("T5WithLMHeadModel", Task::Text2TextGeneration),
         ];

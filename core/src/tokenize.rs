@@ -6,6 +6,8 @@
 //! switched off; we truncate the raw encodings (leaving room for the special tokens, as
 //! `TokenizerImpl::post_process` does) and then add the special tokens.
 
+pub mod siglip;
+
 use std::path::Path;
 
 use std::str::FromStr;

@@ -774,6 +774,12 @@ pub const FIXTURES: &[Fixture] = &[
         note: "CLIP (text and vision towers of 2 layers, projection 16, CLIP BPE tokenizer): candidate_labels and hypothesis_template in JSON, batches; requests without labels (every raw body, JSON without parameters) refused with 400 as the toolkit does.",
     },
     Fixture {
+        golden: "siglip-zero-shot-image-classification",
+        model: "siglip-zero-shot-image-classification",
+        task: "zero-shot-image-classification",
+        note: "SigLIP (towers of 2 layers, the attention-pooling head, logit_scale and logit_bias set so sigmoid scores spread; the slow SentencePiece SiglipTokenizer from spiece.model alone): the harness's cases plus ours: one, many and duplicate labels, punctuation, unicode, whitespace, case, special tokens and the \u{2581} character in labels, a label truncated at 64 tokens, an empty label, templates (plain, no placeholder, {0} and braces, punctuation only, longer than 64 tokens), a large JPEG, a greyscale PNG, batches, refusals.",
+    },
+    Fixture {
         golden: "bart-summarization",
         model: "bart-summarization",
         task: "summarization",

@@ -145,7 +145,16 @@ fn labels_of(v: &serde_json::Value) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_shot_labels_come_with_a_raw_image_in_custom_attributes_or_the_query() {
-    let app = hf_inference_tests::router_for("zero-shot-image-classification");
+    for fixture in [
+        "zero-shot-image-classification",
+        "siglip-zero-shot-image-classification",
+    ] {
+        zero_shot_labels_with_a_raw_image(fixture).await;
+    }
+}
+
+async fn zero_shot_labels_with_a_raw_image(fixture: &str) {
+    let app = hf_inference_tests::router_for(fixture);
     // what the JSON form answers (the golden's request) is the reference
     let b64 = base64::engine::general_purpose::STANDARD.encode(png());
     let json = serde_json::to_vec(&serde_json::json!({
@@ -153,7 +162,7 @@ async fn zero_shot_labels_come_with_a_raw_image_in_custom_attributes_or_the_quer
     }))
     .unwrap();
     let (status, want) = post(&app, "application/json", json).await;
-    assert_eq!(status, 200, "{want}");
+    assert_eq!(status, 200, "{fixture}: {want}");
     assert_eq!(labels_of(&want).len(), 3);
     // the toolkit cannot take labels with a raw body; we take them from the custom attributes
     let attrs = [(
@@ -161,8 +170,8 @@ async fn zero_shot_labels_come_with_a_raw_image_in_custom_attributes_or_the_quer
         "trace=abc-123;candidate_labels=cat,dog,car",
     )];
     let (status, got) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
-    assert_eq!(status, 200, "{got}");
-    assert_eq!(got, want);
+    assert_eq!(status, 200, "{fixture}: {got}");
+    assert_eq!(got, want, "{fixture}");
     // or from the query string
     let (status, got) = post_with(
         &app,
@@ -172,24 +181,32 @@ async fn zero_shot_labels_come_with_a_raw_image_in_custom_attributes_or_the_quer
         png(),
     )
     .await;
-    assert_eq!(status, 200, "{got}");
-    assert_eq!(got, want);
+    assert_eq!(status, 200, "{fixture}: {got}");
+    assert_eq!(got, want, "{fixture}");
     // a template too; a different template gives different scores
     let attrs = [(
         "x-amzn-sagemaker-custom-attributes",
         "candidate_labels=cat,dog;hypothesis_template=a%20picture%20of%20a%20{}",
     )];
     let (status, got) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
-    assert_eq!(status, 200, "{got}");
+    assert_eq!(status, 200, "{fixture}: {got}");
     let mut labels = labels_of(&got);
     labels.sort_unstable();
     assert_eq!(labels, vec!["cat", "dog"]);
+    // the JSON form of the same template answers the same
+    let json = serde_json::to_vec(&serde_json::json!({
+        "inputs": b64, "parameters": {"candidate_labels": ["cat", "dog"], "hypothesis_template": "a picture of a {}"}
+    }))
+    .unwrap();
+    let (status, want) = post(&app, "application/json", json).await;
+    assert_eq!(status, 200, "{fixture}: {want}");
+    assert_eq!(got, want, "{fixture}");
     // without labels: a 400 saying how to send them
     let (status, v) = post(&app, "image/png", png()).await;
-    assert_eq!(status, 400, "{v}");
+    assert_eq!(status, 400, "{fixture}: {v}");
     assert!(
         v["message"].as_str().unwrap().contains("custom attribute"),
-        "{v}"
+        "{fixture}: {v}"
     );
     // a parameter of the wrong type in the attributes is a 400 too
     let attrs = [(
@@ -197,7 +214,7 @@ async fn zero_shot_labels_come_with_a_raw_image_in_custom_attributes_or_the_quer
         "candidate_labels=cat;hypothesis_template=5",
     )];
     let (status, v) = post_with(&app, "/invocations", "image/png", &attrs, png()).await;
-    assert_eq!(status, 400, "{v}");
+    assert_eq!(status, 400, "{fixture}: {v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,6 +243,7 @@ async fn hostile_bodies_get_a_4xx_from_every_new_image_task() {
         "image-segmentation",
         "object-detection",
         "zero-shot-image-classification",
+        "siglip-zero-shot-image-classification",
     ] {
         let app = hf_inference_tests::router_for(fixture);
         let attrs = [("x-amzn-sagemaker-custom-attributes", "candidate_labels=a,b")];
@@ -426,4 +444,154 @@ async fn convolutional_classifiers_take_images_of_any_size_in_one_request() {
         assert_eq!(status, 200, "{model}: still serving");
         std::fs::remove_dir_all(&dir).ok();
     }
+}
+
+/// SigLIP's slow tokenizer against the ids transformers' `SiglipTokenizer` gives varied texts
+/// (punctuation, Unicode, whitespace, special tokens, `▁`, long texts that truncate, the empty
+/// string), recorded by tests/fixtures/record_tokenizer_ids.py: `tokenizer(text)` and the
+/// pipeline's `padding="max_length", max_length=64, truncation=True`.
+#[test]
+fn siglip_tokenizer_matches_transformers() {
+    use hf_inference_core::tokenize::siglip::SiglipTokenizer;
+    let (dir, _) = hf_inference_tests::fixture_model("siglip-zero-shot-image-classification");
+    let files = hf_inference_core::model::ModelSource::LocalDir(dir)
+        .resolve()
+        .unwrap();
+    let tok = SiglipTokenizer::load(&files).unwrap();
+    // google's checkpoints (and the fixture) name only input_ids: no attention mask
+    assert!(!tok.uses_attention_mask());
+    let path = hf_inference_tests::fixtures().join("golden/siglip-tokenizer-ids.json");
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert!(records.len() >= 20);
+    let ids = |v: &serde_json::Value| -> Vec<u32> { serde_json::from_value(v.clone()).unwrap() };
+    let mut truncated = 0;
+    for r in &records {
+        let text = r["text"].as_str().unwrap();
+        let plain = tok.encode(text, None).unwrap();
+        assert_eq!(plain.ids, ids(&r["ids"]), "tokenizer({text:?})");
+        let padded = tok.encode(text, Some(64)).unwrap();
+        assert_eq!(padded.ids, ids(&r["pipeline_ids"]), "padded {text:?}");
+        let real = plain.ids.len().min(64);
+        assert_eq!(padded.attention_mask.iter().sum::<u32>() as usize, real);
+        truncated += usize::from(plain.ids.len() > 64);
+    }
+    assert!(truncated >= 2, "the records must hold texts that truncate");
+}
+
+/// SigLIP's text tower masks the padding's keys when the tokenizer gives an attention mask
+/// (`model_input_names` naming it) and attends to everything when not (google's checkpoints), as
+/// transformers' `SiglipModel` does: logits recorded from it both ways by
+/// tests/fixtures/record_tokenizer_ids.py.
+#[test]
+fn siglip_attention_mask_follows_model_input_names() {
+    use hf_inference_core::model::siglip::Siglip;
+    use hf_inference_core::tokenize::siglip::SiglipTokenizer;
+    let (dir, _) = hf_inference_tests::fixture_model("siglip-zero-shot-image-classification");
+    let files = hf_inference_core::model::ModelSource::LocalDir(dir.clone())
+        .resolve()
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.config).unwrap()).unwrap();
+    let model = Siglip::load(&files, &config, &candle_core::Device::Cpu).unwrap();
+    let tok = SiglipTokenizer::load(&files).unwrap();
+    let path = hf_inference_tests::fixtures().join("golden/siglip-masked-logits.json");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(rec["image_png_base64"].as_str().unwrap())
+        .unwrap();
+    let rgb = hf_inference_core::vision::decode_rgb(&png, 1 << 20).unwrap();
+    let processor = hf_inference_core::vision::ImageProcessor::load(&dir).unwrap();
+    let pixels = [processor.preprocess(&rgb, 1 << 20).unwrap()];
+    let (ids, masks): (Vec<_>, Vec<_>) = rec["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let e = tok.encode(t.as_str().unwrap(), Some(64)).unwrap();
+            (e.ids, e.attention_mask)
+        })
+        .unzip();
+    let masked = model.logits_per_image(&pixels, &ids, Some(&masks)).unwrap();
+    let unmasked = model.logits_per_image(&pixels, &ids, None).unwrap();
+    for (ours, key) in [(&masked, "masked"), (&unmasked, "unmasked")] {
+        let want: Vec<Vec<f32>> = serde_json::from_value(rec[key].clone()).unwrap();
+        assert_eq!(ours.len(), want.len());
+        for (a, b) in ours[0].iter().zip(&want[0]) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{key}: {:?} vs {:?}",
+                ours[0],
+                want[0]
+            );
+        }
+    }
+    // the mask matters for every text shorter than 64 tokens
+    assert!((masked[0][0] - unmasked[0][0]).abs() > 0.1);
+}
+
+/// SigLIP pads every label to 64 tokens, so the request's token budget (HF_MAX_REQUEST_TOKENS,
+/// 16,384 by default) holds 256 labels; more is a 4xx that says why, before the model runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siglip_labels_count_64_tokens_each_against_the_request_budget() {
+    let app = hf_inference_tests::router_for("siglip-zero-shot-image-classification");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png());
+    let ask = |n: usize| {
+        let labels: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        serde_json::to_vec(&serde_json::json!({
+            "inputs": b64, "parameters": {"candidate_labels": labels}
+        }))
+        .unwrap()
+    };
+    let (status, v) = post(&app, "application/json", ask(256)).await;
+    assert_eq!(status, 200, "{v}");
+    let scores: Vec<f64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 256);
+    // sigmoids, best first: each in (0, 1), not summing to 1
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    assert!(scores.iter().all(|&s| s > 0.0 && s < 1.0));
+    assert!(scores.iter().sum::<f64>() > 2.0);
+    let (status, v) = post(&app, "application/json", ask(257)).await;
+    assert!((400..500).contains(&status), "{status} {v}");
+    assert!(v["message"].as_str().unwrap().contains("64 tokens"), "{v}");
+}
+
+/// A SigLIP checkpoint whose tokenizer cannot be SiglipTokenizer's is refused at start with a
+/// message that names what is wrong: another tokenizer class, no spiece.model.
+#[test]
+fn siglip_tokenizer_files_that_cannot_serve_are_refused_at_start() {
+    use hf_inference_core::tokenize::siglip::SiglipTokenizer;
+    let model = "siglip-zero-shot-image-classification";
+    let src = hf_inference_tests::fixtures().join("models").join(model);
+    let dir = std::env::temp_dir().join(format!("hfi-{model}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors", "spiece.model"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("tokenizer_config.json")).unwrap()).unwrap();
+    cfg["tokenizer_class"] = "T5Tokenizer".into();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    let load = || {
+        let files = hf_inference_core::model::ModelSource::LocalDir(dir.clone())
+            .resolve()
+            .unwrap();
+        SiglipTokenizer::load(&files).unwrap_err().to_string()
+    };
+    assert!(load().contains("T5Tokenizer"), "{}", load());
+    std::fs::remove_file(dir.join("tokenizer_config.json")).unwrap();
+    std::fs::remove_file(dir.join("spiece.model")).unwrap();
+    assert!(load().contains("spiece.model"), "{}", load());
+    std::fs::write(dir.join("spiece.model"), b"\x0a\x05garbage").unwrap();
+    assert!(load().contains("SentencePiece"), "{}", load());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

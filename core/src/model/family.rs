@@ -63,6 +63,8 @@ pub enum Family {
     Detr,
     /// `clip` (zero-shot image classification).
     Clip,
+    /// `siglip` (zero-shot image classification, sigmoid scores).
+    Siglip,
     /// `convnext` (image classification).
     ConvNext,
     /// `convnextv2` (image classification).
@@ -112,7 +114,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 30] = [
+    pub const ALL: [Family; 31] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -138,6 +140,7 @@ impl Family {
         Family::Yolos,
         Family::Detr,
         Family::Clip,
+        Family::Siglip,
         Family::ConvNext,
         Family::ConvNextV2,
         Family::ResNet,
@@ -173,6 +176,7 @@ impl Family {
             Family::Yolos => "yolos",
             Family::Detr => "detr",
             Family::Clip => "clip",
+            Family::Siglip => "siglip",
             Family::ConvNext => "convnext",
             Family::ConvNextV2 => "convnextv2",
             Family::ResNet => "resnet",
@@ -232,6 +236,7 @@ impl Family {
             | Family::Yolos
             | Family::Detr
             | Family::Clip
+            | Family::Siglip
             | Family::ConvNext
             | Family::ConvNextV2
             | Family::ResNet
@@ -256,7 +261,7 @@ impl Family {
             | Family::MobileNetV2 => Some(Task::ImageClassification),
             Family::Segformer => Some(Task::ImageSegmentation),
             Family::Yolos | Family::Detr => Some(Task::ObjectDetection),
-            Family::Clip => Some(Task::ZeroShotImageClassification),
+            Family::Clip | Family::Siglip => Some(Task::ZeroShotImageClassification),
             _ => None,
         }
     }

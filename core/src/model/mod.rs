@@ -31,6 +31,7 @@ pub mod object_detector;
 pub mod resnet;
 pub mod segformer;
 pub(crate) mod seq2seq;
+pub mod siglip;
 pub mod swin;
 pub mod t5;
 pub mod token_head;

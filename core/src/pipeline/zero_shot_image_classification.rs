@@ -1,10 +1,12 @@
 //! `zero-shot-image-classification` with transformers 4.51's
-//! `ZeroShotImageClassificationPipeline` semantics, on CLIP: each candidate label put into the
-//! hypothesis template (default `"This is a photo of {}."`) and tokenized, each image decoded
-//! and preprocessed by the model's image processor, `logits_per_image` turned into a softmax
-//! over the labels, answered as `[{"score", "label"}]` best first (ties keep the labels' order).
-//! Labels come in JSON `parameters`, or with a raw image body from the custom attributes or the
-//! query string, which the toolkit cannot do.
+//! `ZeroShotImageClassificationPipeline` semantics, on CLIP and SigLIP: each candidate label put
+//! into the hypothesis template (default `"This is a photo of {}."`) and tokenized (SigLIP's
+//! padded to 64 tokens and truncated there, as the pipeline asks for a `siglip` model), each
+//! image decoded and preprocessed by the model's image processor, `logits_per_image` turned
+//! into a softmax over the labels (CLIP) or each label's sigmoid (SigLIP), answered as
+//! `[{"score", "label"}]` best first (ties keep the labels' order). Labels come in JSON
+//! `parameters`, or with a raw image body from the custom attributes or the query string, which
+//! the toolkit cannot do.
 
 use serde_json::{json, Value};
 
@@ -13,7 +15,9 @@ use super::{Input, Pipeline, PipelineOutput, VisionParts};
 use crate::context::Context;
 use crate::error::ToolkitError;
 use crate::model::clip::Clip;
+use crate::model::siglip::Siglip;
 use crate::task::Task;
+use crate::tokenize::siglip::SiglipTokenizer;
 use crate::tokenize::{TextTokenizer, TokenizeOptions};
 use crate::types::zero_shot_image_classification::ZeroShotImageClassificationParameters;
 use crate::types::OneOrMany;
@@ -25,36 +29,74 @@ pub const DEFAULT_TEMPLATE: &str = "This is a photo of {}.";
 /// The most candidate labels one request may hold.
 pub const MAX_LABELS: usize = 1024;
 
+/// The length transformers' pipeline pads and truncates SigLIP's texts to (`padding="max_length",
+/// max_length=64, truncation=True` for every `model_type` containing "siglip").
+pub const SIGLIP_TEXT_LENGTH: usize = 64;
+
+/// The model and its tokenizer.
+#[derive(Debug)]
+enum Network {
+    /// CLIP: a fast tokenizer, softmax over the labels.
+    Clip(Box<Clip>, Box<TextTokenizer>),
+    /// SigLIP: `SiglipTokenizer`, a sigmoid per label.
+    Siglip(Box<Siglip>, Box<SiglipTokenizer>),
+}
+
 /// A loaded zero-shot image classifier.
 #[derive(Debug)]
 pub struct ZeroShotImageClassificationPipeline {
     processor: ImageProcessor,
-    tokenizer: TextTokenizer,
-    model: Clip,
+    network: Network,
     max_pixels: u64,
     max_tokens: usize,
+}
+
+/// The SigLIP network of a `siglip` checkpoint, with its slow `SiglipTokenizer` (transformers
+/// has no fast one, so a `tokenizer.json` beside `spiece.model` is not read).
+fn siglip(parts: &VisionParts<'_>) -> Result<Network, ToolkitError> {
+    let model = Siglip::load(parts.files, parts.config, &parts.device)?;
+    if model.max_positions() < SIGLIP_TEXT_LENGTH {
+        return Err(ToolkitError::model_load(format!(
+            "config.json: text_config.max_position_embeddings is {}, but the pipeline pads SigLIP's texts to {SIGLIP_TEXT_LENGTH} tokens",
+            model.max_positions()
+        )));
+    }
+    Ok(Network::Siglip(
+        Box::new(model),
+        Box::new(SiglipTokenizer::load(parts.files)?),
+    ))
 }
 
 /// The registry's constructor.
 pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError> {
     let processor = ImageProcessor::load(&parts.files.dir)?;
-    let model = Clip::load(parts.files, parts.config, &parts.device)?;
-    let side = model.image_size();
+    let network = match parts.config.get("model_type").and_then(Value::as_str) {
+        Some("siglip") => siglip(&parts)?,
+        _ => {
+            let model = Clip::load(parts.files, parts.config, &parts.device)?;
+            let pad = parts
+                .config
+                .pointer("/text_config/pad_token_id")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as u32;
+            Network::Clip(
+                Box::new(model),
+                Box::new(TextTokenizer::load(parts.files, pad)?),
+            )
+        }
+    };
+    let side = match &network {
+        Network::Clip(m, _) => m.image_size(),
+        Network::Siglip(m, _) => m.image_size(),
+    };
     if processor.output_size() != Some((side, side)) {
         return Err(ToolkitError::model_load(format!(
             "preprocessor_config.json does not resize or crop images to the model's {side}x{side} (vision_config.image_size)"
         )));
     }
-    let pad = parts
-        .config
-        .pointer("/text_config/pad_token_id")
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as u32;
-    let tokenizer = TextTokenizer::load(parts.files, pad)?;
     Ok(Box::new(ZeroShotImageClassificationPipeline {
         processor,
-        tokenizer,
-        model,
+        network,
         max_pixels: parts.opts.max_image_pixels,
         max_tokens: parts.opts.max_request_tokens,
     }))
@@ -148,6 +190,72 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.into_iter().map(|e| e / sum).collect()
 }
 
+/// `torch.sigmoid` of each logit.
+fn sigmoid(logits: &[f32]) -> Vec<f32> {
+    logits.iter().map(|&l| 1.0 / (1.0 + (-l).exp())).collect()
+}
+
+/// The hypotheses' token ids, and their attention masks where the model takes them.
+type Tokenized = (Vec<Vec<u32>>, Option<Vec<Vec<u32>>>);
+
+impl ZeroShotImageClassificationPipeline {
+    /// The most tokens one hypothesis may have.
+    fn max_positions(&self) -> usize {
+        match &self.network {
+            Network::Clip(m, _) => m.max_positions(),
+            Network::Siglip(..) => SIGLIP_TEXT_LENGTH,
+        }
+    }
+
+    /// Tokenizes each hypothesis (and, for SigLIP with `model_input_names` naming it, its
+    /// attention mask), bounded by the request's token budget.
+    fn tokenize(&self, texts: &[String]) -> Result<Tokenized, ToolkitError> {
+        let mut ids = Vec::with_capacity(texts.len());
+        let mut masks = Vec::with_capacity(texts.len());
+        let mut total = 0usize;
+        for text in texts {
+            // a token is at least one character, less the specials: characters first
+            if text.chars().count() > self.max_positions() * 64 {
+                return Err(ToolkitError::InputTooLong(format!(
+                    "a candidate label with its template is {} characters; the model reads at most {} tokens",
+                    text.chars().count(),
+                    self.max_positions()
+                )));
+            }
+            let (seq, mask) = match &self.network {
+                Network::Clip(_, tok) => (
+                    tok.encode(text, None, &TokenizeOptions::default())?.ids,
+                    None,
+                ),
+                Network::Siglip(_, tok) => {
+                    let e = tok.encode(text, Some(SIGLIP_TEXT_LENGTH))?;
+                    (e.ids, Some(e.attention_mask))
+                }
+            };
+            total += seq.len();
+            if total > self.max_tokens {
+                let how = match self.network {
+                    Network::Clip(..) => "send fewer or shorter labels",
+                    Network::Siglip(..) => {
+                        "SigLIP pads every label to 64 tokens: send fewer labels"
+                    }
+                };
+                return Err(ToolkitError::InputTooLong(format!(
+                    "the candidate labels come to more than {} tokens (HF_MAX_REQUEST_TOKENS); {how}",
+                    self.max_tokens
+                )));
+            }
+            ids.push(seq);
+            masks.extend(mask);
+        }
+        let masks = match &self.network {
+            Network::Siglip(_, tok) if tok.uses_attention_mask() => Some(masks),
+            _ => None,
+        };
+        Ok((ids, masks))
+    }
+}
+
 impl Pipeline for ZeroShotImageClassificationPipeline {
     fn task(&self) -> Task {
         Task::ZeroShotImageClassification
@@ -162,40 +270,26 @@ impl Pipeline for ZeroShotImageClassificationPipeline {
             .hypothesis_template
             .as_deref()
             .unwrap_or(DEFAULT_TEMPLATE);
-        // tokens are bounded before the model runs: each label's characters first (a token
-        // is at least one character, less the specials), then the tokens themselves
-        let mut texts = Vec::with_capacity(labels.len());
-        let mut total = 0usize;
-        for label in &labels {
-            let text = format_hypothesis(template, label)?;
-            if text.chars().count() > self.model.max_positions() * 64 {
-                return Err(ToolkitError::InputTooLong(format!(
-                    "a candidate label with its template is {} characters; the model reads at most {} tokens",
-                    text.chars().count(),
-                    self.model.max_positions()
-                )));
-            }
-            let ids = self
-                .tokenizer
-                .encode(&text, None, &TokenizeOptions::default())?
-                .ids;
-            total += ids.len();
-            if total > self.max_tokens {
-                return Err(ToolkitError::InputTooLong(format!(
-                    "the candidate labels come to more than {} tokens (HF_MAX_REQUEST_TOKENS); send fewer or shorter labels",
-                    self.max_tokens
-                )));
-            }
-            texts.push(ids);
-        }
+        let hypotheses = labels
+            .iter()
+            .map(|label| format_hypothesis(template, label))
+            .collect::<Result<Vec<_>, _>>()?;
+        // tokens are bounded before the model runs
+        let (texts, masks) = self.tokenize(&hypotheses)?;
         let pixels = images.each(self.max_pixels, &ctx, |rgb| {
             self.processor.preprocess(&rgb, self.max_pixels)
         })?;
-        let logits = self.model.logits_per_image(&pixels, &texts)?;
+        let logits = match &self.network {
+            Network::Clip(m, _) => m.logits_per_image(&pixels, &texts)?,
+            Network::Siglip(m, _) => m.logits_per_image(&pixels, &texts, masks.as_deref())?,
+        };
         let results = logits
             .iter()
             .map(|row| {
-                let scores = softmax(row);
+                let scores = match self.network {
+                    Network::Clip(..) => softmax(row),
+                    Network::Siglip(..) => sigmoid(row),
+                };
                 if scores.iter().any(|s| !s.is_finite()) {
                     return Err(ToolkitError::Internal(
                         "the model produced non-finite scores".into(),

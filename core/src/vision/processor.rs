@@ -152,6 +152,8 @@ enum ProcessorKind {
     MobileNet,
     /// `CLIPImageProcessor`: as MobileNet's, 224 by default.
     Clip,
+    /// `SiglipImageProcessor`: ViT's plain resize to 224x224, bicubic by default.
+    Siglip,
     /// `YolosImageProcessor`: sides rounded down to multiples of 16.
     Yolos,
 }
@@ -173,6 +175,7 @@ impl ProcessorKind {
                 "ConvNextImageProcessor" => Self::ConvNext,
                 "MobileNetV1ImageProcessor" | "MobileNetV2ImageProcessor" => Self::MobileNet,
                 "CLIPImageProcessor" => Self::Clip,
+                "SiglipImageProcessor" => Self::Siglip,
                 "YolosImageProcessor" => Self::Yolos,
                 _ => Self::Vit,
             },
@@ -180,6 +183,7 @@ impl ProcessorKind {
                 Some("convnext" | "convnextv2" | "resnet") => Self::ConvNext,
                 Some("mobilenet_v1" | "mobilenet_v2") => Self::MobileNet,
                 Some("clip") => Self::Clip,
+                Some("siglip") => Self::Siglip,
                 Some("yolos") => Self::Yolos,
                 _ => Self::Vit,
             },
@@ -192,7 +196,7 @@ impl ProcessorKind {
             Self::ConvNext => Size::ShortestEdge(384),
             Self::MobileNet => Size::ShortestEdge(256),
             Self::Clip => Size::ShortestEdge(224),
-            Self::Vit | Self::Yolos => Size::Exact {
+            Self::Vit | Self::Siglip | Self::Yolos => Size::Exact {
                 height: 224,
                 width: 224,
             },
@@ -208,6 +212,14 @@ impl ProcessorKind {
     /// `do_center_crop`'s default (with a 224x224 `crop_size`).
     fn crops_by_default(self) -> bool {
         matches!(self, Self::MobileNet | Self::Clip)
+    }
+
+    /// `resample`'s default: bicubic for CLIP's and SigLIP's processors, bilinear for the others.
+    fn default_filter(self) -> Filter {
+        match self {
+            Self::Clip | Self::Siglip => Filter::Bicubic,
+            Self::Vit | Self::ConvNext | Self::MobileNet | Self::Yolos => Filter::Bilinear,
+        }
     }
 }
 
@@ -324,7 +336,7 @@ impl ImageProcessor {
         };
         let filter = match cfg.get("resample").and_then(Value::as_i64) {
             Some(n) => Filter::from_pil(n)?,
-            None => Filter::Bilinear,
+            None => kind.default_filter(),
         };
         let rescale = flag("do_rescale", true).then(|| {
             cfg.get("rescale_factor")
@@ -1021,5 +1033,33 @@ mod tests {
             (p.resize, p.center_crop),
             (Some(Size::ShortestEdge(256)), Some((224, 224)))
         );
+    }
+
+    #[test]
+    fn siglip_defaults_are_a_bicubic_224_square_without_crop() {
+        // SiglipImageProcessor(): size 224x224, BICUBIC, no centre crop; CLIP's is bicubic too
+        for cfg in [
+            serde_json::json!({"image_processor_type": "SiglipImageProcessor"}),
+            serde_json::json!({}),
+        ] {
+            let p = ImageProcessor::from_config_of(&cfg, Some("siglip")).unwrap();
+            assert_eq!(
+                (p.resize, p.center_crop, p.filter),
+                (
+                    Some(Size::Exact {
+                        height: 224,
+                        width: 224
+                    }),
+                    None,
+                    Filter::Bicubic
+                )
+            );
+        }
+        let p = ImageProcessor::from_config(&serde_json::json!({"resample": 2})).unwrap();
+        assert_eq!(p.filter, Filter::Bilinear);
+        let p = ImageProcessor::from_config_of(&serde_json::json!({}), Some("clip")).unwrap();
+        assert_eq!(p.filter, Filter::Bicubic);
+        let p = ImageProcessor::from_config(&serde_json::json!({})).unwrap();
+        assert_eq!(p.filter, Filter::Bilinear);
     }
 }
