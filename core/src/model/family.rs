@@ -57,6 +57,8 @@ pub enum Family {
     Swin,
     /// `segformer` (semantic segmentation).
     Segformer,
+    /// `maskformer` (semantic, instance and panoptic segmentation).
+    MaskFormer,
     /// `yolos` (object detection).
     Yolos,
     /// `detr` (object detection, on transformers' ResNet backbone).
@@ -112,7 +114,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 30] = [
+    pub const ALL: [Family; 31] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -135,6 +137,7 @@ impl Family {
         Family::Beit,
         Family::Swin,
         Family::Segformer,
+        Family::MaskFormer,
         Family::Yolos,
         Family::Detr,
         Family::Clip,
@@ -170,6 +173,7 @@ impl Family {
             Family::Beit => "beit",
             Family::Swin => "swin",
             Family::Segformer => "segformer",
+            Family::MaskFormer => "maskformer",
             Family::Yolos => "yolos",
             Family::Detr => "detr",
             Family::Clip => "clip",
@@ -229,6 +233,7 @@ impl Family {
             | Family::Beit
             | Family::Swin
             | Family::Segformer
+            | Family::MaskFormer
             | Family::Yolos
             | Family::Detr
             | Family::Clip
@@ -254,7 +259,7 @@ impl Family {
             | Family::ResNet
             | Family::MobileNetV1
             | Family::MobileNetV2 => Some(Task::ImageClassification),
-            Family::Segformer => Some(Task::ImageSegmentation),
+            Family::Segformer | Family::MaskFormer => Some(Task::ImageSegmentation),
             Family::Yolos | Family::Detr => Some(Task::ObjectDetection),
             Family::Clip => Some(Task::ZeroShotImageClassification),
             _ => None,
