@@ -317,7 +317,10 @@ async fn maskformer_panoptic_segments_never_overlap_and_semantic_covers_the_imag
         if exactly_once {
             assert!(covered.iter().all(|&c| c == 1), "{subtask}");
         } else {
-            assert!(covered.iter().all(|&c| c <= 1), "{subtask}: overlapping segments");
+            assert!(
+                covered.iter().all(|&c| c <= 1),
+                "{subtask}: overlapping segments"
+            );
         }
     }
 }

@@ -586,6 +586,24 @@ mod tests {
     }
 
     #[test]
+    fn unsorted_top_k_leaves_torchs_order() {
+        // torch 2.6 on the CPU: x.topk(k, sorted=False).indices
+        let order = |x: &[f32], k: usize| {
+            let mut v: Vec<(f32, usize)> = x.iter().copied().zip(0..).collect();
+            nth_element_order(&mut v, k);
+            v[..k].iter().map(|p| p.1).collect::<Vec<_>>()
+        };
+        let ten = [0.1, 0.9, 0.3, 0.7, 0.5, 0.2, 0.8, 0.4, 0.6, 0.05];
+        assert_eq!(order(&ten, 4), vec![6, 1, 3, 8]);
+        let x = [
+            0.0043, 0.1056, 0.2858, 0.027, 0.4716, 0.0601, 0.7719, 0.7437, 0.5944, 0.8879, 0.451,
+            0.7995, 0.1498, 0.4015, 0.0542, 0.4594, 0.1756, 0.9492, 0.8473, 0.8749, 0.6483, 0.2148,
+            0.9493, 0.0121,
+        ];
+        assert_eq!(order(&x, 6), vec![9, 22, 17, 19, 18, 11]);
+    }
+
+    #[test]
     fn masks_are_mode_l_pngs_of_the_image_size() {
         let map = vec![0u16, 1, 1, 0, 1, 1];
         let b64 = mask_png_base64(&map, 1, 3, 2).unwrap();
