@@ -859,6 +859,25 @@ mod tests {
     }
 
     #[test]
+    fn maskformer_rounds_its_sides_up_to_the_size_divisor() {
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "image_processor_type": "MaskFormerImageProcessor",
+            "size": {"shortest_edge": 32, "longest_edge": 64},
+            "size_divisor": 32,
+        }))
+        .unwrap();
+        // 48 -> 32, 64 -> int(32 * 64 / 48) = 42, rounded up to 64
+        assert_eq!(p.resized_size(64, 48), Some((64, 32)));
+        // 40 -> 32 makes 90 -> 72 > 64: the long side to 64, the short int(64 * 32 / 72) = 28
+        assert_eq!(p.resized_size(40, 90), Some((32, 64)));
+        assert_eq!(p.pad, None);
+        // its defaults: 800/1333, divisor 32, ImageNet's mean
+        let d = ImageProcessor::from_config_of(&serde_json::json!({}), Some("maskformer")).unwrap();
+        assert_eq!(d.resized_size(640, 480), Some((1088, 800)));
+        assert_eq!(d.normalize.unwrap().0, [0.485, 0.456, 0.406]);
+    }
+
+    #[test]
     fn shortest_and_longest_edges_follow_detr_and_yolos() {
         // YOLOS's processor: a 64x48 image -> 42x32 -> multiples of 16: 32x32
         let yolos = ImageProcessor::from_config(&serde_json::json!({
