@@ -744,6 +744,12 @@ pub const FIXTURES: &[Fixture] = &[
         note: "SegFormer (two encoder blocks, 3 labels, 32x32 input): semantic masks as base64 PNGs compared as pixels, every raw image type, JSON base64 and data URIs, batches, thresholds (unused by semantic segmentation), the panoptic subtask refused, CSV answers (the toolkit writes a PIL repr where we write the mask).",
     },
     Fixture {
+        golden: "maskformer-image-segmentation",
+        model: "maskformer-image-segmentation",
+        task: "image-segmentation",
+        note: "MaskFormer on transformers' ResNet backbone (two bottleneck stages, both into the FPN pixel decoder), a 2-layer DETR decoder of 6 queries, 4 labels plus no object; MaskFormerImageProcessor (shortest 32, longest 64, size_divisor 32). The harness's image-segmentation cases (panoptic by default) and ours: every subtask (instance in torch's unsorted topk order) and an unknown one refused, threshold, mask_threshold, overlap_mask_area_threshold, upscaled and tall images, batches of mixed sizes.",
+    },
+    Fixture {
         golden: "object-detection",
         model: "object-detection",
         task: "object-detection",

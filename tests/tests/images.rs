@@ -241,6 +241,7 @@ async fn detection_threshold_comes_with_a_raw_image_and_boxes_are_integers() {
 async fn hostile_bodies_get_a_4xx_from_every_new_image_task() {
     for fixture in [
         "image-segmentation",
+        "maskformer-image-segmentation",
         "object-detection",
         "zero-shot-image-classification",
         "siglip-zero-shot-image-classification",
@@ -305,6 +306,41 @@ async fn segmentation_masks_are_pngs_of_the_input_size_covering_it_once() {
     }
     // semantic segmentation labels every pixel exactly once
     assert!(covered.iter().all(|&c| c == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maskformer_panoptic_segments_never_overlap_and_semantic_covers_the_image_once() {
+    let app = hf_inference_tests::router_for("maskformer-image-segmentation");
+    for (subtask, exactly_once) in [("panoptic", false), ("semantic", true)] {
+        let body = serde_json::json!({
+            "inputs": base64::engine::general_purpose::STANDARD.encode(png()),
+            "parameters": {"subtask": subtask, "threshold": 0.5},
+        });
+        let (status, v) = post(&app, "application/json", body.to_string().into_bytes()).await;
+        assert_eq!(status, 200, "{v}");
+        let segments = v.as_array().unwrap();
+        assert!(segments.len() >= 2, "{subtask}: {v}");
+        let mut covered = vec![0u8; 64 * 48];
+        for seg in segments {
+            assert_eq!(seg["score"].is_null(), subtask == "semantic", "{seg}");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(seg["mask"].as_str().unwrap())
+                .unwrap();
+            let mask = image::load_from_memory(&bytes).unwrap().to_luma8();
+            assert_eq!(mask.dimensions(), (64, 48));
+            for (c, p) in covered.iter_mut().zip(mask.into_raw()) {
+                *c += u8::from(p == 255);
+            }
+        }
+        if exactly_once {
+            assert!(covered.iter().all(|&c| c == 1), "{subtask}");
+        } else {
+            assert!(
+                covered.iter().all(|&c| c <= 1),
+                "{subtask}: overlapping segments"
+            );
+        }
+    }
 }
 
 #[test]

@@ -69,7 +69,7 @@ fn sine() -> String {
 
 /// `DetrConfig` (the fields the network needs; transformers' defaults).
 #[derive(Debug, Clone, Deserialize)]
-struct Config {
+pub(crate) struct Config {
     /// transformers' own backbone (`backbone_config`) when false, timm's (`backbone`,
     /// `backbone_kwargs`) when true.
     #[serde(default = "yes")]
@@ -77,23 +77,23 @@ struct Config {
     #[serde(default)]
     backbone_config: Option<Value>,
     #[serde(default = "d_model")]
-    d_model: usize,
+    pub(crate) d_model: usize,
     #[serde(default = "six")]
     encoder_layers: usize,
     #[serde(default = "six")]
-    decoder_layers: usize,
+    pub(crate) decoder_layers: usize,
     #[serde(default = "eight")]
     encoder_attention_heads: usize,
     #[serde(default = "eight")]
-    decoder_attention_heads: usize,
+    pub(crate) decoder_attention_heads: usize,
     #[serde(default = "ffn")]
     encoder_ffn_dim: usize,
     #[serde(default = "ffn")]
-    decoder_ffn_dim: usize,
+    pub(crate) decoder_ffn_dim: usize,
     #[serde(default = "hundred")]
-    num_queries: usize,
+    pub(crate) num_queries: usize,
     #[serde(default = "relu")]
-    activation_function: Activation,
+    pub(crate) activation_function: Activation,
     #[serde(default = "sine")]
     position_embedding_type: String,
 }
@@ -113,7 +113,7 @@ fn bottleneck() -> String {
 
 /// `ResNetConfig` (the fields the backbone needs; transformers' defaults).
 #[derive(Debug, Clone, Deserialize)]
-struct ResNetConfig {
+pub(crate) struct ResNetConfig {
     #[serde(default = "three")]
     num_channels: usize,
     #[serde(default = "resnet_embedding")]
@@ -162,8 +162,48 @@ impl ResNetConfig {
         Ok(stages)
     }
 
+    /// The stages (1 = `stage1`; 0, the stem, is refused) whose feature maps the backbone
+    /// outputs, in order (`out_indices`, else `out_features`, else the last stage).
+    pub(crate) fn output_stages(&self) -> Result<Vec<usize>, String> {
+        let stages = self.depths.len();
+        let names: Vec<String> = std::iter::once("stem".to_owned())
+            .chain((1..=stages).map(|i| format!("stage{i}")))
+            .collect();
+        let picked: Vec<usize> = if let Some(v) = &self.out_indices {
+            v.iter()
+                .map(|&i| {
+                    let n = names.len() as i64;
+                    let i = if i < 0 { i + n } else { i };
+                    usize::try_from(i)
+                        .ok()
+                        .filter(|&i| i < names.len())
+                        .ok_or_else(|| {
+                            format!("out_indices names a stage past the backbone's {stages}")
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        } else if let Some(v) = &self.out_features {
+            v.iter()
+                .map(|f| {
+                    names
+                        .iter()
+                        .position(|n| n == f)
+                        .ok_or_else(|| format!("out_features names {f:?}, not one of {names:?}"))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![stages]
+        };
+        if picked.is_empty() || picked.contains(&0) || picked.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "the backbone's outputs {picked:?} must be stages after the stem, in order"
+            ));
+        }
+        Ok(picked)
+    }
+
     /// The backbone this configuration describes.
-    fn spec(&self) -> Result<Backbone, ToolkitError> {
+    pub(crate) fn spec(&self) -> Result<Backbone, ToolkitError> {
         let bad = |m: String| ToolkitError::model_load(format!("config.json backbone_config: {m}"));
         if self.depths.len() != self.hidden_sizes.len() || self.depths.is_empty() {
             return Err(bad(
@@ -356,7 +396,7 @@ impl Naming {
 
 /// A ResNet backbone's shape, whichever library built it.
 #[derive(Debug, Clone, PartialEq)]
-struct Backbone {
+pub(crate) struct Backbone {
     naming: Naming,
     in_channels: usize,
     stem_channels: usize,
@@ -509,15 +549,15 @@ impl ResidualLayer {
 }
 
 /// The ResNet backbone run up to the feature map DETR reads.
-struct ResNet {
+pub(crate) struct ResNet {
     stem: ConvLayer,
     pooled: bool,
     stages: Vec<Vec<ResidualLayer>>,
-    channels: usize,
+    pub(crate) channels: usize,
 }
 
 impl ResNet {
-    fn load(vb: &VarBuilder, spec: &Backbone) -> candle_core::Result<Self> {
+    pub(crate) fn load(vb: &VarBuilder, spec: &Backbone) -> candle_core::Result<Self> {
         let stem = ConvLayer::load(
             vb,
             spec.naming.stem(),
@@ -548,17 +588,35 @@ impl ResNet {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut stages = self.forward_stages(x)?;
+        stages
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("a backbone of no stages".into()))
+    }
+
+    /// The feature map after the stem (when no stage runs) or after each stage, in order.
+    pub(crate) fn forward_stages(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
         let mut h = self.stem.forward(x)?;
         if self.pooled {
             // nn.MaxPool2d(kernel_size=3, stride=2, padding=1): the padding never wins the max
             h = pad_neg_inf(&h)?.max_pool2d_with_stride(3, 2)?;
         }
+        if self.stages.is_empty() {
+            return Ok(vec![h]);
+        }
+        let mut out = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
             for layer in stage {
                 h = layer.forward(&h)?;
             }
+            out.push(h.clone());
         }
-        Ok(h)
+        Ok(out)
+    }
+
+    /// Each stage's output channels.
+    pub(crate) fn stage_channels(spec: &Backbone) -> &[usize] {
+        &spec.outputs[..spec.stages]
     }
 }
 
@@ -667,7 +725,7 @@ impl EncoderLayer {
 }
 
 /// `DetrDecoderLayer` (post-norm).
-struct DecoderLayer {
+pub(crate) struct DecoderLayer {
     self_attn: Attention,
     self_norm: LayerNorm,
     cross_attn: Attention,
@@ -677,7 +735,7 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+    pub(crate) fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
         let (d, heads) = (cfg.d_model, cfg.decoder_attention_heads);
         Ok(Self {
             self_attn: Attention::load(vb.pp("self_attn"), d, heads)?,
@@ -691,7 +749,7 @@ impl DecoderLayer {
 
     /// `x`: the queries `[b, q, d]`; `query_pos` their position embeddings; `memory` the
     /// encoder's output with its positions `pos` and key mask.
-    fn forward(
+    pub(crate) fn forward(
         &self,
         x: &Tensor,
         query_pos: &Tensor,
@@ -715,7 +773,7 @@ impl DecoderLayer {
 /// pixel mask is one on its top-left `valid_h × valid_w` region: `[h·w, d_model]` in row-major
 /// token order, the `y` half before the `x` half, each as interleaved `sin`/`cos` pairs. All in
 /// float32, in torch's order of operations.
-fn sine_position(
+pub(crate) fn sine_position(
     (h, w): (usize, usize),
     (valid_h, valid_w): (usize, usize),
     d_model: usize,

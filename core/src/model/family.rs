@@ -57,6 +57,8 @@ pub enum Family {
     Swin,
     /// `segformer` (semantic segmentation).
     Segformer,
+    /// `maskformer` (semantic, instance and panoptic segmentation).
+    MaskFormer,
     /// `yolos` (object detection).
     Yolos,
     /// `detr` (object detection, on transformers' ResNet backbone).
@@ -137,6 +139,7 @@ impl Family {
         Family::Beit,
         Family::Swin,
         Family::Segformer,
+        Family::MaskFormer,
         Family::Yolos,
         Family::Detr,
         Family::Clip,
@@ -173,6 +176,7 @@ impl Family {
             Family::Beit => "beit",
             Family::Swin => "swin",
             Family::Segformer => "segformer",
+            Family::MaskFormer => "maskformer",
             Family::Yolos => "yolos",
             Family::Detr => "detr",
             Family::Clip => "clip",
@@ -233,6 +237,7 @@ impl Family {
             | Family::Beit
             | Family::Swin
             | Family::Segformer
+            | Family::MaskFormer
             | Family::Yolos
             | Family::Detr
             | Family::Clip
@@ -259,7 +264,7 @@ impl Family {
             | Family::ResNet
             | Family::MobileNetV1
             | Family::MobileNetV2 => Some(Task::ImageClassification),
-            Family::Segformer => Some(Task::ImageSegmentation),
+            Family::Segformer | Family::MaskFormer => Some(Task::ImageSegmentation),
             Family::Yolos | Family::Detr => Some(Task::ObjectDetection),
             Family::Clip | Family::Siglip => Some(Task::ZeroShotImageClassification),
             _ => None,

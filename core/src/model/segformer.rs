@@ -355,3 +355,19 @@ impl Segformer {
         self.classifier.forward(&x)
     }
 }
+
+impl super::segmenter::Segmenter for Segformer {
+    fn segment(&self, image: &PixelValues) -> Result<super::segmenter::Segmentation, ToolkitError> {
+        let (height, width, logits) = self.logits(image)?;
+        Ok(super::segmenter::Segmentation::Semantic {
+            labels: self.labels,
+            height,
+            width,
+            logits,
+        })
+    }
+
+    fn subtasks(&self) -> &'static [&'static str] {
+        &["semantic"]
+    }
+}

@@ -44,6 +44,18 @@ pub enum Size {
         /// `max_width`.
         max_width: usize,
     },
+    /// MaskFormer's and Mask2Former's `{"shortest_edge", "longest_edge"}` with `size_divisor`:
+    /// the shorter edge to `shortest` (the longer truncated), unless the longer then exceeds
+    /// `longest` (then the longer to `longest`, the shorter truncated), each side then rounded
+    /// up to a multiple of `divisor` (transformers' `get_maskformer_resize_output_image_size`).
+    ShortestLongestDivisible {
+        /// `shortest_edge`.
+        shortest: usize,
+        /// `longest_edge`.
+        longest: usize,
+        /// `size_divisor` (0: none).
+        divisor: usize,
+    },
 }
 
 /// An image processor's settings.
@@ -156,6 +168,9 @@ enum ProcessorKind {
     Siglip,
     /// `YolosImageProcessor`: sides rounded down to multiples of 16.
     Yolos,
+    /// `MaskFormerImageProcessor` / `Mask2FormerImageProcessor`: shortest and longest edges,
+    /// sides rounded up to `size_divisor`.
+    MaskFormer,
 }
 
 impl ProcessorKind {
@@ -177,6 +192,7 @@ impl ProcessorKind {
                 "CLIPImageProcessor" => Self::Clip,
                 "SiglipImageProcessor" => Self::Siglip,
                 "YolosImageProcessor" => Self::Yolos,
+                "MaskFormerImageProcessor" | "Mask2FormerImageProcessor" => Self::MaskFormer,
                 _ => Self::Vit,
             },
             None => match model_type {
@@ -185,6 +201,7 @@ impl ProcessorKind {
                 Some("clip") => Self::Clip,
                 Some("siglip") => Self::Siglip,
                 Some("yolos") => Self::Yolos,
+                Some("maskformer" | "mask2former") => Self::MaskFormer,
                 _ => Self::Vit,
             },
         }
@@ -196,6 +213,11 @@ impl ProcessorKind {
             Self::ConvNext => Size::ShortestEdge(384),
             Self::MobileNet => Size::ShortestEdge(256),
             Self::Clip => Size::ShortestEdge(224),
+            Self::MaskFormer => Size::ShortestLongestDivisible {
+                shortest: 800,
+                longest: 1333,
+                divisor: 32,
+            },
             Self::Vit | Self::Siglip | Self::Yolos => Size::Exact {
                 height: 224,
                 width: 224,
@@ -268,6 +290,9 @@ impl ImageProcessor {
         if let Some(multiple_of) = detection_processor(cfg) {
             return Self::detection(cfg, multiple_of);
         }
+        if kind == ProcessorKind::MaskFormer {
+            return Self::maskformer(cfg);
+        }
         let size = match cfg.get("size").filter(|v| !v.is_null()) {
             Some(v) => match (size_of(v, "size")?, v.as_u64()) {
                 (_, Some(n)) if kind.number_is_shortest_edge() => Size::ShortestEdge(n as usize),
@@ -323,7 +348,9 @@ impl ImageProcessor {
                 match crop_size {
                     Size::Exact { height, width } => Some((height, width)),
                     Size::ShortestEdge(s) => Some((s, s)),
-                    Size::ShortestLongest { .. } | Size::MaxHeightWidth { .. } => {
+                    Size::ShortestLongest { .. }
+                    | Size::MaxHeightWidth { .. }
+                    | Size::ShortestLongestDivisible { .. } => {
                         return Err(ToolkitError::model_load(
                             "preprocessor_config.json: crop_size must be a height and width",
                         ))
@@ -414,6 +441,7 @@ impl ImageProcessor {
             } => max_height == 0 || max_width == 0,
             Size::Exact { height, width } => height == 0 || width == 0,
             Size::ShortestEdge(s) => s == 0,
+            Size::ShortestLongestDivisible { .. } => false,
         };
         if zero {
             return Err(ToolkitError::model_load(format!(
@@ -456,6 +484,69 @@ impl ImageProcessor {
             rescale,
             normalize,
             pad,
+        })
+    }
+
+    /// `MaskFormerImageProcessor` (and Mask2Former's): `size` `{"shortest_edge", "longest_edge"}`
+    /// (800 and 1333 unless given; a bare number with `max_size`, as older files have it),
+    /// `size_divisor` (32), bilinear, ImageNet's mean and std, no crop. It pads a batch to its
+    /// largest image, and the pipeline's batches are of one image: no padding.
+    fn maskformer(cfg: &Value) -> Result<Self, ToolkitError> {
+        let flag = |k: &str, default: bool| cfg.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let dim = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).map(|n| n as usize);
+        let divisor = cfg
+            .get("size_divisor")
+            .and_then(Value::as_u64)
+            .unwrap_or(32) as usize;
+        let size = cfg.get("size").filter(|v| !v.is_null());
+        let (shortest, longest) = match size {
+            None => (800, 1333),
+            Some(v) => match (v.as_u64(), dim(v, "shortest_edge"), dim(v, "longest_edge")) {
+                (Some(n), _, _) => (
+                    n as usize,
+                    cfg.get("max_size").and_then(Value::as_u64).unwrap_or(1333) as usize,
+                ),
+                (None, Some(s), Some(l)) => (s, l),
+                _ => {
+                    return Err(ToolkitError::model_load(format!(
+                        "preprocessor_config.json: size {v} is not a size MaskFormer's image processor resizes to here (shortest_edge and longest_edge)"
+                    )))
+                }
+            },
+        };
+        if shortest == 0 || longest <= shortest {
+            return Err(ToolkitError::model_load(format!(
+                "preprocessor_config.json: shortest_edge {shortest} and longest_edge {longest}: the longest edge must exceed the shortest, which must not be zero"
+            )));
+        }
+        let filter = match cfg.get("resample").and_then(Value::as_i64) {
+            Some(n) => Filter::from_pil(n)?,
+            None => Filter::Bilinear,
+        };
+        let rescale = flag("do_rescale", true).then(|| {
+            cfg.get("rescale_factor")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0 / 255.0)
+        });
+        let normalize = if flag("do_normalize", true) {
+            Some((
+                triple(cfg.get("image_mean"), [0.485, 0.456, 0.406], "image_mean")?,
+                triple(cfg.get("image_std"), [0.229, 0.224, 0.225], "image_std")?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            resize: flag("do_resize", true).then_some(Size::ShortestLongestDivisible {
+                shortest,
+                longest,
+                divisor,
+            }),
+            filter,
+            center_crop: None,
+            rescale,
+            normalize,
+            pad: None,
         })
     }
 
@@ -503,6 +594,35 @@ impl ImageProcessor {
                 multiple_of,
             } => {
                 let (h, w) = shortest_longest(height, width, shortest, longest, multiple_of);
+                Some((w, h))
+            }
+            Size::ShortestLongestDivisible {
+                shortest,
+                longest,
+                divisor,
+            } => {
+                // transformers' get_resize_output_image_size (default_to_square=False, max_size):
+                // Python int() of float64 quotients
+                let (short, long) = if width <= height {
+                    (width, height)
+                } else {
+                    (height, width)
+                };
+                let mut new_short = shortest;
+                let mut new_long = (shortest as f64 * long as f64 / short.max(1) as f64) as usize;
+                if new_long > longest {
+                    new_short = (longest as f64 * new_short as f64 / new_long as f64) as usize;
+                    new_long = longest;
+                }
+                let (mut w, mut h) = if width <= height {
+                    (new_short, new_long)
+                } else {
+                    (new_long, new_short)
+                };
+                if divisor > 0 {
+                    w = w.div_ceil(divisor) * divisor;
+                    h = h.div_ceil(divisor) * divisor;
+                }
                 Some((w, h))
             }
             Size::MaxHeightWidth {
@@ -748,6 +868,25 @@ mod tests {
         assert_eq!((px.width, px.height, px.data.len()), (4, 4, 48));
         assert!(px.data.iter().all(|&v| v == 9.0));
         assert_eq!(p.output_size(), Some((4, 4)));
+    }
+
+    #[test]
+    fn maskformer_rounds_its_sides_up_to_the_size_divisor() {
+        let p = ImageProcessor::from_config(&serde_json::json!({
+            "image_processor_type": "MaskFormerImageProcessor",
+            "size": {"shortest_edge": 32, "longest_edge": 64},
+            "size_divisor": 32,
+        }))
+        .unwrap();
+        // 48 -> 32, 64 -> int(32 * 64 / 48) = 42, rounded up to 64
+        assert_eq!(p.resized_size(64, 48), Some((64, 32)));
+        // 40 -> 32 makes 90 -> 72 > 64: the long side to 64, the short int(64 * 32 / 72) = 28
+        assert_eq!(p.resized_size(40, 90), Some((32, 64)));
+        assert_eq!(p.pad, None);
+        // its defaults: 800/1333, divisor 32, ImageNet's mean
+        let d = ImageProcessor::from_config_of(&serde_json::json!({}), Some("maskformer")).unwrap();
+        assert_eq!(d.resized_size(640, 480), Some((1088, 800)));
+        assert_eq!(d.normalize.unwrap().0, [0.485, 0.456, 0.406]);
     }
 
     #[test]
