@@ -116,7 +116,7 @@ impl Shape {
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 31] = [
+    pub const ALL: [Family; 32] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,

@@ -240,7 +240,9 @@ impl ProcessorKind {
     fn default_filter(self) -> Filter {
         match self {
             Self::Clip | Self::Siglip => Filter::Bicubic,
-            Self::Vit | Self::ConvNext | Self::MobileNet | Self::Yolos => Filter::Bilinear,
+            Self::Vit | Self::ConvNext | Self::MobileNet | Self::Yolos | Self::MaskFormer => {
+                Filter::Bilinear
+            }
         }
     }
 }
