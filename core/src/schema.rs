@@ -134,9 +134,15 @@ struct Compiled {
 
 fn compile(text: &str) -> Result<Validator, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    validator(&value)
+}
+
+/// Compiles a JSON Schema (2020-12) whose references to [`SHARED`] schemas resolve from this
+/// build: for tests and tools that check a part of a schema (an example against its property).
+pub fn validator(schema: &Value) -> Result<Validator, String> {
     jsonschema::draft202012::options()
         .with_retriever(Embedded)
-        .build(&value)
+        .build(schema)
         .map_err(|e| e.to_string())
 }
 
