@@ -26,6 +26,8 @@ if MOTO=$(bash infra/fetch-moto.sh 2>/dev/null); then
 else
   echo "warning: could not install moto from PyPI; the async handler's S3 test will be skipped" >&2
 fi
+echo "== schema bundle up to date (core/schemas/bundle/, from core/schemas/)"
+python3 infra/schemas/bundle.py --check
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

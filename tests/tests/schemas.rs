@@ -403,3 +403,82 @@ fn generation_schema_bounds_agree_with_the_server() {
     assert!(compared > 300);
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
 }
+
+/// Refuses every retrieval: a bundle must resolve with nothing but itself.
+struct Nothing;
+
+impl jsonschema::Retrieve for Nothing {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("the bundle refers outside itself: {}", uri.as_str()).into())
+    }
+}
+
+/// `core/schemas/bundle/` (written by `infra/schemas/bundle.py`, checked up to date by CI) is
+/// self-contained and says what the server's schemas say about every golden request and response.
+#[test]
+fn the_bundle_is_self_contained_and_agrees_with_the_schemas_on_every_golden() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/schemas/bundle");
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}; run python3 infra/schemas/bundle.py"));
+        serde_json::from_str(&text).unwrap()
+    };
+    let index = read("index.json");
+    let mut validators = BTreeMap::new();
+    for s in schema::SOURCES {
+        let entry = &index["tasks"][s.task.id()];
+        let file = entry["file"]
+            .as_str()
+            .unwrap_or_else(|| panic!("index.json lists no {}", s.task));
+        let bundle = read(file);
+        let part = |pointer: &str| {
+            let mut root = bundle.clone();
+            root["$ref"] = Value::String(pointer.into());
+            jsonschema::draft202012::options()
+                .with_retriever(Nothing)
+                .build(&root)
+                .unwrap_or_else(|e| panic!("{file} {pointer}: {e}"))
+        };
+        let request = part(entry["request"].as_str().unwrap());
+        let response = part(entry["response"].as_str().unwrap());
+        validators.insert(s.task.id(), (request, response));
+    }
+    let (mut requests, mut responses, mut refused) = (0, 0, 0);
+    let mut disagree = Vec::new();
+    for name in FIXTURES.iter().map(|f| f.golden).chain([MINILM_GOLDEN]) {
+        for g in goldens(name) {
+            let Ok(spec) = g.hf_task.parse::<TaskSpec>() else {
+                continue;
+            };
+            let Some((request, response)) = validators.get(spec.task.id()) else {
+                continue;
+            };
+            if let Some(doc) = g.request_document() {
+                let ours = schema::validate_request(spec.task, &doc).is_ok();
+                requests += 1;
+                refused += usize::from(!ours);
+                if request.is_valid(&doc) != ours {
+                    disagree.push(format!("{name} {} request", g.case));
+                }
+            }
+            if g.path == "/invocations"
+                && g.status == 200
+                && g.response_content_type.as_deref() == Some("application/json")
+            {
+                let Ok(body) = serde_json::from_slice::<Value>(&g.response_bytes()) else {
+                    continue;
+                };
+                responses += 1;
+                if response.is_valid(&body) != schema::validate_response(spec.task, &body).is_ok() {
+                    disagree.push(format!("{name} {} response", g.case));
+                }
+            }
+        }
+    }
+    eprintln!("bundle: {requests} requests ({refused} refused), {responses} responses compared");
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+    assert!(requests >= 500 && refused >= 20 && responses >= 50);
+}
