@@ -482,3 +482,72 @@ fn the_bundle_is_self_contained_and_agrees_with_the_schemas_on_every_golden() {
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
     assert!(requests >= 500 && refused >= 20 && responses >= 50);
 }
+
+/// The Python and npm packages of `sdk/`, built and installed into fresh environments by
+/// `infra/sdk/check.sh` (which CI runs and whose verdicts file it names in
+/// `HF_TEST_SDK_VERDICTS`), say valid or invalid exactly as the server's schemas do for every
+/// golden JSON request. Skipped, loudly, without that file.
+#[test]
+fn sdk_packages_agree_with_the_server_on_every_golden_request() {
+    let Some(path) = std::env::var_os("HF_TEST_SDK_VERDICTS") else {
+        eprintln!("warning: HF_TEST_SDK_VERDICTS unset (bash infra/sdk/check.sh writes it); the SDK packages are not compared");
+        return;
+    };
+    let text = std::fs::read_to_string(&path).unwrap();
+    let verdicts: BTreeMap<(String, usize), (Option<bool>, Option<bool>)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let key = (
+                v["file"].as_str().unwrap().to_owned(),
+                v["line"].as_u64().unwrap() as usize,
+            );
+            (key, (v["python"].as_bool(), v["js"].as_bool()))
+        })
+        .collect();
+    let (mut server_valid, mut python_valid, mut js_valid, mut total) = (0, 0, 0, 0);
+    let mut disagree = Vec::new();
+    for name in FIXTURES.iter().map(|f| f.golden).chain([MINILM_GOLDEN]) {
+        for (line, g) in goldens(name).into_iter().enumerate() {
+            let json = g
+                .request_content_type
+                .as_deref()
+                .and_then(|c| c.split(';').next())
+                .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+            if !json || g.request_body_encoding.as_deref() == Some("elided") {
+                continue;
+            }
+            let Some(doc) = g.request_document() else {
+                continue;
+            };
+            let task = match g.hf_task.parse::<TaskSpec>().map(|s| s.task) {
+                Ok(Task::Conversational) => Task::TextGeneration,
+                Ok(t) => t,
+                Err(_) => continue,
+            };
+            let server = schema::validate_request(task, &doc).is_ok();
+            let (python, js) = verdicts
+                .get(&(name.to_owned(), line))
+                .copied()
+                .unwrap_or_default();
+            total += 1;
+            server_valid += usize::from(server);
+            python_valid += usize::from(python == Some(true));
+            js_valid += usize::from(js == Some(true));
+            if python != Some(server) || js != Some(server) {
+                disagree.push(format!(
+                    "{name} line {line} ({}): server {server}, python {python:?}, js {js:?}",
+                    g.case
+                ));
+            }
+        }
+    }
+    println!(
+        "{total} golden requests valid: server {server_valid}, python {python_valid}, javascript {js_valid}"
+    );
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+    assert!(
+        total >= 500 && server_valid < total,
+        "{total} requests, {server_valid} valid"
+    );
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the Python and npm packages of sdk/ with the schema bundle (core/schemas/bundle/),
+# installs each into a fresh environment (a venv, jsonschema from PyPI; an empty npm project, ajv
+# from the npm registry), runs both over every golden request and writes their verdicts, one JSON
+# line per request {"file", "line", "python", "js"}, to the file it prints. The Rust test
+# `sdk_packages_agree_with_the_server_on_every_golden_request` (HF_TEST_SDK_VERDICTS=<that file>)
+# compares them with the server's and prints the three counts.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+work=$(mktemp -d "${TMPDIR:-/tmp}/hf-sdk.XXXXXX")
+trap 'rm -rf "$work/py" "$work/js" "$work/venv" "$work/npm"' EXIT
+python3 infra/schemas/bundle.py --check >&2
+
+# Python: build a wheel from a copy holding the bundle, install it in a fresh venv
+cp -r sdk/python "$work/py"
+mkdir -p "$work/py/src/hf_inference_schemas/schemas"
+cp core/schemas/bundle/*.json "$work/py/src/hf_inference_schemas/schemas/"
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q --disable-pip-version-check "$work/py" >&2
+(cd "$work" && "$work/venv/bin/python" "$repo/infra/sdk/run_goldens.py" "$repo/tests/fixtures/golden") >"$work/python.jsonl"
+
+# npm: pack a copy holding the bundle, install the tarball into an empty project
+cp -r sdk/js "$work/js"
+mkdir -p "$work/js/schemas"
+cp core/schemas/bundle/*.json "$work/js/schemas/"
+tarball=$(cd "$work/js" && npm pack --silent 2>/dev/null | tail -n 1)
+mkdir -p "$work/npm"
+(cd "$work/npm" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund "$work/js/$tarball" >&2)
+NODE_PATH="$work/npm/node_modules" node infra/sdk/run_goldens.js tests/fixtures/golden >"$work/js.jsonl"
+
+python3 - "$work/python.jsonl" "$work/js.jsonl" >"$work/verdicts.jsonl" <<'PY'
+import json, sys
+py = {(d["file"], d["line"]): d["valid"] for d in map(json.loads, open(sys.argv[1]))}
+js = {(d["file"], d["line"]): d["valid"] for d in map(json.loads, open(sys.argv[2]))}
+for k in sorted(set(py) | set(js)):
+    print(json.dumps({"file": k[0], "line": k[1], "python": py.get(k), "js": js.get(k)}))
+PY
+echo "$work/verdicts.jsonl"
