@@ -26,7 +26,17 @@ mkdir -p "$work/js/schemas"
 cp core/schemas/bundle/*.json "$work/js/schemas/"
 tarball=$(cd "$work/js" && npm pack --silent 2>/dev/null | tail -n 1)
 mkdir -p "$work/npm"
-(cd "$work/npm" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund "$work/js/$tarball" >&2)
+(cd "$work/npm" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund "$work/js/$tarball" typescript@5 >&2)
+# the generated TypeScript declarations compile, and narrow a validated payload to the task's type
+cat >"$work/npm/use.ts" <<'TS'
+import { validate, TextGenerationRequest, ZeroShotClassificationRequest } from "hf-inference-schemas";
+const body: unknown = { inputs: "Hello", parameters: { max_new_tokens: 16 } };
+validate("text-generation", body);
+const request: TextGenerationRequest = body;
+const zsc: ZeroShotClassificationRequest = { inputs: "a", parameters: { candidate_labels: ["x"] } };
+console.log(request, zsc);
+TS
+(cd "$work/npm" && npx --no-install tsc --noEmit --strict use.ts >&2)
 NODE_PATH="$work/npm/node_modules" node infra/sdk/run_goldens.js tests/fixtures/golden >"$work/js.jsonl"
 
 python3 - "$work/python.jsonl" "$work/js.jsonl" >"$work/verdicts.jsonl" <<'PY'
