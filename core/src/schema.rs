@@ -95,6 +95,10 @@ pub const SOURCES: &[SchemaSource] = &[
     },
 ];
 
+/// The container's OpenAPI 3.1 document (`GET /openapi.json`), generated with the schema bundle
+/// from these schemas by `infra/schemas/bundle.py`.
+pub const OPENAPI: &str = include_str!("../schemas/bundle/openapi.json");
+
 /// Schemas other schemas refer to by `$id` (resolved from the build, never fetched).
 pub const SHARED: &[(&str, &str)] = &[
     (

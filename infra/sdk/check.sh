@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Python and npm packages of sdk/ with the schema bundle (core/schemas/bundle/),
+# Checks the OpenAPI document with openapi-spec-validator (PyPI). Builds the Python and npm packages of sdk/ with the schema bundle (core/schemas/bundle/),
 # installs each into a fresh environment (a venv, jsonschema from PyPI; an empty npm project, ajv
 # from the npm registry), runs both over every golden request and writes their verdicts, one JSON
 # line per request {"file", "line", "python", "js"}, to the file it prints. The Rust test
@@ -19,6 +19,30 @@ cp core/schemas/bundle/*.json "$work/py/src/hf_inference_schemas/schemas/"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check "$work/py" >&2
 (cd "$work" && "$work/venv/bin/python" "$repo/infra/sdk/run_goldens.py" "$repo/tests/fixtures/golden") >"$work/python.jsonl"
+# the OpenAPI 3.1 document served at GET /openapi.json, checked by an OpenAPI validator
+"$work/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator>=0.7" >&2
+"$work/venv/bin/python" -c "
+import json, sys
+from openapi_spec_validator import validate
+doc = json.load(open(sys.argv[1]))
+validate(doc)
+# the validator resolves schema references lazily: resolve every one here
+def refs(n):
+    if isinstance(n, dict):
+        for k, v in n.items():
+            if k == '\$ref':
+                yield v
+            elif k not in ('examples', 'default', 'const', 'enum'):
+                yield from refs(v)
+    elif isinstance(n, list):
+        for v in n:
+            yield from refs(v)
+for ref in set(refs(doc)):
+    node = doc
+    for part in ref.removeprefix('#/').split('/'):
+        node = node[part]
+print('core/schemas/bundle/openapi.json: a valid OpenAPI 3.1 document', file=sys.stderr)
+" core/schemas/bundle/openapi.json
 
 # npm: pack a copy holding the bundle, install the tarball into an empty project
 cp -r sdk/js "$work/js"
