@@ -235,6 +235,7 @@ async fn limits_routing_and_media_types() {
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["BatchStrategy"], "MULTI_RECORD");
     assert_eq!(v["MaxPayloadInMB"], 1);
+    let execution = v.clone();
     let (s, b) = call(&app, get("/models")).await;
     assert_eq!(s, 200);
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
@@ -244,7 +245,7 @@ async fn limits_routing_and_media_types() {
     assert_eq!(s, 200);
     let doc: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (path, body) in [("/models", &v)] {
+    for (path, body) in [("/models", &v), ("/execution-parameters", &execution)] {
         let mut schema = doc["paths"][path]["get"]["responses"]["200"]["content"]
             ["application/json"]["schema"]
             .clone();

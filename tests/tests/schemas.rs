@@ -210,10 +210,10 @@ fn every_request_property_is_documented_and_its_examples_and_default_validate() 
             checked += 1;
             let at = format!("{file} `{name}`");
             for key in ["title", "description"] {
-                if !prop
+                if prop
                     .get(key)
                     .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
+                    .is_none_or(str::is_empty)
                 {
                     problems.push(format!("{at}: no {key}"));
                 }
