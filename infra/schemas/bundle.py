@@ -368,6 +368,11 @@ def main():
     )
     d_ts = typescript(ver, bundles)
     d_ts_path = ROOT / "sdk" / "js" / "index.d.ts"
+    # the client packages carry the server's version: a bundle and its package say the same release
+    py_ver = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "sdk/python/pyproject.toml").read_text(), re.M)
+    js_ver = json.loads((ROOT / "sdk/js/package.json").read_text())["version"]
+    if (py_ver and py_ver.group(1)) != ver or js_ver != ver:
+        sys.exit(f"sdk/python ({py_ver and py_ver.group(1)}) and sdk/js ({js_ver}) must have the workspace version {ver}")
     if check:
         stale = [n for n, text in files.items() if not (OUT / n).is_file() or (OUT / n).read_text(encoding="utf-8") != text]
         if not d_ts_path.is_file() or d_ts_path.read_text(encoding="utf-8") != d_ts:
