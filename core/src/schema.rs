@@ -95,6 +95,10 @@ pub const SOURCES: &[SchemaSource] = &[
     },
 ];
 
+/// The container's OpenAPI 3.1 document (`GET /openapi.json`), generated with the schema bundle
+/// from these schemas by `infra/schemas/bundle.py`.
+pub const OPENAPI: &str = include_str!("../schemas/bundle/openapi.json");
+
 /// Schemas other schemas refer to by `$id` (resolved from the build, never fetched).
 pub const SHARED: &[(&str, &str)] = &[
     (
@@ -134,9 +138,15 @@ struct Compiled {
 
 fn compile(text: &str) -> Result<Validator, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    validator(&value)
+}
+
+/// Compiles a JSON Schema (2020-12) whose references to [`SHARED`] schemas resolve from this
+/// build: for tests and tools that check a part of a schema (an example against its property).
+pub fn validator(schema: &Value) -> Result<Validator, String> {
     jsonschema::draft202012::options()
         .with_retriever(Embedded)
-        .build(&value)
+        .build(schema)
         .map_err(|e| e.to_string())
 }
 

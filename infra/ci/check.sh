@@ -26,6 +26,24 @@ if MOTO=$(bash infra/fetch-moto.sh 2>/dev/null); then
 else
   echo "warning: could not install moto from PyPI; the async handler's S3 test will be skipped" >&2
 fi
+# the client packages of sdk/ (Python over jsonschema from PyPI, npm over ajv from the npm
+# registry), built and installed into fresh environments, then run over every golden request;
+# the schemas test compares their verdicts with the server's (about 25 s)
+if ! command -v npm >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null) 2>/dev/null || true
+fi
+if ! python3 -c "import ensurepip" 2>/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null) 2>/dev/null || true
+fi
+if command -v npm >/dev/null; then
+  echo "== SDK packages (sdk/python, sdk/js): build, install, run over the goldens"
+  HF_TEST_SDK_VERDICTS=$(bash infra/sdk/check.sh)
+  export HF_TEST_SDK_VERDICTS
+else
+  echo "warning: npm could not be installed; the SDK packages are not checked" >&2
+fi
+echo "== schema bundle up to date (core/schemas/bundle/, from core/schemas/)"
+python3 infra/schemas/bundle.py --check
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

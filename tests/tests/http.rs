@@ -235,10 +235,28 @@ async fn limits_routing_and_media_types() {
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["BatchStrategy"], "MULTI_RECORD");
     assert_eq!(v["MaxPayloadInMB"], 1);
+    let execution = v.clone();
     let (s, b) = call(&app, get("/models")).await;
     assert_eq!(s, 200);
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["models"][0]["modelName"], "model");
+    // the OpenAPI document: served, and describing what the routes above answer
+    let (s, b) = call(&app, get("/openapi.json")).await;
+    assert_eq!(s, 200);
+    let doc: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, body) in [("/models", &v), ("/execution-parameters", &execution)] {
+        let mut schema = doc["paths"][path]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"]
+            .clone();
+        schema["components"] = doc["components"].clone();
+        assert!(jsonschema::is_valid(&schema, body), "{path}: {body}");
+    }
+    let requests = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"]["anyOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(requests.len(), hf_inference_core::schema::SOURCES.len());
     drop(gate);
 }
 

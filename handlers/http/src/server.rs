@@ -98,7 +98,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/invocations", any(invocations))
         .route("/execution-parameters", get(execution_parameters))
         .route("/models", get(models))
-        .route("/models/{name}", get(describe_model));
+        .route("/models/{name}", get(describe_model))
+        .route("/openapi.json", get(openapi));
     if state.settings.emulate_runtime {
         r = r
             .route(
@@ -119,6 +120,12 @@ fn pretty(value: &serde_json::Value) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
     out.push(b'\n');
     out
+}
+
+/// The OpenAPI 3.1 document of this API (an addition: the toolkit has none), generated from the
+/// same schemas the requests are validated with.
+async fn openapi() -> Response {
+    json_response(StatusCode::OK, hf_inference_core::schema::OPENAPI)
 }
 
 async fn ping(State(state): State<Arc<AppState>>) -> Response {
