@@ -98,13 +98,13 @@ export type ImageSegmentationRequest = ({
 });
 /** HF_TASK=image-segmentation: the response body. */
 export type ImageSegmentationResponse = ((Array<({
-      /** The segment's score (null for semantic segmentation). */
+      /** The segment's score, rounded to 6 decimals (null for semantic segmentation). */
       "score": (number | null);
       "label": string;
       /** A PNG image (mode L, the input image's size: 255 inside the segment, 0 outside) as base64. */
       "mask": string;
     })>) | (Array<(Array<({
-        /** The segment's score (null for semantic segmentation). */
+        /** The segment's score, rounded to 6 decimals (null for semantic segmentation). */
         "score": (number | null);
         "label": string;
         /** A PNG image (mode L, the input image's size: 255 inside the segment, 0 outside) as base64. */
