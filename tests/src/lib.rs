@@ -868,6 +868,30 @@ fn content_type<B>(resp: &axum::http::Response<B>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`, as CI runners do):
+/// there, a test whose fixture (a service, a model) is missing fails instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
+}
+
+/// A test that cannot run here because `why` (a missing service or model). Under CI it panics,
+/// so the run fails with the cause; elsewhere it says `skipped: <test>: <why>` on the process's
+/// stderr (written past the test harness's capture, so `cargo test` shows it) and, where
+/// `HF_TEST_SKIP_LOG` names a file, appends the same line there for `infra/ci/check.sh` to list.
+/// The caller returns right after.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    assert!(!in_ci(), "{test}: {why}; CI=true requires it, so this test fails instead of skipping");
+    let line = format!("skipped: {test}: {why}\n");
+    // `eprintln!` is captured by libtest and shown only for failing tests; a direct write is not
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(log) = std::env::var_os("HF_TEST_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
 /// A local S3/SNS API (moto's server, installed by `infra/fetch-moto.sh`), stopped when dropped.
 pub struct Moto {
     child: std::process::Child,
@@ -878,9 +902,13 @@ pub struct Moto {
 impl Moto {
     /// Starts moto from the packages in `HF_TEST_MOTO_DIR` (which `infra/ci/check.sh` sets) and
     /// waits for it; `None`, with a notice, where it is not installed.
-    pub fn start() -> Option<Moto> {
+    /// Under CI (see [`in_ci`]) a missing moto fails the calling test instead.
+    pub fn start(test: &str) -> Option<Moto> {
         let Ok(pkgs) = std::env::var("HF_TEST_MOTO_DIR") else {
-            eprintln!("skipped: moto is not installed (infra/ci/check.sh installs it and sets HF_TEST_MOTO_DIR)");
+            skip(
+                test,
+                "moto is not installed (infra/ci/check.sh installs it with infra/fetch-moto.sh and sets HF_TEST_MOTO_DIR)",
+            );
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
