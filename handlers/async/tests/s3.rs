@@ -18,7 +18,9 @@ async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
-    let Some(moto) = hf_inference_tests::Moto::start("s3_events_sqs_messages_and_sns_against_a_local_s3_api") else {
+    let Some(moto) =
+        hf_inference_tests::Moto::start("s3_events_sqs_messages_and_sns_against_a_local_s3_api")
+    else {
         return;
     };
     let url = moto.url();

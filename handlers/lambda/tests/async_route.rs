@@ -133,7 +133,9 @@ fn query(v: &Value) -> String {
 
 #[test]
 fn an_asynchronous_route_stores_the_input_invokes_and_serves_the_result() {
-    let Some(moto) = hf_inference_tests::Moto::start("an_asynchronous_route_stores_the_input_invokes_and_serves_the_result") else {
+    let Some(moto) = hf_inference_tests::Moto::start(
+        "an_asynchronous_route_stores_the_input_invokes_and_serves_the_result",
+    ) else {
         return;
     };
     // before any thread: the proxy's S3 store reads the standard environment
