@@ -20,7 +20,8 @@ fi
 # the tests that need it skip, and are listed after `cargo test`.
 ci=false
 case "${CI:-}" in "" | 0 | false | FALSE | False) ;; *) ci=true ;; esac
-fetch() { # fetch NAME VAR SCRIPT: exports VAR=<dir> or reports why not
+missing=()
+fetch() { # fetch NAME VAR SCRIPT: exports VAR=<dir>, or says why not and notes NAME as missing
   local name=$1 var=$2 script=$3 out log
   log=$(mktemp)
   if out=$(bash "$script" 2>"$log"); then
@@ -28,8 +29,7 @@ fetch() { # fetch NAME VAR SCRIPT: exports VAR=<dir> or reports why not
   elif [ "$ci" = true ]; then
     echo "error: could not fetch $name ($script); CI requires it. Its output:" >&2
     sed 's/^/  | /' "$log" >&2
-    rm -f "$log"
-    exit 1
+    missing+=("$name")
   else
     echo "warning: could not fetch $name ($script); the tests that need it will be skipped:" >&2
     tail -n 5 "$log" | sed 's/^/  | /' >&2
@@ -38,6 +38,10 @@ fetch() { # fetch NAME VAR SCRIPT: exports VAR=<dir> or reports why not
 }
 fetch all-MiniLM-L6-v2 HF_TEST_MINILM_DIR infra/fetch-minilm.sh
 fetch moto HF_TEST_MOTO_DIR infra/fetch-moto.sh
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "error: CI=$CI, and the test fixtures ${missing[*]} could not be fetched (see above)" >&2
+  exit 1
+fi
 HF_TEST_SKIP_LOG=$(mktemp)
 export HF_TEST_SKIP_LOG
 trap 'rm -f "$HF_TEST_SKIP_LOG"' EXIT
