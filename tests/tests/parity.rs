@@ -8,59 +8,24 @@ use std::time::Instant;
 use futures_util::stream::{self, StreamExt};
 use hf_inference_core::{schema, Task};
 use hf_inference_tests::{
-    fixtures, goldens, judge, router_for, router_for_dir, send, Fixture, Verdict, FIXTURES,
+    fixtures, goldens, judge, pinned, router_for, router_for_dir, send, Fixture, Tally, FIXTURES,
     MINILM_GOLDEN,
 };
 
-/// Where we differ from the toolkit on purpose (README, compatibility table).
-const KNOWN: &[(&str, &str)] = &[
-    // The toolkit pickles a NumPy object array of dicts; we answer 406 and suggest JSON.
-    ("accept/npy", "text-classification"),
-    // MMS describes its Python workers ("runtime": "python", one entry per worker); we describe ours.
-    ("http/models-describe", ""),
-];
-
-fn known(name: &str, case: &str) -> bool {
-    KNOWN
-        .iter()
-        .any(|(c, family)| *c == case && name.contains(family))
-}
-
 /// Replays the golden file `name` through `router`; returns what is wrong (nothing when it is at
-/// parity): every failed record, a known `.npy` difference that is not a 4xx refusal, and too few
-/// records compared.
+/// parity): every verdict that its pinned list (`golden/<name>.verdicts`, see [`Tally`]) does
+/// not expect, and too few records compared.
 async fn replay(name: &str, router: axum::Router) -> Vec<String> {
-    let (mut passed, mut failed, mut improved, mut stricter, mut expected) = (0, 0, 0, 0, 0);
-    let mut failures = Vec::new();
+    let pins = match pinned(name) {
+        Ok(p) => p,
+        Err(e) => return vec![e],
+    };
+    let mut tally = Tally::default();
     for g in goldens(name) {
         let (status, ct, body) = send(&router, &g).await;
-        match judge(&g, status, ct.as_deref(), &body) {
-            Verdict::Pass => passed += 1,
-            Verdict::Improved => improved += 1,
-            Verdict::Stricter => stricter += 1,
-            Verdict::Fail(why) if known(name, &g.case) => {
-                expected += 1;
-                eprintln!("expected difference {name} {}: {why}", g.case);
-            }
-            Verdict::Fail(why) => {
-                failed += 1;
-                failures.push(format!("{name} {}: {why}", g.case));
-            }
-        }
-        if known(name, &g.case) && !(400..500).contains(&status) && g.case == "accept/npy" {
-            failures.push(format!(
-                "{name} {}: expected a 4xx refusal, got {status}",
-                g.case
-            ));
-        }
+        tally.add(name, &pins, &g, &judge(&g, status, ct.as_deref(), &body));
     }
-    eprintln!(
-        "{name}: {passed} same, {improved} improved, {stricter} stricter, {expected} known differences, {failed} failed"
-    );
-    if passed < 10 {
-        failures.push(format!("{name}: too few records compared ({passed} same)"));
-    }
-    failures
+    tally.finish(name, &pins).problems
 }
 
 /// The message of a panic caught by a join handle.
@@ -107,7 +72,7 @@ async fn every_golden_file_is_at_parity_with_the_toolkit() {
         .collect();
     assert!(!chosen.is_empty(), "HF_TEST_GOLDEN names no golden file");
     assert!(
-        only.is_none() || std::env::var_os("CI").is_none(),
+        only.is_none() || !hf_inference_tests::in_ci(),
         "HF_TEST_GOLDEN narrows the parity test: CI must replay every golden file"
     );
     let started = Instant::now();
@@ -214,11 +179,10 @@ fn every_golden_file_has_one_fixture_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feature_extraction_real_minilm() {
     let Some(dir) = std::env::var_os("HF_TEST_MINILM_DIR") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide HF_TEST_MINILM_DIR (infra/ci/check.sh)"
+        hf_inference_tests::skip(
+            "feature_extraction_real_minilm",
+            "the real all-MiniLM-L6-v2 is not here (set HF_TEST_MINILM_DIR=$(bash infra/fetch-minilm.sh))",
         );
-        eprintln!("skipped: set HF_TEST_MINILM_DIR=$(bash infra/fetch-minilm.sh) to run it");
         return;
     };
     let failures = replay(
@@ -258,4 +222,20 @@ fn golden_responses_match_the_response_schemas() {
         }
     }
     assert!(checked > 50, "only {checked} responses checked");
+}
+
+/// The README's parity numbers are the golden files' and their pinned lists' (a new golden file
+/// or a new pinned difference changes them, and this test says the new sentence).
+#[test]
+fn the_readme_states_the_pinned_parity_numbers() {
+    let readme = std::fs::read_to_string(fixtures().join("../../README.md")).expect("README.md");
+    let want = hf_inference_tests::parity_summary();
+    assert!(
+        readme
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(&want),
+        "README.md must say \"{want}\" (its \"Where it differs\" section)"
+    );
 }

@@ -298,7 +298,13 @@ mod tests {
 
     #[test]
     fn concurrent_searches_share_steps_and_match_their_results_alone() {
-        let model = Arc::new(Slow::default());
+        // the four are sent at once; each start takes 500 ms on the engine thread, so the
+        // others are queued long before the first one's steps end (a generous bound: no hook
+        // tells when a search is queued)
+        let model = Arc::new(Slow {
+            start_ms: 500,
+            ..Slow::default()
+        });
         let alone: Vec<Vec<Vec<u32>>> = (0..4)
             .map(|i| {
                 let mut s = search(&model, i, 1 + (i as usize % 2));
@@ -361,9 +367,11 @@ mod tests {
 
     #[test]
     fn searches_sent_while_an_encoder_runs_share_its_first_step() {
-        // the second and third search arrive while the first one's 100 ms start runs
+        // the second and third search arrive while the first one's start runs: sent 10 ms
+        // apart into a 3 s start, a bound no loaded machine trips (no hook tells when a search
+        // is queued)
         let model = Arc::new(Slow {
-            start_ms: 100,
+            start_ms: 3000,
             ..Slow::default()
         });
         let sched = Scheduler::start(model.clone(), 64).unwrap();
@@ -403,7 +411,9 @@ mod tests {
 
     #[test]
     fn a_beam_search_whose_caller_timed_out_stops() {
-        // 400 new tokens of 3 ms steps would take over a second; the caller gives up after 50 ms
+        // 100 000 new tokens of 3 ms steps would take five minutes; the caller gives up after
+        // 50 ms. Generous bounds, no timing luck: the search must stop within 120 s (it does
+        // within a few steps; only a search that ignores its caller takes the five minutes)
         let model = Arc::new(Slow::default());
         let sched = Scheduler::start(model.clone(), 64).unwrap();
         let runtime = crate::runtime::Runtime::new(crate::runtime::RuntimeOptions {
@@ -414,7 +424,7 @@ mod tests {
         .unwrap();
         let mut cfg = GenerationConfig::default();
         cfg.update(
-            serde_json::json!({"max_new_tokens": 400, "min_new_tokens": 400, "num_beams": 2})
+            serde_json::json!({"max_new_tokens": 100_000, "min_new_tokens": 100_000, "num_beams": 2})
                 .as_object()
                 .unwrap(),
         )
@@ -434,9 +444,9 @@ mod tests {
             matches!(result, Err(ToolkitError::Timeout(_))),
             "{result:?}"
         );
-        // the search is dropped at a step soon after the timeout, long before its 400 tokens
-        let stopped = done_rx.recv_timeout(Duration::from_millis(600)).unwrap();
+        // the search is dropped at a step after the timeout, long before its 100 000 tokens
+        let stopped = done_rx.recv_timeout(Duration::from_secs(120)).unwrap();
         assert!(stopped, "the search ran to its end");
-        assert!(model.rows.lock().unwrap().len() < 100, "steps ran on");
+        assert!(model.rows.lock().unwrap().len() < 40_000, "steps ran on");
     }
 }

@@ -544,19 +544,89 @@ fn tile<const R: usize, const FMA: bool, W: Weight>(
     out[..R].copy_from_slice(&acc);
 }
 
-/// Whether the AVX-512 micro-kernel can run here.
+/// The instruction-set path the kernels take: the best the CPU has, or the one forced by
+/// [`KERNEL_PATH_ENV`] (lower paths only: a path the CPU lacks is never run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KernelPath {
+    /// The baseline target, no run-time dispatch: what arm64 (Graviton) and old x86 CPUs run.
+    Generic,
+    /// AVX2 + FMA: the 6x16 micro-kernel and 256-bit auto-vectorized loops.
+    Avx2,
+    /// AVX-512 (F + VL) on top of AVX2 + FMA: the 12x16 micro-kernel.
+    Avx512,
+}
+
+/// The environment variable that forces a kernel path: `generic`, `avx2` or `avx512`. A switch
+/// for tests and diagnosis (CI runs the kernel and encoder tests once per path the machine has),
+/// read once, the first time a kernel runs; unset, the kernels take the best path the CPU has.
+pub const KERNEL_PATH_ENV: &str = "HF_KERNEL_PATH";
+
+impl KernelPath {
+    /// The name [`KERNEL_PATH_ENV`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Generic => "generic",
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses a [`KERNEL_PATH_ENV`] value.
+    pub fn parse(s: &str) -> Option<KernelPath> {
+        [KernelPath::Generic, KernelPath::Avx2, KernelPath::Avx512]
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// The best path this CPU can run.
+    pub fn detected() -> KernelPath {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 =
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            let avx512 = std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vl");
+            match (avx2, avx512) {
+                (true, true) => KernelPath::Avx512,
+                (true, false) => KernelPath::Avx2,
+                _ => KernelPath::Generic,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            KernelPath::Generic
+        }
+    }
+
+    /// The path asked for by [`KERNEL_PATH_ENV`]: `Ok(None)` when unset, `Err` with the value
+    /// when it names no path.
+    pub fn requested() -> Result<Option<KernelPath>, String> {
+        match std::env::var(KERNEL_PATH_ENV) {
+            Ok(v) if v.trim().is_empty() => Ok(None),
+            Ok(v) => KernelPath::parse(&v).map(Some).ok_or(v),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The path the kernels take in this process: the requested one capped at the detected one
+    /// (an unknown request is ignored; the kernels' unit test `the_forced_kernel_path_is_taken`
+    /// fails on either).
+    pub fn active() -> KernelPath {
+        static ACTIVE: std::sync::OnceLock<KernelPath> = std::sync::OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            let detected = KernelPath::detected();
+            match KernelPath::requested() {
+                Ok(Some(p)) => p.min(detected),
+                _ => detected,
+            }
+        })
+    }
+}
+
+/// Whether the AVX-512 micro-kernel runs here.
 #[inline]
 fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512vl")
-            && has_avx2_fma()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    KernelPath::active() == KernelPath::Avx512
 }
 
 /// Rows one micro-kernel call covers on this CPU.
@@ -569,17 +639,11 @@ fn rows_per_call() -> usize {
     }
 }
 
-/// Whether the AVX2+FMA variants can run here.
+/// Whether the AVX2+FMA variants run here (the CPU has them: [`KernelPath::active`] never
+/// exceeds [`KernelPath::detected`]).
 #[inline]
 fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    KernelPath::active() >= KernelPath::Avx2
 }
 
 /// Defines `pub fn $name` running `$body` compiled for AVX2+FMA when the CPU has them (wider
@@ -901,6 +965,27 @@ pub(crate) mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
+    }
+
+    /// `HF_KERNEL_PATH=<path>` runs every kernel test on that path: this test fails where the
+    /// value names no path or one this CPU cannot run, so a forced run cannot silently test
+    /// another path.
+    #[test]
+    fn the_forced_kernel_path_is_taken() {
+        let active = KernelPath::active();
+        assert!(active <= KernelPath::detected());
+        match KernelPath::requested() {
+            Ok(Some(p)) => assert_eq!(
+                active,
+                p,
+                "{KERNEL_PATH_ENV}={} asked, but this CPU's best is {}",
+                p.name(),
+                KernelPath::detected().name()
+            ),
+            Ok(None) => assert_eq!(active, KernelPath::detected()),
+            Err(v) => panic!("{KERNEL_PATH_ENV}={v:?} names no path (generic, avx2, avx512)"),
+        }
+        eprintln!("kernel path: {}", active.name());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The handler against a real S3 API served locally by moto (PyPI `moto[server]`, installed by
 //! infra/ci/check.sh, which exports HF_TEST_MOTO_DIR): S3 events, SQS messages, poison inputs,
-//! redelivery and SNS notifications. Skipped with a notice when moto is not installed.
+//! redelivery and SNS notifications. Without moto it fails under CI (CI=true) and skips with a notice elsewhere.
 
 use std::sync::Arc;
 
@@ -18,7 +18,9 @@ async fn body_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_events_sqs_messages_and_sns_against_a_local_s3_api() {
-    let Some(moto) = hf_inference_tests::Moto::start() else {
+    let Some(moto) =
+        hf_inference_tests::Moto::start("s3_events_sqs_messages_and_sns_against_a_local_s3_api")
+    else {
         return;
     };
     let url = moto.url();

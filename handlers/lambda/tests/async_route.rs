@@ -1,5 +1,5 @@
 //! The asynchronous route against local stand-ins: moto serves S3 (installed by
-//! infra/ci/check.sh, which sets HF_TEST_MOTO_DIR; skipped with a notice without it) and a test
+//! infra/ci/check.sh, which sets HF_TEST_MOTO_DIR; failing under CI and skipped with a notice elsewhere without it) and a test
 //! double serves SageMaker Runtime's `POST /endpoints/{name}/async-invocations`, running the real
 //! container router on the stored input and writing its answer where SageMaker would. Its own
 //! test binary: it sets the AWS environment before any thread starts.
@@ -133,7 +133,9 @@ fn query(v: &Value) -> String {
 
 #[test]
 fn an_asynchronous_route_stores_the_input_invokes_and_serves_the_result() {
-    let Some(moto) = hf_inference_tests::Moto::start() else {
+    let Some(moto) = hf_inference_tests::Moto::start(
+        "an_asynchronous_route_stores_the_input_invokes_and_serves_the_result",
+    ) else {
         return;
     };
     // before any thread: the proxy's S3 store reads the standard environment
