@@ -86,10 +86,12 @@ fi
 paths=generic
 if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then paths="$paths avx2"; fi
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null && grep -qw avx512vl /proc/cpuinfo; then paths="$paths avx512"; fi
+# (--workspace, as `cargo test` above, so that features unify the same way and nothing is rebuilt;
+# `-p hf-inference-core` alone would rebuild candle and the core with other features)
 for path in $paths; do
   echo "== kernel and encoder tests, HF_KERNEL_PATH=$path"
-  HF_KERNEL_PATH=$path cargo test --locked -q -p hf-inference-core --lib -- kernels model::
-  HF_KERNEL_PATH=$path cargo test --locked -q -p hf-inference-tests --test engine
+  HF_KERNEL_PATH=$path cargo test --locked -q --workspace --lib -- kernels model::
+  HF_KERNEL_PATH=$path cargo test --locked -q --workspace --test engine
 done
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
