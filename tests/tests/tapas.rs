@@ -58,7 +58,11 @@ fn tapas_tokenizer_matches_transformers_on_every_channel() {
             for (i, e) in encs.iter().enumerate() {
                 assert_eq!(e.ids, ids[i], "{what}: ids of query {i} {:?}", queries[i]);
                 for (j, (ours, theirs)) in e.token_types.iter().zip(&types[i]).enumerate() {
-                    assert_eq!(ours, theirs, "{what}: query {i}, token {j} (id {})", e.ids[j]);
+                    assert_eq!(
+                        ours, theirs,
+                        "{what}: query {i}, token {j} (id {})",
+                        e.ids[j]
+                    );
                 }
                 assert_eq!(e.token_types.len(), types[i].len(), "{what}");
                 for (k, seen) in numeric.iter_mut().enumerate() {
@@ -69,7 +73,10 @@ fn tapas_tokenizer_matches_transformers_on_every_channel() {
         }
     }
     assert!(checked >= 30, "{checked} encodings");
-    assert_eq!(numeric, [true; 3], "ranks, inverse ranks and relations all exercised");
+    assert_eq!(
+        numeric, [true; 3],
+        "ranks, inverse ranks and relations all exercised"
+    );
 }
 
 #[test]
@@ -113,7 +120,11 @@ fn tapas_logits_match_transformers() {
                     token_types.resize(len, [0; CHANNELS]);
                     let mut attention = vec![1; n];
                     attention.resize(len, 0);
-                    TapasInput { ids, token_types, attention }
+                    TapasInput {
+                        ids,
+                        token_types,
+                        attention,
+                    }
                 })
                 .collect();
             let out = model.forward(&batch).unwrap();
@@ -131,7 +142,11 @@ fn tapas_logits_match_transformers() {
                 match (&o.aggregation, agg) {
                     (Some(a), Some(b)) => {
                         for (x, y) in a.iter().zip(&b[i]) {
-                            assert!((x - y).abs() < 1e-4, "{name}: aggregation {a:?} vs {:?}", b[i]);
+                            assert!(
+                                (x - y).abs() < 1e-4,
+                                "{name}: aggregation {a:?} vs {:?}",
+                                b[i]
+                            );
                         }
                     }
                     (None, None) => {}

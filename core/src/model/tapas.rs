@@ -185,8 +185,12 @@ impl Tapas {
         let emb = enc.pp("embeddings");
         let word = embedding(config.vocab_size, h, emb.pp("word_embeddings"))
             .map_err(|e| missing("embeddings", e))?;
-        let position = embedding(config.max_position_embeddings, h, emb.pp("position_embeddings"))
-            .map_err(|e| missing("position embeddings", e))?;
+        let position = embedding(
+            config.max_position_embeddings,
+            h,
+            emb.pp("position_embeddings"),
+        )
+        .map_err(|e| missing("position embeddings", e))?;
         let token_types = config
             .type_vocab_sizes
             .iter()
@@ -226,8 +230,12 @@ impl Tapas {
         };
         let aggregation = if config.num_aggregation_labels > 0 {
             Some(
-                linear(h, config.num_aggregation_labels, vb.pp("aggregation_classifier"))
-                    .map_err(|e| missing("aggregation_classifier", e))?,
+                linear(
+                    h,
+                    config.num_aggregation_labels,
+                    vb.pp("aggregation_classifier"),
+                )
+                .map_err(|e| missing("aggregation_classifier", e))?,
             )
         } else {
             None
@@ -257,7 +265,11 @@ impl Tapas {
     /// Checks that every id fits its embedding table (transformers fails with an index error):
     /// a 4xx naming what is too large.
     pub fn check(&self, input: &TapasInput) -> Result<(), ToolkitError> {
-        if let Some(&id) = input.ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
+        if let Some(&id) = input
+            .ids
+            .iter()
+            .find(|&&i| i as usize >= self.config.vocab_size)
+        {
             return Err(ToolkitError::Validation(format!(
                 "token id {id} is outside this model's vocabulary of {} (the tokenizer's [EMPTY] token, for an empty cell, when vocab.txt lacks it): fill the empty cells",
                 self.config.vocab_size
@@ -339,7 +351,9 @@ impl Tapas {
             .flat_map(|x| x.attention.iter().copied())
             .collect();
         let mut x = self.word.forward(&Tensor::from_vec(ids, (b, l), dev)?)?;
-        x = (x + self.position.forward(&Tensor::from_vec(pos, (b, l), dev)?)?)?;
+        x = (x + self
+            .position
+            .forward(&Tensor::from_vec(pos, (b, l), dev)?)?)?;
         for (c, table) in self.token_types.iter().enumerate() {
             let t: Vec<u32> = batch
                 .iter()
@@ -403,7 +417,13 @@ impl Tapas {
             token_sum[cell] += (dot(row, &self.output_weights) + self.output_bias) / temperature;
             column_sum[cell] += dot(row, &self.column_weights) + self.column_bias;
         }
-        let mean = |sum: &[f32], c: usize| if count[c] > 0.0 { sum[c] / count[c] } else { 0.0 };
+        let mean = |sum: &[f32], c: usize| {
+            if count[c] > 0.0 {
+                sum[c] / count[c]
+            } else {
+                0.0
+            }
+        };
         // column logits: the mean over a column's existing cells of their mean token logit
         let mut column_logits = vec![0f32; max_cols];
         let mut cell_count = vec![0f32; max_cols];
@@ -432,7 +452,11 @@ impl Tapas {
             .iter()
             .map(|&c| {
                 let col = c % max_cols;
-                let in_column = if col == selected && col != 0 { 1.0 } else { 0.0 };
+                let in_column = if col == selected && col != 0 {
+                    1.0
+                } else {
+                    0.0
+                };
                 mean(&token_sum, c)
                     + CLOSE_ENOUGH_TO_LOG_ZERO * (1.0 - mean(&mask_sum, c) * in_column)
             })

@@ -17,8 +17,11 @@ use crate::error::ToolkitError;
 use crate::model::tapas::{Tapas, TapasInput, TapasOutput};
 use crate::task::Task;
 use crate::tokenize::tapas::{Table, TableEncoding, TapasTokenizer, Truncation, CHANNELS};
-use crate::types::table_question_answering::{TableAnswer, TableQuestionAnsweringParameters};
-use crate::types::{PaddingArg, TruncationArg};
+use crate::types::table_question_answering::{
+    normalize_request, TableAnswer, TableQuery, TableQuestionAnsweringParameters,
+    TableQuestionAnsweringRequest,
+};
+use crate::types::{OneOrMany, PaddingArg, TruncationArg};
 
 /// The pipeline.
 #[derive(Debug)]
@@ -53,12 +56,7 @@ struct Item {
 
 /// transformers' `preprocess` checks and pandas' `DataFrame(dict)`: columns of equal length,
 /// strings only, at least one row and one column.
-fn parse_table(v: &Value, at: &str) -> Result<Table, ToolkitError> {
-    let Some(obj) = v.as_object() else {
-        return Err(ToolkitError::Validation(format!(
-            "`table`{at} must be an object of columns: {{\"column name\": [\"cell\", ...], ...}}"
-        )));
-    };
+fn parse_table(obj: &Map<String, Value>, at: &str) -> Result<Table, ToolkitError> {
     let mut columns = Vec::with_capacity(obj.len());
     let mut cells: Vec<Vec<String>> = Vec::with_capacity(obj.len());
     for (name, col) in obj {
@@ -101,45 +99,21 @@ fn parse_table(v: &Value, at: &str) -> Result<Table, ToolkitError> {
     Ok(Table { columns, rows })
 }
 
-fn parse_item(v: &Value, at: &str) -> Result<Item, ToolkitError> {
-    let Some(obj) = v.as_object() else {
-        return Err(ToolkitError::Validation(format!(
-            "each input{at} must be an object {{\"query\": ..., \"table\": {{...}}}}"
-        )));
-    };
-    let table = match obj.get("table") {
-        Some(t) if !t.is_null() => parse_table(t, at)?,
-        _ => {
-            return Err(ToolkitError::Validation(format!(
-                "`table`{at} is missing: send {{\"query\": \"...\", \"table\": {{\"column\": [\"cell\", ...]}}}}"
-            )))
-        }
-    };
-    let queries = match obj.get("query") {
-        Some(Value::String(q)) if q.is_empty() => {
+fn parse_item(item: TableQuery, at: &str) -> Result<Item, ToolkitError> {
+    let table = parse_table(&item.table, at)?;
+    let queries = match item.query {
+        OneOrMany::One(q) if q.is_empty() => {
             return Err(ToolkitError::Validation(format!(
                 "`query`{at} is empty: ask a question"
             )))
         }
-        Some(Value::String(q)) => vec![q.clone()],
-        Some(Value::Array(qs)) if !qs.is_empty() => qs
-            .iter()
-            .map(|q| {
-                q.as_str().map(str::to_owned).ok_or_else(|| {
-                    ToolkitError::Validation(format!("every query{at} must be a string"))
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(Value::Array(_)) => {
+        OneOrMany::One(q) => vec![q],
+        OneOrMany::Many(qs) if qs.is_empty() => {
             return Err(ToolkitError::Validation(format!(
                 "`query`{at} is an empty list: send a question or a list of questions"
             )))
         }
-        _ => {
-            return Err(ToolkitError::Validation(format!(
-                "`query`{at} must be a question (a string) or a list of questions"
-            )))
-        }
+        OneOrMany::Many(qs) => qs,
     };
     Ok(Item { table, queries })
 }
@@ -158,7 +132,9 @@ fn cell_probabilities(
     for (j, t) in input.token_types.iter().enumerate() {
         if t[0] == 1 && t[1] >= 1 && t[2] >= 1 {
             let p = f64::from(logistic(out.logits[j])) * f64::from(input.attention[j]);
-            let e = sums.entry((t[1] as usize - 1, t[2] as usize - 1)).or_default();
+            let e = sums
+                .entry((t[1] as usize - 1, t[2] as usize - 1))
+                .or_default();
             e.0 += p;
             e.1 += 1;
         }
@@ -200,7 +176,9 @@ impl TableQuestionAnsweringPipeline {
         })
     }
 
-    fn settings(p: &TableQuestionAnsweringParameters) -> Result<(bool, Pad, Truncation), ToolkitError> {
+    fn settings(
+        p: &TableQuestionAnsweringParameters,
+    ) -> Result<(bool, Pad, Truncation), ToolkitError> {
         let pad = match &p.padding {
             None | Some(PaddingArg::Bool(true)) => Pad::Longest,
             Some(PaddingArg::Bool(false)) => Pad::None,
@@ -233,32 +211,22 @@ impl TableQuestionAnsweringPipeline {
 
     /// Runs a validated request document.
     pub fn answer(&self, doc: Value) -> Result<PipelineOutput, ToolkitError> {
-        // the toolkit's `data.pop("inputs", data)`
-        let Value::Object(mut map) = doc else {
-            return Err(ToolkitError::Validation(
-                "the request must be a JSON object".into(),
-            ));
-        };
-        let parameters = map.remove("parameters").unwrap_or(Value::Null);
-        let inputs = map.remove("inputs").unwrap_or(Value::Object(map));
-        let params: TableQuestionAnsweringParameters = if parameters.is_null() {
-            Default::default()
-        } else {
-            crate::types::from_value(parameters)?
-        };
-        let (sequential, pad, truncation) = Self::settings(&params)?;
-        let items = match &inputs {
-            Value::Array(list) if !list.is_empty() => list
-                .iter()
-                .enumerate()
-                .map(|(i, v)| parse_item(v, &format!(" (input {i})")))
-                .collect::<Result<Vec<_>, _>>()?,
-            Value::Array(_) => {
+        let request: TableQuestionAnsweringRequest =
+            crate::types::from_value(normalize_request(doc))?;
+        let (sequential, pad, truncation) =
+            Self::settings(&request.parameters.unwrap_or_default())?;
+        let items = match request.inputs {
+            OneOrMany::Many(list) if list.is_empty() => {
                 return Err(ToolkitError::Validation(
                     "`inputs` is an empty list: send {\"query\": ..., \"table\": {...}}".into(),
                 ))
             }
-            other => vec![parse_item(other, "")?],
+            OneOrMany::Many(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| parse_item(v, &format!(" (input {i})")))
+                .collect::<Result<Vec<_>, _>>()?,
+            OneOrMany::One(item) => vec![parse_item(item, "")?],
         };
         // tokenize everything first: the request's token budget is checked before the model runs
         let mut encoded = Vec::with_capacity(items.len());
@@ -420,7 +388,9 @@ impl TableQuestionAnsweringPipeline {
                     .get(r)
                     .and_then(|row| row.get(c))
                     .cloned()
-                    .ok_or_else(|| ToolkitError::Internal("a selected cell outside the table".into()))
+                    .ok_or_else(|| {
+                        ToolkitError::Internal("a selected cell outside the table".into())
+                    })
             })
             .collect::<Result<_, _>>()?;
         let mut answer = cells.join(", ");

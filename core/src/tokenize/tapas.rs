@@ -100,12 +100,12 @@ impl TapasTokenizer {
                 e,
             )
         })?;
-        let cfg: serde_json::Value = match std::fs::read_to_string(dir.join("tokenizer_config.json"))
-        {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| load_error(dir, format!("invalid tokenizer_config.json: {e}")))?,
-            Err(_) => serde_json::Value::Object(Default::default()),
-        };
+        let cfg: serde_json::Value =
+            match std::fs::read_to_string(dir.join("tokenizer_config.json")) {
+                Ok(text) => serde_json::from_str(&text)
+                    .map_err(|e| load_error(dir, format!("invalid tokenizer_config.json: {e}")))?,
+                Err(_) => serde_json::Value::Object(Default::default()),
+            };
         Self::from_parts(dir, &vocab_text, &cfg)
     }
 
@@ -131,7 +131,11 @@ impl TapasTokenizer {
                 .to_owned()
         };
         let uint = |key: &str| cfg.get(key).and_then(serde_json::Value::as_u64);
-        if cfg.get("do_lower_case").and_then(serde_json::Value::as_bool) == Some(false) {
+        if cfg
+            .get("do_lower_case")
+            .and_then(serde_json::Value::as_bool)
+            == Some(false)
+        {
             return Err(load_error(
                 dir,
                 "TapasTokenizer with do_lower_case false is not supported",
@@ -175,7 +179,10 @@ impl TapasTokenizer {
         let mut specials: Vec<(String, u32)> = names.iter().cloned().zip(ids.clone()).collect();
         // longest first, so that a special token that contains another wins
         specials.sort_by_key(|(s, _)| std::cmp::Reverse(s.chars().count()));
-        let model_max_length = match cfg.get("model_max_length").and_then(serde_json::Value::as_f64) {
+        let model_max_length = match cfg
+            .get("model_max_length")
+            .and_then(serde_json::Value::as_f64)
+        {
             Some(m) if m >= 1.0 && m < 1e12 => m as usize,
             _ => 512,
         };
@@ -388,16 +395,18 @@ impl TapasTokenizer {
             ids.extend(q_tokens.iter().map(|p| p.id));
             ids.push(self.sep);
             types.resize(ids.len(), [0u32; CHANNELS]);
-            for_each_value(&cells, num_columns, num_rows, num_tokens, |row, col, piece| {
-                let (rank, inv) = if row > 0 {
-                    ranks[col][row - 1]
-                } else {
-                    (0, 0)
-                };
-                let relation = if row > 0 { relations[col][row - 1] } else { 0 };
-                ids.push(piece.id);
-                types.push([1, col as u32 + 1, row as u32, 0, rank, inv, relation]);
-            });
+            for_each_value(
+                &cells,
+                num_columns,
+                num_rows,
+                num_tokens,
+                |row, col, piece| {
+                    let (rank, inv) = if row > 0 { ranks[col][row - 1] } else { (0, 0) };
+                    let relation = if row > 0 { relations[col][row - 1] } else { 0 };
+                    ids.push(piece.id);
+                    types.push([1, col as u32 + 1, row as u32, 0, rank, inv, relation]);
+                },
+            );
             if let Some(m) = max_length {
                 if ids.len() > m {
                     return Err(ToolkitError::InputTooLong(format!(
@@ -460,8 +469,8 @@ impl TapasTokenizer {
                     break;
                 }
             }
-            let fits = !(num_tokens < max_tokens
-                && (self.cell_trim_length.is_some() || num_tokens == 0));
+            let fits =
+                !(num_tokens < max_tokens && (self.cell_trim_length.is_some() || num_tokens == 0));
             if fits {
                 return (num_rows, num_tokens.max(1));
             }

@@ -267,10 +267,13 @@ pub fn parse_text(text: &str) -> Vec<NumericSpan> {
     let mut spans: Vec<((usize, usize), Vec<NumericValue>)> = Vec::new();
     // the spans in insertion order (a Python dict), each with its values
     fn entry(spans: &mut Vec<((usize, usize), Vec<NumericValue>)>, key: (usize, usize)) -> usize {
-        spans.iter().position(|(k, _)| *k == key).unwrap_or_else(|| {
-            spans.push((key, Vec::new()));
-            spans.len() - 1
-        })
+        spans
+            .iter()
+            .position(|(k, _)| *k == key)
+            .unwrap_or_else(|| {
+                spans.push((key, Vec::new()));
+                spans.len() - 1
+            })
     }
     for m in NUMBER.find_iter(text) {
         if let Some(n) = parse_number(m.as_str()) {
@@ -315,10 +318,7 @@ pub fn parse_text(text: &str) -> Vec<NumericSpan> {
     });
     let mut selected: Vec<((usize, usize), Vec<NumericValue>)> = Vec::new();
     for (span, values) in spans {
-        if !selected
-            .iter()
-            .any(|(s, _)| s.0 <= span.0 && span.1 <= s.1)
-        {
+        if !selected.iter().any(|(s, _)| s.0 <= span.0 && span.1 <= s.1) {
             selected.push((span, values));
         }
     }
@@ -433,7 +433,10 @@ mod tests {
     fn numbers_ordinals_and_words() {
         use NumericValue::Number as N;
         assert_eq!(values("1,200.50 apples"), vec![(0, 8, vec![N(1200.5)])]);
-        assert_eq!(values("the 3rd of twelve"), vec![(4, 7, vec![N(3.0)]), (11, 17, vec![N(12.0)])]);
+        assert_eq!(
+            values("the 3rd of twelve"),
+            vec![(4, 7, vec![N(3.0)]), (11, 17, vec![N(12.0)])]
+        );
         assert_eq!(values("a -3 b"), vec![(1, 4, vec![N(-3.0)])]);
         assert_eq!(values("1e3"), vec![(0, 3, vec![N(1000.0)])]);
         assert_eq!(values("inf nan"), vec![]);
@@ -442,17 +445,30 @@ mod tests {
     #[test]
     fn dates_as_strptime_parses_them() {
         let d = |y: Option<f64>, m: Option<f64>, day: Option<f64>| NumericValue::Date([y, m, day]);
-        assert_eq!(parse_date("march 5, 2010"), Some(d(Some(2010.0), Some(3.0), Some(5.0))));
+        assert_eq!(
+            parse_date("march 5, 2010"),
+            Some(d(Some(2010.0), Some(3.0), Some(5.0)))
+        );
         assert_eq!(parse_date("1999"), Some(d(Some(1999.0), None, None)));
         assert_eq!(parse_date("1990s"), Some(d(Some(1990.0), None, None)));
         assert_eq!(parse_date("feb 29"), None);
-        assert_eq!(parse_date("02-29-2012"), Some(d(Some(2012.0), Some(2.0), Some(29.0))));
+        assert_eq!(
+            parse_date("02-29-2012"),
+            Some(d(Some(2012.0), Some(2.0), Some(29.0)))
+        );
         assert_eq!(parse_date("2020"), None, "years after 2016 are refused");
-        assert_eq!(parse_date("monday, jan 3"), Some(d(None, Some(1.0), Some(3.0))));
+        assert_eq!(
+            parse_date("monday, jan 3"),
+            Some(d(None, Some(1.0), Some(3.0)))
+        );
         // "%Y" comes before "%b %Y"-style patterns, and 2010 is a number too
         assert_eq!(
             values("in 2010"),
-            vec![(3, 7, vec![NumericValue::Number(2010.0), d(Some(2010.0), None, None)])]
+            vec![(
+                3,
+                7,
+                vec![NumericValue::Number(2010.0), d(Some(2010.0), None, None)]
+            )]
         );
     }
 }

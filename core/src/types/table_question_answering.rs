@@ -3,7 +3,47 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{PaddingArg, TruncationArg};
+use super::{OneOrMany, PaddingArg, TruncationArg};
+
+/// `{"inputs": {"query": ..., "table": {...}}, "parameters": {...}}`, or a list of such objects
+/// under `inputs`. The toolkit's form without `inputs` (`{"query": ..., "table": ...}`) is moved
+/// under `inputs` before this type is read ([`normalize_request`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableQuestionAnsweringRequest {
+    /// One table with its questions, or a list of them.
+    pub inputs: OneOrMany<TableQuery>,
+    /// Parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<TableQuestionAnsweringParameters>,
+}
+
+/// A question (or several) about one table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableQuery {
+    /// The question(s).
+    pub query: OneOrMany<String>,
+    /// Column name to the column's cells (in the request's order); the pipeline checks that
+    /// every cell is a string and every column as long as the first.
+    pub table: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Moves the toolkit's form without `inputs` under `inputs`, as its `data.pop("inputs", data)`
+/// does.
+pub fn normalize_request(mut request: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut request {
+        if !map.contains_key("inputs") {
+            let parameters = map.remove("parameters");
+            let inputs = serde_json::Value::Object(std::mem::take(map));
+            map.insert("inputs".into(), inputs);
+            if let Some(p) = parameters {
+                map.insert("parameters".into(), p);
+            }
+        }
+    }
+    request
+}
 
 /// The pipeline's parameters (`null` means the default).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
