@@ -156,3 +156,104 @@ fn tapas_logits_match_transformers() {
         }
     }
 }
+
+/// POSTs `body` to the router; the status and the JSON answer.
+async fn ask(router: &axum::Router, body: Value) -> (u16, Value) {
+    let (status, _, chunks) =
+        hf_inference_tests::post_json(router, "/invocations", &body, None).await;
+    let bytes: Vec<u8> = chunks.concat();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, v)
+}
+
+/// A 4xx error body `{"code", "type", "message"}` whose message says `what`.
+fn refused(status: u16, v: &Value, what: &str) {
+    assert!((400..500).contains(&status), "{status}: {v}");
+    assert_eq!(v["code"], u64::from(status), "{v}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(what), "{what:?} not in {msg:?}");
+}
+
+/// Hostile tables through the HTTP router: a 4xx saying what to send, never a panic or a 500.
+#[tokio::test]
+async fn bad_tables_are_refused_with_what_to_send() {
+    let harness = hf_inference_tests::router_for("table-question-answering");
+    let wtq = hf_inference_tests::router_for("tapas-wtq-table-question-answering");
+    let q = "How many stars?";
+    let (s, v) = ask(
+        &harness,
+        serde_json::json!({"inputs": {"query": q, "table": {"a": ["1", "2"], "b": ["3"]}}}),
+    )
+    .await;
+    refused(s, &v, "differ in length");
+    let (s, v) = ask(
+        &harness,
+        serde_json::json!({"inputs": {"query": q, "table": {"a": ["1", 2]}}}),
+    )
+    .await;
+    refused(s, &v, "");
+    let (s, v) = ask(
+        &harness,
+        serde_json::json!({"inputs": {"query": q, "table": {}}}),
+    )
+    .await;
+    refused(s, &v, "");
+    let (s, v) = ask(
+        &harness,
+        serde_json::json!({"inputs": {"query": [], "table": {"a": ["1"]}}}),
+    )
+    .await;
+    refused(s, &v, "");
+    // the harness's vocab has no [EMPTY]: a cell of punctuation (or "n/a", "?", "nan") cannot be
+    // embedded (the toolkit's index error), said plainly; an empty string has no tokens at all
+    let (s, v) = ask(
+        &harness,
+        serde_json::json!({"inputs": {"query": q, "table": {"a": ["x", "?"]}}}),
+    )
+    .await;
+    refused(s, &v, "[EMPTY]");
+    let (s, v) = ask(
+        &harness,
+        serde_json::json!({"inputs": {"query": q, "table": {"a": ["x", ""]}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // the WTQ-style fixture has [EMPTY]: served
+    let (s, v) = ask(
+        &wtq,
+        serde_json::json!({"inputs": {"query": q, "table": {"a": ["x", "n/a"]}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // past the window without truncation
+    let rows: Vec<String> = (0..40).map(|i| format!("row {i}")).collect();
+    let (s, v) = ask(&wtq, serde_json::json!({"inputs": {"query": q, "table": {"a": rows}}, "parameters": {"truncation": false}})).await;
+    refused(s, &v, "truncation");
+    // with truncation (the default) the rows that fit are kept
+    let (s, v) = ask(
+        &wtq,
+        serde_json::json!({"inputs": {"query": q, "table": {"a": rows}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // more rows than the row-id embeddings (256) even when the window would take them: a 4xx
+    let many: Vec<String> = (0..300).map(|i| format!("{}", i % 7)).collect();
+    let (s, v) = ask(&harness, serde_json::json!({"inputs": {"query": q, "table": {"a": many}}, "parameters": {"truncation": false}})).await;
+    assert!((400..500).contains(&s), "{s}: {v}");
+    let (s, v) = ask(&harness, serde_json::json!({"inputs": {"query": q, "table": {"a": ["1"]}}, "parameters": {"truncation": "longest_first"}})).await;
+    refused(s, &v, "");
+    // a sequential conversation answers one object per question, aggregator included
+    let (s, v) = ask(&wtq, serde_json::json!({"inputs": {"query": ["Which repository has the most stars?", "and the contributors?"],
+        "table": {"Repository": ["Transformers", "Datasets"], "Stars": ["36542", "4512"], "Contributors": ["651", "77"]}},
+        "parameters": {"sequential": true}})).await;
+    assert_eq!(s, 200, "{v}");
+    let answers = v.as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    for a in answers {
+        assert!(
+            a["aggregator"].is_string() && a["coordinates"].is_array(),
+            "{a}"
+        );
+    }
+}

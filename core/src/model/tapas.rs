@@ -155,7 +155,7 @@ impl Tapas {
             ));
         }
         if c.num_attention_heads == 0
-            || c.hidden_size % c.num_attention_heads != 0
+            || !c.hidden_size.is_multiple_of(c.num_attention_heads)
             || c.max_num_rows == 0
             || c.max_num_columns == 0
         {
@@ -271,7 +271,7 @@ impl Tapas {
             .find(|&&i| i as usize >= self.config.vocab_size)
         {
             return Err(ToolkitError::Validation(format!(
-                "token id {id} is outside this model's vocabulary of {} (the tokenizer's [EMPTY] token, for an empty cell, when vocab.txt lacks it): fill the empty cells",
+                "token id {id} is outside this model's vocabulary of {} (the tokenizer's [EMPTY] token, for a cell of only punctuation or \"n/a\", \"?\", \"nan\", when vocab.txt lacks it): fill those cells or leave them \"\"",
                 self.config.vocab_size
             )));
         }

@@ -183,7 +183,7 @@ impl TapasTokenizer {
             .get("model_max_length")
             .and_then(serde_json::Value::as_f64)
         {
-            Some(m) if m >= 1.0 && m < 1e12 => m as usize,
+            Some(m) if (1.0..1e12).contains(&m) => m as usize,
             _ => 512,
         };
         let vocab_json: serde_json::Map<String, serde_json::Value> = vocab
