@@ -54,6 +54,11 @@ pub const SOURCES: &[SchemaSource] = &[
         response: include_str!("../schemas/question-answering/response.schema.json"),
     },
     SchemaSource {
+        task: Task::TableQuestionAnswering,
+        request: include_str!("../schemas/table-question-answering/request.schema.json"),
+        response: include_str!("../schemas/table-question-answering/response.schema.json"),
+    },
+    SchemaSource {
         task: Task::ImageClassification,
         request: include_str!("../schemas/image-classification/request.schema.json"),
         response: include_str!("../schemas/image-classification/response.schema.json"),

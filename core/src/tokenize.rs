@@ -7,6 +7,8 @@
 //! `TokenizerImpl::post_process` does) and then add the special tokens.
 
 pub mod siglip;
+pub mod tapas;
+pub mod tapas_numeric;
 
 use std::path::Path;
 

@@ -346,6 +346,49 @@ export type SummarizationResponse = (Array<(({
           "summary_token_ids": Array<number>;
         })>))>);
 
+/** HF_TASK=table-question-answering: the request body. */
+export type TableQuestionAnsweringRequest = {
+  [key: string]: unknown;
+};
+/** HF_TASK=table-question-answering: the response body. */
+export type TableQuestionAnsweringResponse = (({
+      /** The cells joined by ", ", after "<AGGREGATOR> > " when an operator applies ("SUM > 3, 4"). */
+      "answer": string;
+      /** [row, column] of each selected cell (0-based, header excluded), sorted. */
+      "coordinates": Array<[number, number]>;
+      /** The selected cells' texts. */
+      "cells": Array<string>;
+      /** The aggregation operator (NONE, SUM, AVERAGE, COUNT for WTQ-style models). */
+      "aggregator"?: string;
+    } | Array<{
+        /** The cells joined by ", ", after "<AGGREGATOR> > " when an operator applies ("SUM > 3, 4"). */
+        "answer": string;
+        /** [row, column] of each selected cell (0-based, header excluded), sorted. */
+        "coordinates": Array<[number, number]>;
+        /** The selected cells' texts. */
+        "cells": Array<string>;
+        /** The aggregation operator (NONE, SUM, AVERAGE, COUNT for WTQ-style models). */
+        "aggregator"?: string;
+      }>) | (Array<({
+        /** The cells joined by ", ", after "<AGGREGATOR> > " when an operator applies ("SUM > 3, 4"). */
+        "answer": string;
+        /** [row, column] of each selected cell (0-based, header excluded), sorted. */
+        "coordinates": Array<[number, number]>;
+        /** The selected cells' texts. */
+        "cells": Array<string>;
+        /** The aggregation operator (NONE, SUM, AVERAGE, COUNT for WTQ-style models). */
+        "aggregator"?: string;
+      } | Array<{
+          /** The cells joined by ", ", after "<AGGREGATOR> > " when an operator applies ("SUM > 3, 4"). */
+          "answer": string;
+          /** [row, column] of each selected cell (0-based, header excluded), sorted. */
+          "coordinates": Array<[number, number]>;
+          /** The selected cells' texts. */
+          "cells": Array<string>;
+          /** The aggregation operator (NONE, SUM, AVERAGE, COUNT for WTQ-style models). */
+          "aggregator"?: string;
+        }>)>));
+
 /** HF_TASK=text-classification: the request body. */
 export type TextClassificationRequest = (({
     /** A text, a {text, text_pair} pair, or a list of either. */
@@ -1233,6 +1276,7 @@ export interface Requests {
   "object-detection": ObjectDetectionRequest;
   "question-answering": QuestionAnsweringRequest;
   "summarization": SummarizationRequest;
+  "table-question-answering": TableQuestionAnsweringRequest;
   "text-classification": TextClassificationRequest;
   "text-generation": TextGenerationRequest;
   "text2text-generation": Text2TextGenerationRequest;
@@ -1253,6 +1297,7 @@ export interface Responses {
   "object-detection": ObjectDetectionResponse;
   "question-answering": QuestionAnsweringResponse;
   "summarization": SummarizationResponse;
+  "table-question-answering": TableQuestionAnsweringResponse;
   "text-classification": TextClassificationResponse;
   "text-generation": TextGenerationResponse;
   "text2text-generation": Text2TextGenerationResponse;

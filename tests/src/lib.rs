@@ -742,6 +742,24 @@ pub const FIXTURES: &[Fixture] = &[
         note: "DeBERTa-v3's layout (relative attention over position buckets, SentencePiece) with our QA head.",
     },
     Fixture {
+        golden: "table-question-answering",
+        model: "table-question-answering",
+        task: "table-question-answering",
+        note: "The harness's TAPAS (hidden 16, 2 layers, 4 aggregation operators, relative positions, the BERT-uncased vocab without [EMPTY]): the harness's cases (multi-query, sequential, truncation, the form without `inputs`, refusals).",
+    },
+    Fixture {
+        golden: "tapas-wtq-table-question-answering",
+        model: "tapas-wtq-table-question-answering",
+        task: "table-question-answering",
+        note: "WTQ-style TAPAS with an aggregation head set so NONE, SUM, AVERAGE and COUNT each win on a question, [EMPTY] in its 8000-word vocab and a 64-token window: aggregation answers, sequential, drop_rows_to_fit on long tables, numbers, dates, empty cells, unicode, padding, lists of tables, refusals.",
+    },
+    Fixture {
+        golden: "tapas-sqa-table-question-answering",
+        model: "tapas-sqa-table-question-answering",
+        task: "table-question-answering",
+        note: "SQA-style TAPAS: no aggregation head (no `aggregator` key), absolute positions; the same cases, `sequential` conversations carrying the previous answer.",
+    },
+    Fixture {
         golden: "deberta-v2-text-classification",
         model: "deberta-v2-text-classification",
         task: "text-classification",

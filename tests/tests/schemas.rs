@@ -11,6 +11,7 @@ use hf_inference_core::types::image_classification::ImageClassificationRequest;
 use hf_inference_core::types::image_segmentation::ImageSegmentationRequest;
 use hf_inference_core::types::object_detection::ObjectDetectionRequest;
 use hf_inference_core::types::question_answering::QuestionAnsweringRequest;
+use hf_inference_core::types::table_question_answering::TableQuestionAnsweringRequest;
 use hf_inference_core::types::text_classification::TextClassificationRequest;
 use hf_inference_core::types::token_classification::TokenClassificationRequest;
 use hf_inference_core::types::zero_shot_classification::ZeroShotClassificationRequest;
@@ -32,6 +33,13 @@ fn question_answering(doc: Value) -> Result<(), String> {
     typed::<QuestionAnsweringRequest>(normalize_request(doc))
 }
 
+/// Table question answering's request, after the form without `inputs` is moved under it.
+fn table_question_answering(doc: Value) -> Result<(), String> {
+    typed::<TableQuestionAnsweringRequest>(
+        hf_inference_core::types::table_question_answering::normalize_request(doc),
+    )
+}
+
 /// What deserialises a document into `task`'s request type; `None` for the generation tasks.
 ///
 /// The generation tasks have no typed request: their pipeline reads the parameters from the JSON
@@ -46,6 +54,7 @@ fn request_type(task: Task) -> Option<fn(Value) -> Result<(), String>> {
         Task::ZeroShotClassification => Some(typed::<ZeroShotClassificationRequest>),
         Task::TokenClassification => Some(typed::<TokenClassificationRequest>),
         Task::QuestionAnswering => Some(question_answering),
+        Task::TableQuestionAnswering => Some(table_question_answering),
         Task::ImageClassification => Some(typed::<ImageClassificationRequest>),
         Task::ImageSegmentation => Some(typed::<ImageSegmentationRequest>),
         Task::ObjectDetection => Some(typed::<ObjectDetectionRequest>),
@@ -250,6 +259,8 @@ fn every_request_property_is_documented_and_its_examples_and_default_validate() 
                         "text_pair",
                         "question",
                         "context",
+                        "query",
+                        "table",
                         "past_user_inputs",
                         "generated_responses",
                         "role",

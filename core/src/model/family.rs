@@ -77,6 +77,8 @@ pub enum Family {
     MobileNetV1,
     /// `mobilenet_v2` (image classification).
     MobileNetV2,
+    /// `tapas` (table question answering).
+    Tapas,
 }
 
 /// How a family's network is shaped, which decides what it can serve.
@@ -90,6 +92,8 @@ pub enum Shape {
     EncoderDecoder,
     /// An image model.
     Vision,
+    /// A table question-answering model.
+    Table,
 }
 
 impl Shape {
@@ -100,6 +104,7 @@ impl Shape {
             Shape::Decoder => "a decoder-only language model",
             Shape::EncoderDecoder => "an encoder-decoder language model",
             Shape::Vision => "an image model",
+            Shape::Table => "a table question-answering model",
         }
     }
 
@@ -110,13 +115,14 @@ impl Shape {
             Shape::Decoder => "text-generation",
             Shape::EncoderDecoder => "text2text-generation, summarization or translation",
             Shape::Vision => "image-classification, image-segmentation, object-detection or zero-shot-image-classification, as the model's architecture allows",
+            Shape::Table => "table-question-answering",
         }
     }
 }
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 32] = [
+    pub const ALL: [Family; 33] = [
         Family::Bert,
         Family::Roberta,
         Family::XlmRoberta,
@@ -149,6 +155,7 @@ impl Family {
         Family::ResNet,
         Family::MobileNetV1,
         Family::MobileNetV2,
+        Family::Tapas,
     ];
 
     /// `config.json`'s `model_type`.
@@ -186,6 +193,7 @@ impl Family {
             Family::ResNet => "resnet",
             Family::MobileNetV1 => "mobilenet_v1",
             Family::MobileNetV2 => "mobilenet_v2",
+            Family::Tapas => "tapas",
         }
     }
 
@@ -247,6 +255,7 @@ impl Family {
             | Family::ResNet
             | Family::MobileNetV1
             | Family::MobileNetV2 => Shape::Vision,
+            Family::Tapas => Shape::Table,
         }
     }
 
@@ -284,10 +293,10 @@ impl Family {
         self.shape() == Shape::Encoder
     }
 
-    /// Whether the family's implementations run on a CUDA device. Encoders and image models
-    /// have candle's implementations; the generators run on our CPU kernels only.
+    /// Whether the family's implementations run on a CUDA device. Encoders, image models and
+    /// TAPAS have candle's implementations; the generators run on our CPU kernels only.
     pub fn runs_on_cuda(self) -> bool {
-        matches!(self.shape(), Shape::Encoder | Shape::Vision)
+        matches!(self.shape(), Shape::Encoder | Shape::Vision | Shape::Table)
     }
 
     /// Loads a generative family's model (float32, on the CPU kernels) with a team of threads of

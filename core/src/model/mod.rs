@@ -36,6 +36,7 @@ pub(crate) mod seq2seq;
 pub mod siglip;
 pub mod swin;
 pub mod t5;
+pub mod tapas;
 pub mod token_head;
 pub mod vit;
 pub mod yolos;

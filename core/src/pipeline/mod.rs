@@ -13,6 +13,7 @@ pub mod image_segmentation;
 pub mod images;
 pub mod object_detection;
 pub mod question_answering;
+pub mod table_question_answering;
 pub mod text_classification;
 pub mod token_classification;
 pub mod zero_shot_classification;
@@ -236,7 +237,7 @@ pub struct GenerativeParts<'a> {
     pub opts: &'a LoadOptions,
 }
 
-/// What a vision task's constructor gets.
+/// What a vision (or table) task's constructor gets.
 pub struct VisionParts<'a> {
     /// The model's files.
     pub files: &'a ModelFiles,
@@ -264,6 +265,8 @@ pub enum Constructor {
     Generative(fn(GenerativeParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>),
     /// On an image model.
     Vision(fn(VisionParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>),
+    /// On a table question-answering model (TAPAS).
+    Table(fn(VisionParts<'_>) -> Result<Box<dyn Pipeline>, ToolkitError>),
 }
 
 /// One line of the registry.
@@ -318,6 +321,10 @@ pub const REGISTRY: &[Registration] = &[
             head: HeadKind::HiddenStates,
             build: question_answering::build,
         },
+    },
+    Registration {
+        task: Task::TableQuestionAnswering,
+        constructor: Constructor::Table(table_question_answering::build),
     },
     Registration {
         task: Task::ImageClassification,
@@ -395,6 +402,19 @@ pub fn load(opts: &LoadOptions) -> Result<Box<dyn Pipeline>, ToolkitError> {
     match registration(spec.task)?.constructor {
         Constructor::Vision(build) => {
             if family.vision_task() != Some(spec.task) {
+                return Err(wrong_shape());
+            }
+            let device = model::device::select(opts.device, family)?;
+            build(VisionParts {
+                files: &files,
+                config: &raw,
+                family,
+                device,
+                opts,
+            })
+        }
+        Constructor::Table(build) => {
+            if family.shape() != model::Shape::Table {
                 return Err(wrong_shape());
             }
             let device = model::device::select(opts.device, family)?;

@@ -8,6 +8,7 @@ pub mod image_segmentation;
 pub mod images;
 pub mod object_detection;
 pub mod question_answering;
+pub mod table_question_answering;
 pub mod text_classification;
 pub mod token_classification;
 pub mod zero_shot_classification;

@@ -777,7 +777,7 @@ fn route_configuration() {
     for bad in [
         r#"{"x": {"task": "ner"}}"#,
         r#"{"x": {"endpoint": "e", "local": true, "task": "ner"}}"#,
-        r#"{"x": {"endpoint": "e", "task": "table-question-answering"}}"#,
+        r#"{"x": {"endpoint": "e", "task": "audio-classification"}}"#,
         r#"{"x/y": {"endpoint": "e", "task": "ner"}}"#,
         r#"{"x": {"endpoint": "e", "task": "ner", "typo": 1}}"#,
         r#"{"x": {"endpoint": "e", "task": "ner", "target_variant": " "}}"#,

@@ -285,10 +285,10 @@ mod tests {
                 .unwrap();
         assert_eq!(c.model.model_dir(), PathBuf::from("/x/model"));
         assert!(c.load_options().is_ok());
-        let c = Config::try_parse_from(["serve", "--task", "table-question-answering"]).unwrap();
+        let c = Config::try_parse_from(["serve", "--task", "audio-classification"]).unwrap();
         let e = c.load_options().unwrap_err().to_string();
         assert!(
-            e.contains("table-question-answering") && e.contains("not implemented"),
+            e.contains("audio-classification") && e.contains("not implemented"),
             "{e}"
         );
         let c = Config::try_parse_from(["serve", "--task", "nope"]).unwrap();

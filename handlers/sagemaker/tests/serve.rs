@@ -197,13 +197,13 @@ fn run_to_exit(envs: &[(&str, &str)]) -> (bool, String) {
 fn bad_configuration_fails_fast_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_serve"))
         .env_clear()
-        .env("HF_TASK", "table-question-answering")
+        .env("HF_TASK", "audio-classification")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("table-question-answering") && err.contains("not implemented"),
+        err.contains("audio-classification") && err.contains("not implemented"),
         "{err}"
     );
 
