@@ -121,12 +121,16 @@ pub fn openapi_for(task: Task) -> Result<Value, ToolkitError> {
     let operation = "/paths/~1invocations/post";
     for (pointer, part) in [
         ("/requestBody/content/application~1json/schema", "request"),
-        ("/responses/200/content/application~1json/schema", "response"),
+        (
+            "/responses/200/content/application~1json/schema",
+            "response",
+        ),
     ] {
         let slot = doc
             .pointer_mut(&format!("{operation}{pointer}"))
             .ok_or_else(|| bad(&format!("has no {operation}{pointer}")))?;
-        *slot = serde_json::json!({"$ref": format!("#/components/schemas/{}/$defs/{part}", task.id())});
+        *slot =
+            serde_json::json!({"$ref": format!("#/components/schemas/{}/$defs/{part}", task.id())});
     }
     let takes_images = !task.raw_media_types().is_empty();
     if let Some(content) = doc
@@ -334,7 +338,9 @@ mod tests {
             assert_eq!(content.get("image/png").is_some(), images, "{task}");
             assert!(content.get("text/csv").is_some());
             let answer = doc
-                .pointer(&format!("{op}/responses/200/content/application~1json/schema"))
+                .pointer(&format!(
+                    "{op}/responses/200/content/application~1json/schema"
+                ))
                 .unwrap();
             assert_eq!(
                 answer["$ref"],

@@ -270,8 +270,14 @@ async fn limits_routing_and_media_types() {
     assert!(invoke["requestBody"]["content"].get("image/png").is_none());
     let mut answer = invoke["responses"]["200"]["content"]["application/json"]["schema"].clone();
     answer["components"] = doc["components"].clone();
-    assert!(jsonschema::is_valid(&answer, &serde_json::json!([[[0.5, -1.0]]])));
-    assert!(!jsonschema::is_valid(&answer, &serde_json::json!([{"label": "a", "score": 0.5}])));
+    assert!(jsonschema::is_valid(
+        &answer,
+        &serde_json::json!([[[0.5, -1.0]]])
+    ));
+    assert!(!jsonschema::is_valid(
+        &answer,
+        &serde_json::json!([{"label": "a", "score": 0.5}])
+    ));
     drop(gate);
 }
 

@@ -142,7 +142,9 @@ fn the_types_crate_agrees_with_the_server_on_every_golden() {
                 let server = schema::validate_response(server_task, &body).is_ok();
                 let ours = types::validate_response(task, &body);
                 if ours.is_ok() != server {
-                    problems.push(format!("{at}: answer server valid {server}, types crate {ours:?}"));
+                    problems.push(format!(
+                        "{at}: answer server valid {server}, types crate {ours:?}"
+                    ));
                 }
                 match response(&body) {
                     Ok(back) if same(&back, &body) => {}
@@ -154,7 +156,10 @@ fn the_types_crate_agrees_with_the_server_on_every_golden() {
     }
     eprintln!("types crate: {requests} requests ({valid} valid), {answers} answers");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert!(requests >= 500 && valid >= 300 && answers >= 300, "{requests} {valid} {answers}");
+    assert!(
+        requests >= 500 && valid >= 300 && answers >= 300,
+        "{requests} {valid} {answers}"
+    );
 }
 
 /// The crate's error names the JSON path, as the Python and npm packages do.

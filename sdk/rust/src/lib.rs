@@ -170,7 +170,10 @@ mod tests {
         }
         assert_eq!("ner".parse::<Task>(), Ok(Task::TokenClassification));
         assert_eq!("conversational".parse::<Task>(), Ok(Task::TextGeneration));
-        assert_eq!("translation_en_to_de".parse::<Task>(), Ok(Task::Translation));
+        assert_eq!(
+            "translation_en_to_de".parse::<Task>(),
+            Ok(Task::Translation)
+        );
         let e = "translation_en".parse::<Task>().unwrap_err();
         assert!(e.to_string().contains("fill-mask"), "{e}");
         assert!("audio-classification".parse::<Task>().is_err());

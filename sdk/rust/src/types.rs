@@ -507,6 +507,7 @@ pub mod images {
     /// `data:image/...;base64,` URIs.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[serde(bound(deserialize = "P: Deserialize<'de>"))]
     pub struct ImagesRequest<P> {
         /// One image or a list.
         pub inputs: OneOrMany<String>,
@@ -521,7 +522,8 @@ pub mod image_classification {
     use serde::{Deserialize, Serialize};
 
     /// A JSON request.
-    pub type ImageClassificationRequest = super::images::ImagesRequest<ImageClassificationParameters>;
+    pub type ImageClassificationRequest =
+        super::images::ImagesRequest<ImageClassificationParameters>;
 
     /// The pipeline's parameters.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

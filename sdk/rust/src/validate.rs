@@ -190,17 +190,28 @@ mod tests {
         let bad = json!({"inputs": "hi", "parameters": {"max_new_tokens": -1}});
         let e = validate_request(Task::TextGeneration, &bad).unwrap_err();
         assert_eq!(e.path, "$.parameters.max_new_tokens", "{e}");
-        assert!(e.to_string().starts_with("invalid text-generation request at $.parameters.max_new_tokens: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid text-generation request at $.parameters.max_new_tokens: "),
+            "{e}"
+        );
         let e = validate_request(Task::FillMask, &json!({"inputs": ["a", 3]})).unwrap_err();
         assert_eq!(e.path, "$.inputs[1]", "{e}");
         let e = validate_request(Task::FeatureExtraction, &json!(["a"])).unwrap_err();
         assert_eq!(e.path, "$", "{e}");
         let e = validate_response(Task::TextClassification, &json!([{"label": "a"}])).unwrap_err();
         assert_eq!((e.part, e.path.as_str()), ("response", "$[0]"), "{e}");
-        validate_request(Task::ZeroShotClassification, &json!({"inputs": "a", "parameters": {"candidate_labels": ["x"]}})).unwrap();
+        validate_request(
+            Task::ZeroShotClassification,
+            &json!({"inputs": "a", "parameters": {"candidate_labels": ["x"]}}),
+        )
+        .unwrap();
         validate_response(Task::FeatureExtraction, &json!([[[0.5]]])).unwrap();
         assert!(is_valid(Task::FillMask, &json!({"inputs": "a [MASK]"})));
-        assert!(!is_valid(Task::FillMask, &json!({"inputs": "a", "parameters": {"top_k": 0}})));
+        assert!(!is_valid(
+            Task::FillMask,
+            &json!({"inputs": "a", "parameters": {"top_k": 0}})
+        ));
     }
 
     #[test]
