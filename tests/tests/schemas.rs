@@ -533,6 +533,9 @@ fn the_bundle_is_self_contained_and_agrees_with_the_schemas_on_every_golden() {
     assert!(requests >= 500 && refused >= 20 && responses >= 50);
 }
 
+/// The packages' verdicts: (set, golden file, line) -> (Python's, JavaScript's).
+type Verdicts = BTreeMap<(String, String, usize), (Option<bool>, Option<bool>)>;
+
 /// The Python and npm packages of `sdk/`, built and installed into fresh environments by
 /// `infra/sdk/check.sh` (which CI runs and whose verdicts file it names in
 /// `HF_TEST_SDK_VERDICTS`), say valid or invalid exactly as the server's schemas do for every
@@ -547,8 +550,7 @@ fn sdk_packages_agree_with_the_server_on_every_golden_request() {
     };
     let text = std::fs::read_to_string(&path).unwrap();
     // (set, file, line) -> (python, js); set -> its golden folder
-    let mut verdicts: BTreeMap<(String, String, usize), (Option<bool>, Option<bool>)> =
-        BTreeMap::new();
+    let mut verdicts = Verdicts::new();
     let mut folders: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
     for l in text.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
@@ -616,7 +618,7 @@ fn sdk_packages_agree_with_the_server_on_every_golden_request() {
 fn compare_set(
     set: &str,
     files: &[(String, Vec<hf_inference_tests::Golden>)],
-    verdicts: &BTreeMap<(String, String, usize), (Option<bool>, Option<bool>)>,
+    verdicts: &Verdicts,
     disagree: &mut Vec<String>,
 ) -> (usize, usize) {
     let (mut server_valid, mut python_valid, mut js_valid, mut total) = (0, 0, 0, 0);
