@@ -104,6 +104,52 @@ pub const SOURCES: &[SchemaSource] = &[
 /// from these schemas by `infra/schemas/bundle.py`.
 pub const OPENAPI: &str = include_str!("../schemas/bundle/openapi.json");
 
+/// The OpenAPI document of a container serving `task`: [`OPENAPI`] with `/invocations`' JSON
+/// request body and JSON answer narrowed from any task's schema to this task's, and the raw
+/// image bodies listed only for the tasks that take them. A client, or a fuzzer, that generates
+/// requests from it sends what this container takes and checks answers against what it gives.
+pub fn openapi_for(task: Task) -> Result<Value, ToolkitError> {
+    let bad = |what: &str| ToolkitError::Internal(format!("the embedded OpenAPI document {what}"));
+    // the conversational task is text-generation on the wire
+    let task = match task {
+        Task::Conversational => Task::TextGeneration,
+        t => t,
+    };
+    let mut doc: Value =
+        serde_json::from_str(OPENAPI).map_err(|e| bad(&format!("is not JSON: {e}")))?;
+    if doc
+        .pointer(&format!("/components/schemas/{}", task.id()))
+        .is_none()
+    {
+        return Err(bad(&format!("has no schema for {task}")));
+    }
+    let operation = "/paths/~1invocations/post";
+    for (pointer, part) in [
+        ("/requestBody/content/application~1json/schema", "request"),
+        (
+            "/responses/200/content/application~1json/schema",
+            "response",
+        ),
+    ] {
+        let slot = doc
+            .pointer_mut(&format!("{operation}{pointer}"))
+            .ok_or_else(|| bad(&format!("has no {operation}{pointer}")))?;
+        *slot =
+            serde_json::json!({"$ref": format!("#/components/schemas/{}/$defs/{part}", task.id())});
+    }
+    let takes_images = !task.raw_media_types().is_empty();
+    if let Some(content) = doc
+        .pointer_mut(&format!("{operation}/requestBody/content"))
+        .and_then(Value::as_object_mut)
+    {
+        content.retain(|media, _| takes_images || !media.starts_with("image/"));
+    }
+    if let Some(info) = doc.get_mut("info").and_then(Value::as_object_mut) {
+        info.insert("title".into(), format!("hf-inference: {task}").into());
+    }
+    Ok(doc)
+}
+
 /// Schemas other schemas refer to by `$id` (resolved from the build, never fetched).
 pub const SHARED: &[(&str, &str)] = &[
     (
@@ -278,6 +324,40 @@ mod tests {
         for s in SOURCES {
             ensure_available(s.task).unwrap();
         }
+    }
+
+    #[test]
+    fn the_openapi_document_of_a_task_narrows_invocations_to_its_schemas() {
+        let op = "/paths/~1invocations/post";
+        for (task, wire, images) in [
+            (Task::TextClassification, "text-classification", false),
+            (Task::Conversational, "text-generation", false),
+            (Task::ObjectDetection, "object-detection", true),
+        ] {
+            let doc = openapi_for(task).unwrap();
+            let content = &doc.pointer(&format!("{op}/requestBody/content")).unwrap();
+            assert_eq!(
+                content["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{wire}/$defs/request")
+            );
+            assert_eq!(content.get("image/png").is_some(), images, "{task}");
+            assert!(content.get("text/csv").is_some());
+            let answer = doc
+                .pointer(&format!(
+                    "{op}/responses/200/content/application~1json/schema"
+                ))
+                .unwrap();
+            assert_eq!(
+                answer["$ref"],
+                format!("#/components/schemas/{wire}/$defs/response")
+            );
+            // every other path and component is left as it is
+            let whole: Value = serde_json::from_str(OPENAPI).unwrap();
+            assert_eq!(doc["components"], whole["components"]);
+            assert_eq!(doc["paths"]["/ping"], whole["paths"]["/ping"]);
+        }
+        // a task without schemas is an error, not a document that promises what is not served
+        assert!(openapi_for(Task::TableQuestionAnswering).is_err());
     }
 
     #[test]

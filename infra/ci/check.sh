@@ -73,11 +73,39 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== builds without the inference engine (the wire format alone; a proxy-only lambda-proxy)"
 cargo check --locked -p hf-inference-core --no-default-features
 cargo check --locked -p hf-inference-lambda --no-default-features
+# what they link: the client types crate and the proxy-only lambda-proxy have no inference engine
+for spec in "hf-inference-types" "hf-inference-lambda --no-default-features"; do
+  # shellcheck disable=SC2086
+  engine=$(cargo tree --locked -p $spec -e normal --prefix none |
+    grep -E '^(candle-|tokenizers )' | sort -u || true)
+  if [ -n "$engine" ]; then
+    echo "error: $spec links the inference engine:" >&2
+    echo "$engine" | sed 's/^/  /' >&2
+    exit 1
+  fi
+  echo "$spec: $(cargo tree --locked -p $spec -e normal --prefix none | sort -u | wc -l) crates, no candle, no tokenizers"
+done
 echo "== cargo test"
 cargo test --locked --workspace
 if [ -s "$HF_TEST_SKIP_LOG" ]; then
   echo "== tests skipped for a missing fixture ($(wc -l <"$HF_TEST_SKIP_LOG")):"
   sed 's/^/  /' "$HF_TEST_SKIP_LOG"
+fi
+if [ -n "${HF_TEST_SDK_VERDICTS:-}" ]; then
+  echo "== golden requests valid for the server, the Python package and the npm package"
+  cargo test --locked -q -p hf-inference-tests --test schemas sdk_packages_agree -- --nocapture 2>&1 |
+    grep -E "goldens" || true
+fi
+# schemathesis (PyPI) against the debug `serve` that `cargo test` just built, on a fixture model of
+# every task: no 5xx, every status, content type and body as GET /openapi.json says (~3 min)
+echo "== schemathesis against serve, every task"
+if python3 -c "import ensurepip" 2>/dev/null; then
+  HF_SERVE_BIN=target/debug/serve bash infra/sdk/schemathesis.sh
+elif [ "$ci" = true ]; then
+  echo "error: CI=$CI, and python3 cannot make a venv: schemathesis cannot run" >&2
+  exit 1
+else
+  echo "warning: python3 cannot make a venv (python3-venv); schemathesis is not run" >&2
 fi
 # `cargo test` above ran the kernels on the best path this CPU has; the kernel and encoder tests
 # run again on every lower path it has (the generic one, what arm64 runs, always), forced by

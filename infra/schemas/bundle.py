@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes core/schemas/bundle/: one self-contained JSON Schema (2020-12) per task, and index.json;
-and the npm package's TypeScript declarations (sdk/js/index.d.ts) generated from them.
+the npm package's TypeScript declarations (sdk/js/index.d.ts) generated from them; and the Rust
+crate's copy of the bundle (sdk/rust/schemas/, without openapi.json).
 
 Each task's file holds its request and response schemas under `$defs` (`#/$defs/request`,
 `#/$defs/response`), with every schema they reference by `$id` (the shared generation parameters,
@@ -368,6 +369,9 @@ def main():
     )
     d_ts = typescript(ver, bundles)
     d_ts_path = ROOT / "sdk" / "js" / "index.d.ts"
+    # the Rust crate embeds its own copy (a published crate holds every file it includes)
+    rust_out = ROOT / "sdk" / "rust" / "schemas"
+    rust_files = {n: text for n, text in files.items() if n != "openapi.json"}
     # the client packages carry the server's version: a bundle and its package say the same release
     py_ver = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "sdk/python/pyproject.toml").read_text(), re.M)
     js_ver = json.loads((ROOT / "sdk/js/package.json").read_text())["version"]
@@ -377,6 +381,11 @@ def main():
         stale = [n for n, text in files.items() if not (OUT / n).is_file() or (OUT / n).read_text(encoding="utf-8") != text]
         if not d_ts_path.is_file() or d_ts_path.read_text(encoding="utf-8") != d_ts:
             stale.append("sdk/js/index.d.ts")
+        for n, text in rust_files.items():
+            if not (rust_out / n).is_file() or (rust_out / n).read_text(encoding="utf-8") != text:
+                stale.append(f"sdk/rust/schemas/{n}")
+        if rust_out.is_dir():
+            stale += sorted(f"sdk/rust/schemas/{p.name}" for p in rust_out.glob("*.json") if p.name not in rust_files)
         extra = sorted(p.name for p in OUT.glob("*.json") if p.name not in files) if OUT.is_dir() else []
         if stale or extra:
             sys.exit(
@@ -392,6 +401,12 @@ def main():
     for n, text in files.items():
         (OUT / n).write_text(text, encoding="utf-8")
     d_ts_path.write_text(d_ts, encoding="utf-8")
+    rust_out.mkdir(exist_ok=True)
+    for p in rust_out.glob("*.json"):
+        if p.name not in rust_files:
+            p.unlink()
+    for n, text in rust_files.items():
+        (rust_out / n).write_text(text, encoding="utf-8")
     print(f"wrote {len(files)} files to core/schemas/bundle/ (version {ver})")
 
 

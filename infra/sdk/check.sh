@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Checks the OpenAPI document with openapi-spec-validator (PyPI). Builds the Python and npm packages of sdk/ with the schema bundle (core/schemas/bundle/),
 # installs each into a fresh environment (a venv, jsonschema from PyPI; an empty npm project, ajv
-# from the npm registry), runs both over every golden request and writes their verdicts, one JSON
-# line per request {"file", "line", "python", "js"}, to the file it prints. The Rust test
+# from the npm registry), runs both over every golden request (the repository's, and the reference
+# toolkit's in $REF_ROOT/golden when that folder exists) and writes their verdicts, one JSON line
+# per request {"set", "dir", "file", "line", "python", "js"}, to the file it prints. The Rust test
 # `sdk_packages_agree_with_the_server_on_every_golden_request` (HF_TEST_SDK_VERDICTS=<that file>)
-# compares them with the server's and prints the three counts.
+# compares them with the server's and prints the three counts of each set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -18,7 +19,19 @@ mkdir -p "$work/py/src/hf_inference_schemas/schemas"
 cp core/schemas/bundle/*.json "$work/py/src/hf_inference_schemas/schemas/"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check "$work/py" >&2
-(cd "$work" && "$work/venv/bin/python" "$repo/infra/sdk/run_goldens.py" "$repo/tests/fixtures/golden") >"$work/python.jsonl"
+# the goldens: the repository's, and the reference toolkit's own recordings where this machine has
+# them (../shared/reference/ writes them to $REF_ROOT/golden; a clean clone, as CI's, has none)
+ref_golden=${REF_ROOT:-$HOME/.cache/hf-toolkit-reference}/golden
+sets=("repository $repo/tests/fixtures/golden")
+if compgen -G "$ref_golden/*.jsonl" >/dev/null; then
+  sets+=("reference $ref_golden")
+else
+  echo "reference goldens: none at $ref_golden (not in a clean clone such as CI's): only the repository's goldens are counted" >&2
+fi
+for set in "${sets[@]}"; do
+  read -r name dir <<<"$set"
+  (cd "$work" && "$work/venv/bin/python" "$repo/infra/sdk/run_goldens.py" "$dir") >"$work/python-$name.jsonl"
+done
 # the OpenAPI 3.1 document served at GET /openapi.json, checked by an OpenAPI validator
 "$work/venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator>=0.7" >&2
 "$work/venv/bin/python" -c "
@@ -61,13 +74,26 @@ const zsc: ZeroShotClassificationRequest = { inputs: "a", parameters: { candidat
 console.log(request, zsc);
 TS
 (cd "$work/npm" && npx --no-install tsc --noEmit --strict use.ts >&2)
-NODE_PATH="$work/npm/node_modules" node infra/sdk/run_goldens.js tests/fixtures/golden >"$work/js.jsonl"
+for set in "${sets[@]}"; do
+  read -r name dir <<<"$set"
+  NODE_PATH="$work/npm/node_modules" node infra/sdk/run_goldens.js "$dir" >"$work/js-$name.jsonl"
+done
 
-python3 - "$work/python.jsonl" "$work/js.jsonl" >"$work/verdicts.jsonl" <<'PY'
+# one verdicts file over both sets: {"set", "dir", "file", "line", "python", "js"} per request;
+# the Python and JavaScript counts printed here, the server's by the schemas test
+: >"$work/verdicts.jsonl"
+for set in "${sets[@]}"; do
+  read -r name dir <<<"$set"
+  python3 - "$name" "$dir" "$work/python-$name.jsonl" "$work/js-$name.jsonl" >>"$work/verdicts.jsonl" <<'PY'
 import json, sys
-py = {(d["file"], d["line"]): d["valid"] for d in map(json.loads, open(sys.argv[1]))}
-js = {(d["file"], d["line"]): d["valid"] for d in map(json.loads, open(sys.argv[2]))}
-for k in sorted(set(py) | set(js)):
-    print(json.dumps({"file": k[0], "line": k[1], "python": py.get(k), "js": js.get(k)}))
+name, folder = sys.argv[1], sys.argv[2]
+py = {(d["file"], d["line"]): d["valid"] for d in map(json.loads, open(sys.argv[3]))}
+js = {(d["file"], d["line"]): d["valid"] for d in map(json.loads, open(sys.argv[4]))}
+keys = sorted(set(py) | set(js))
+for k in keys:
+    print(json.dumps({"set": name, "dir": folder, "file": k[0], "line": k[1], "python": py.get(k), "js": js.get(k)}))
+count = lambda d: sum(1 for v in d.values() if v is True)
+print(f"{name} goldens ({folder}): {len(keys)} JSON requests; valid: python {count(py)}, javascript {count(js)}", file=sys.stderr)
 PY
+done
 echo "$work/verdicts.jsonl"

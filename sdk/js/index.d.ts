@@ -39,19 +39,31 @@ export type FillMaskRequest = ({
 });
 /** HF_TASK=fill-mask: the response body. */
 export type FillMaskResponse = (Array<{
+      /** The token's probability at the mask. */
       "score": number;
+      /** The predicted token's id in the model's vocabulary. */
       "token": number;
+      /** The predicted token, decoded. */
       "token_str": string;
+      /** The input with this token in place of the mask (other masks stay visible). */
       "sequence": string;
     }> | Array<Array<{
+        /** The token's probability at the mask. */
         "score": number;
+        /** The predicted token's id in the model's vocabulary. */
         "token": number;
+        /** The predicted token, decoded. */
         "token_str": string;
+        /** The input with this token in place of the mask (other masks stay visible). */
         "sequence": string;
       }>> | Array<Array<Array<{
+          /** The token's probability at the mask. */
           "score": number;
+          /** The predicted token's id in the model's vocabulary. */
           "token": number;
+          /** The predicted token, decoded. */
           "token_str": string;
+          /** The input with this token in place of the mask (other masks stay visible). */
           "sequence": string;
         }>>>);
 
@@ -71,10 +83,14 @@ export type ImageClassificationRequest = ({
 });
 /** HF_TASK=image-classification: the response body. */
 export type ImageClassificationResponse = (Array<{
+      /** The label, as the model's config.json names it (id2label). */
       "label": string;
+      /** The label's probability (f32 widened to f64, as numpy's .item()). */
       "score": number;
     }> | Array<Array<{
+        /** The label, as the model's config.json names it (id2label). */
         "label": string;
+        /** The label's probability (f32 widened to f64, as numpy's .item()). */
         "score": number;
       }>>);
 
@@ -100,12 +116,14 @@ export type ImageSegmentationRequest = ({
 export type ImageSegmentationResponse = ((Array<({
       /** The segment's score, rounded to 6 decimals (null for semantic segmentation). */
       "score": (number | null);
+      /** The segment's label (id2label). */
       "label": string;
       /** A PNG image (mode L, the input image's size: 255 inside the segment, 0 outside) as base64. */
       "mask": string;
     })>) | (Array<(Array<({
         /** The segment's score, rounded to 6 decimals (null for semantic segmentation). */
         "score": (number | null);
+        /** The segment's label (id2label). */
         "label": string;
         /** A PNG image (mode L, the input image's size: 255 inside the segment, 0 outside) as base64. */
         "mask": string;
@@ -127,23 +145,33 @@ export type ObjectDetectionRequest = ({
 export type ObjectDetectionResponse = (Array<{
       /** The probability of the label. */
       "score": number;
+      /** The detected object's label (id2label). */
       "label": string;
       /** The box's corners in the input image's pixels, truncated to integers. */
       "box": {
+        /** The box's left edge, in the input image's pixels. */
         "xmin": number;
+        /** The box's top edge, in the input image's pixels. */
         "ymin": number;
+        /** The box's right edge, in the input image's pixels. */
         "xmax": number;
+        /** The box's bottom edge, in the input image's pixels. */
         "ymax": number;
       };
     }> | Array<Array<{
         /** The probability of the label. */
         "score": number;
+        /** The detected object's label (id2label). */
         "label": string;
         /** The box's corners in the input image's pixels, truncated to integers. */
         "box": {
+          /** The box's left edge, in the input image's pixels. */
           "xmin": number;
+          /** The box's top edge, in the input image's pixels. */
           "ymin": number;
+          /** The box's right edge, in the input image's pixels. */
           "xmax": number;
+          /** The box's bottom edge, in the input image's pixels. */
           "ymax": number;
         };
       }>>);
@@ -154,24 +182,40 @@ export type QuestionAnsweringRequest = {
 };
 /** HF_TASK=question-answering: the response body. */
 export type QuestionAnsweringResponse = (({
+      /** The answer's probability: P(start) x P(end) over the context's windows. */
       "score": number;
+      /** The answer's first character in the context (a character offset). */
       "start": number;
+      /** One past the answer's last character in the context. */
       "end": number;
+      /** The answer's text, the context from start to end (empty for the impossible answer). */
       "answer": string;
     } | Array<{
+        /** The answer's probability: P(start) x P(end) over the context's windows. */
         "score": number;
+        /** The answer's first character in the context (a character offset). */
         "start": number;
+        /** One past the answer's last character in the context. */
         "end": number;
+        /** The answer's text, the context from start to end (empty for the impossible answer). */
         "answer": string;
       }>) | (Array<({
+        /** The answer's probability: P(start) x P(end) over the context's windows. */
         "score": number;
+        /** The answer's first character in the context (a character offset). */
         "start": number;
+        /** One past the answer's last character in the context. */
         "end": number;
+        /** The answer's text, the context from start to end (empty for the impossible answer). */
         "answer": string;
       } | Array<{
+          /** The answer's probability: P(start) x P(end) over the context's windows. */
           "score": number;
+          /** The answer's first character in the context (a character offset). */
           "start": number;
+          /** One past the answer's last character in the context. */
           "end": number;
+          /** The answer's text, the context from start to end (empty for the impossible answer). */
           "answer": string;
         }>)>));
 
@@ -337,12 +381,16 @@ export type SummarizationRequest = ({
 });
 /** HF_TASK=summarization: the response body. */
 export type SummarizationResponse = (Array<(({
+        /** The summary, decoded. */
         "summary_text": string;
       } | {
+        /** With return_tensors: the summary's token ids, the decoder start token first. */
         "summary_token_ids": Array<number>;
       }) | (Array<({
+          /** The summary, decoded. */
           "summary_text": string;
         } | {
+          /** With return_tensors: the summary's token ids, the decoder start token first. */
           "summary_token_ids": Array<number>;
         })>))>);
 
@@ -445,13 +493,19 @@ export type TextClassificationRequest = (({
   }));
 /** HF_TASK=text-classification: the response body. */
 export type TextClassificationResponse = ({
+    /** The label, as the model's config.json names it (id2label). */
     "label": string;
+    /** The label's probability (f32 widened to f64, as numpy's .item()). */
     "score": number;
   } | Array<{
+      /** The label, as the model's config.json names it (id2label). */
       "label": string;
+      /** The label's probability (f32 widened to f64, as numpy's .item()). */
       "score": number;
     }> | Array<Array<{
+        /** The label, as the model's config.json names it (id2label). */
         "label": string;
+        /** The label's probability (f32 widened to f64, as numpy's .item()). */
         "score": number;
       }>>);
 
@@ -811,16 +865,20 @@ export type TextGenerationRequest = (({
   }));
 /** HF_TASK=text-generation: the response body. */
 export type TextGenerationResponse = (Array<((({
+        /** For a prompt, the text (the prompt included unless return_full_text is false); for a chat, the conversation with the new assistant message. */
         "generated_text": (string | Array<{
               [key: string]: unknown;
             }>);
       }) | {
+        /** With return_tensors: the token ids, the prompt's included. */
         "generated_token_ids": Array<number>;
       }) | (Array<(({
+          /** For a prompt, the text (the prompt included unless return_full_text is false); for a chat, the conversation with the new assistant message. */
           "generated_text": (string | Array<{
                 [key: string]: unknown;
               }>);
         }) | {
+          /** With return_tensors: the token ids, the prompt's included. */
           "generated_token_ids": Array<number>;
         })>))>);
 
@@ -986,12 +1044,16 @@ export type Text2TextGenerationRequest = ({
 });
 /** HF_TASK=text2text-generation: the response body. */
 export type Text2TextGenerationResponse = (Array<(({
+        /** The generated text, decoded. */
         "generated_text": string;
       } | {
+        /** With return_tensors: the generated token ids, the decoder start token first. */
         "generated_token_ids": Array<number>;
       }) | (Array<({
+          /** The generated text, decoded. */
           "generated_text": string;
         } | {
+          /** With return_tensors: the generated token ids, the decoder start token first. */
           "generated_token_ids": Array<number>;
         })>))>);
 
@@ -1015,36 +1077,52 @@ export type TokenClassificationRequest = ({
 });
 /** HF_TASK=token-classification: the response body. */
 export type TokenClassificationResponse = ((Array<({
+        /** The token's label (id2label), with its B-/I- prefix. */
         "entity": string;
+        /** The label's probability. */
         "score": number;
+        /** The token's position in the tokenized text (special tokens counted). */
         "index": number;
         /** The vocabulary entry of the token (e.g. ##ing). */
         "word": string;
+        /** The token's first character in the text (a character offset). */
         "start": number;
+        /** One past the token's last character in the text. */
         "end": number;
       } | {
         /** The label without its B-/I- prefix. */
         "entity_group": string;
+        /** The group's score: its tokens' mean (simple, first) or as the strategy says. */
         "score": number;
         /** The grouped tokens decoded back to text. */
         "word": string;
+        /** The group's first character in the text (a character offset). */
         "start": number;
+        /** One past the group's last character in the text. */
         "end": number;
       })>) | (Array<(Array<({
+          /** The token's label (id2label), with its B-/I- prefix. */
           "entity": string;
+          /** The label's probability. */
           "score": number;
+          /** The token's position in the tokenized text (special tokens counted). */
           "index": number;
           /** The vocabulary entry of the token (e.g. ##ing). */
           "word": string;
+          /** The token's first character in the text (a character offset). */
           "start": number;
+          /** One past the token's last character in the text. */
           "end": number;
         } | {
           /** The label without its B-/I- prefix. */
           "entity_group": string;
+          /** The group's score: its tokens' mean (simple, first) or as the strategy says. */
           "score": number;
           /** The grouped tokens decoded back to text. */
           "word": string;
+          /** The group's first character in the text (a character offset). */
           "start": number;
+          /** One past the group's last character in the text. */
           "end": number;
         })>)>));
 
@@ -1210,12 +1288,16 @@ export type TranslationRequest = ({
 });
 /** HF_TASK=translation: the response body. */
 export type TranslationResponse = (Array<(({
+        /** The translation, decoded. */
         "translation_text": string;
       } | {
+        /** With return_tensors: the translation's token ids, the decoder start token first. */
         "translation_token_ids": Array<number>;
       }) | (Array<({
+          /** The translation, decoded. */
           "translation_text": string;
         } | {
+          /** With return_tensors: the translation's token ids, the decoder start token first. */
           "translation_token_ids": Array<number>;
         })>))>);
 
@@ -1235,12 +1317,18 @@ export type ZeroShotClassificationRequest = ({
 });
 /** HF_TASK=zero-shot-classification: the response body. */
 export type ZeroShotClassificationResponse = ({
+    /** The input text. */
     "sequence": string;
+    /** The candidate labels, best first. */
     "labels": Array<string>;
+    /** The labels' scores, in the same order: a softmax over the labels, or each label's own entailment probability with multi_label. */
     "scores": Array<number>;
   } | Array<{
+      /** The input text. */
       "sequence": string;
+      /** The candidate labels, best first. */
       "labels": Array<string>;
+      /** The labels' scores, in the same order: a softmax over the labels, or each label's own entailment probability with multi_label. */
       "scores": Array<number>;
     }>);
 
@@ -1260,10 +1348,14 @@ export type ZeroShotImageClassificationRequest = ({
 });
 /** HF_TASK=zero-shot-image-classification: the response body. */
 export type ZeroShotImageClassificationResponse = (Array<{
+      /** The label's score: a softmax over the labels (CLIP), or the label's own sigmoid (SigLIP). */
       "score": number;
+      /** A candidate label, as sent. */
       "label": string;
     }> | Array<Array<{
+        /** The label's score: a softmax over the labels (CLIP), or the label's own sigmoid (SigLIP). */
         "score": number;
+        /** A candidate label, as sent. */
         "label": string;
       }>>);
 

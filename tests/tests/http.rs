@@ -120,6 +120,15 @@ async fn ping_is_503_while_loading_then_200() {
     assert_error(s, &b, 503);
     let (s, b) = call(&app, post(r#"{"inputs": "hi"}"#)).await;
     assert_error(s, &b, 503);
+    // while loading, the OpenAPI document describes every task's requests
+    let (s, b) = call(&app, get("/openapi.json")).await;
+    assert_eq!(s, 200);
+    let doc: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let requests = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"]["anyOf"]
+        .as_array()
+        .unwrap();
+    assert_eq!(requests.len(), hf_inference_core::schema::SOURCES.len());
     let (service, gate, _started) = gated_service(RuntimeOptions::default());
     state.set_ready(service);
     let (s, b) = call(&app, get("/ping")).await;
@@ -252,11 +261,23 @@ async fn limits_routing_and_media_types() {
         schema["components"] = doc["components"].clone();
         assert!(jsonschema::is_valid(&schema, body), "{path}: {body}");
     }
-    let requests = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
-        ["application/json"]["schema"]["anyOf"]
-        .as_array()
-        .unwrap();
-    assert_eq!(requests.len(), hf_inference_core::schema::SOURCES.len());
+    // once loaded, `/invocations` is described with this task's schemas (feature-extraction)
+    let invoke = &doc["paths"]["/invocations"]["post"];
+    assert_eq!(
+        invoke["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/feature-extraction/$defs/request"
+    );
+    assert!(invoke["requestBody"]["content"].get("image/png").is_none());
+    let mut answer = invoke["responses"]["200"]["content"]["application/json"]["schema"].clone();
+    answer["components"] = doc["components"].clone();
+    assert!(jsonschema::is_valid(
+        &answer,
+        &serde_json::json!([[[0.5, -1.0]]])
+    ));
+    assert!(!jsonschema::is_valid(
+        &answer,
+        &serde_json::json!([{"label": "a", "score": 0.5}])
+    ));
     drop(gate);
 }
 

@@ -280,6 +280,56 @@ fn every_request_property_is_documented_and_its_examples_and_default_validate() 
     assert!(checked >= 150, "only {checked} properties found");
 }
 
+/// The response schemas document their answers as the request schemas do their parameters: every
+/// property with a title, a description and examples that validate against it (no defaults: an
+/// answer has no optional parts).
+#[test]
+fn every_response_property_is_documented_and_its_examples_validate() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for s in schema::SOURCES {
+        let file = format!("schemas/{}/response.schema.json", s.task);
+        let root: Value = serde_json::from_str(s.response).unwrap();
+        let mut props = Vec::new();
+        properties(&root, &mut props);
+        for (name, prop, _) in props {
+            checked += 1;
+            let at = format!("{file} `{name}`");
+            for key in ["title", "description"] {
+                if prop
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    problems.push(format!("{at}: no {key}"));
+                }
+            }
+            let mut alone = prop.clone();
+            if let (Some(o), Some(defs)) = (alone.as_object_mut(), root.get("$defs")) {
+                o.insert("$defs".into(), defs.clone());
+            }
+            let v = match schema::validator(&alone) {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(format!("{at}: does not compile alone: {e}"));
+                    continue;
+                }
+            };
+            match prop.get("examples").and_then(Value::as_array) {
+                Some(ex) if !ex.is_empty() => {
+                    for e in ex.iter().filter(|e| !v.is_valid(e)) {
+                        problems.push(format!("{at}: example {e} is invalid"));
+                    }
+                }
+                _ => problems.push(format!("{at}: no examples")),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // every object of every answer (feature-extraction's are arrays of numbers only)
+    assert!(checked >= 45, "only {checked} response properties found");
+}
+
 /// A pattern both Python's `re` and ECMAScript (ajv, browsers) compile identically: no inline
 /// flags or groups (`(?i:`, `(?P<`), no `\A`/`\Z`, no POSIX classes, no possessive quantifiers.
 #[test]
@@ -494,10 +544,15 @@ fn the_bundle_is_self_contained_and_agrees_with_the_schemas_on_every_golden() {
     assert!(requests >= 500 && refused >= 20 && responses >= 50);
 }
 
+/// The packages' verdicts: (set, golden file, line) -> (Python's, JavaScript's).
+type Verdicts = BTreeMap<(String, String, usize), (Option<bool>, Option<bool>)>;
+
 /// The Python and npm packages of `sdk/`, built and installed into fresh environments by
 /// `infra/sdk/check.sh` (which CI runs and whose verdicts file it names in
 /// `HF_TEST_SDK_VERDICTS`), say valid or invalid exactly as the server's schemas do for every
-/// golden JSON request. Skipped, loudly, without that file.
+/// golden JSON request: the repository's, and the reference toolkit's own recordings when
+/// check.sh found them ($REF_ROOT/golden, absent from a clean clone). Skipped, loudly, without
+/// that file.
 #[test]
 fn sdk_packages_agree_with_the_server_on_every_golden_request() {
     let Some(path) = std::env::var_os("HF_TEST_SDK_VERDICTS") else {
@@ -505,21 +560,81 @@ fn sdk_packages_agree_with_the_server_on_every_golden_request() {
         return;
     };
     let text = std::fs::read_to_string(&path).unwrap();
-    let verdicts: BTreeMap<(String, usize), (Option<bool>, Option<bool>)> = text
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            let key = (
-                v["file"].as_str().unwrap().to_owned(),
-                v["line"].as_u64().unwrap() as usize,
-            );
-            (key, (v["python"].as_bool(), v["js"].as_bool()))
-        })
+    // (set, file, line) -> (python, js); set -> its golden folder
+    let mut verdicts = Verdicts::new();
+    let mut folders: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let set = v["set"].as_str().unwrap_or("repository").to_owned();
+        if let Some(dir) = v["dir"].as_str() {
+            folders.insert(set.clone(), dir.into());
+        }
+        let key = (
+            set,
+            v["file"].as_str().unwrap().to_owned(),
+            v["line"].as_u64().unwrap() as usize,
+        );
+        verdicts.insert(key, (v["python"].as_bool(), v["js"].as_bool()));
+    }
+    // the repository's goldens, every fixture's (a file the packages skipped is a disagreement)
+    let repository: Vec<(String, Vec<hf_inference_tests::Golden>)> = FIXTURES
+        .iter()
+        .map(|f| f.golden)
+        .chain([MINILM_GOLDEN])
+        .map(|name| (name.to_owned(), goldens(name)))
         .collect();
-    let (mut server_valid, mut python_valid, mut js_valid, mut total) = (0, 0, 0, 0);
     let mut disagree = Vec::new();
-    for name in FIXTURES.iter().map(|f| f.golden).chain([MINILM_GOLDEN]) {
-        for (line, g) in goldens(name).into_iter().enumerate() {
+    let (total, server_valid) = compare_set("repository", &repository, &verdicts, &mut disagree);
+    assert!(
+        total >= 500 && server_valid < total,
+        "{total} requests, {server_valid} valid"
+    );
+    // the reference toolkit's recordings, when check.sh found them: every file of the folder
+    match folders.get("reference") {
+        Some(dir) => {
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            files.sort();
+            let reference: Vec<(String, Vec<hf_inference_tests::Golden>)> = files
+                .iter()
+                .map(|p| {
+                    let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                    let text = std::fs::read_to_string(p).unwrap();
+                    let records = text
+                        .lines()
+                        .map(|l| {
+                            serde_json::from_str(l)
+                                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                        })
+                        .collect();
+                    (name, records)
+                })
+                .collect();
+            let (total, _) = compare_set("reference", &reference, &verdicts, &mut disagree);
+            assert!(total > 0, "{}: no JSON golden request", dir.display());
+        }
+        None => println!(
+            "reference goldens: not in the verdicts (check.sh found no $REF_ROOT/golden); only the repository's are compared"
+        ),
+    }
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}
+
+/// Compares the packages' verdicts on one set of golden files with the server's; prints the three
+/// counts and returns (JSON requests, valid for the server).
+fn compare_set(
+    set: &str,
+    files: &[(String, Vec<hf_inference_tests::Golden>)],
+    verdicts: &Verdicts,
+    disagree: &mut Vec<String>,
+) -> (usize, usize) {
+    let (mut server_valid, mut python_valid, mut js_valid, mut total) = (0, 0, 0, 0);
+    for (name, records) in files {
+        for (line, g) in records.iter().enumerate() {
             let json = g
                 .request_content_type
                 .as_deref()
@@ -536,9 +651,12 @@ fn sdk_packages_agree_with_the_server_on_every_golden_request() {
                 Ok(t) => t,
                 Err(_) => continue,
             };
+            if schema::SOURCES.iter().all(|s| s.task != task) {
+                continue; // a task without schemas (the packages skip it too)
+            }
             let server = schema::validate_request(task, &doc).is_ok();
             let (python, js) = verdicts
-                .get(&(name.to_owned(), line))
+                .get(&(set.to_owned(), name.clone(), line))
                 .copied()
                 .unwrap_or_default();
             total += 1;
@@ -547,18 +665,14 @@ fn sdk_packages_agree_with_the_server_on_every_golden_request() {
             js_valid += usize::from(js == Some(true));
             if python != Some(server) || js != Some(server) {
                 disagree.push(format!(
-                    "{name} line {line} ({}): server {server}, python {python:?}, js {js:?}",
+                    "{set} {name} line {line} ({}): server {server}, python {python:?}, js {js:?}",
                     g.case
                 ));
             }
         }
     }
     println!(
-        "{total} golden requests valid: server {server_valid}, python {python_valid}, javascript {js_valid}"
+        "{set} goldens: {total} JSON requests valid: server {server_valid}, python {python_valid}, javascript {js_valid}"
     );
-    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
-    assert!(
-        total >= 500 && server_valid < total,
-        "{total} requests, {server_valid} valid"
-    );
+    (total, server_valid)
 }

@@ -123,9 +123,19 @@ fn pretty(value: &serde_json::Value) -> Vec<u8> {
 }
 
 /// The OpenAPI 3.1 document of this API (an addition: the toolkit has none), generated from the
-/// same schemas the requests are validated with.
-async fn openapi() -> Response {
-    json_response(StatusCode::OK, hf_inference_core::schema::OPENAPI)
+/// same schemas the requests are validated with: once the model is loaded, narrowed to its task
+/// (`/invocations` takes and answers that task's schema); while it loads, every task's.
+async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    let Some(service) = state.service() else {
+        return json_response(StatusCode::OK, hf_inference_core::schema::OPENAPI);
+    };
+    let doc = hf_inference_core::schema::openapi_for(service.pipeline().task()).and_then(|doc| {
+        serde_json::to_vec(&doc).map_err(|e| ToolkitError::Internal(e.to_string()))
+    });
+    match doc {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 async fn ping(State(state): State<Arc<AppState>>) -> Response {
