@@ -27,6 +27,7 @@ pairs=(
   "zero-shot-classification zero-shot-classification"
   "token-classification token-classification"
   "question-answering question-answering"
+  "table-question-answering table-question-answering"
   "fill-mask fill-mask"
   "text-generation text-generation"
   "conversational llama-text-generation"

@@ -47,6 +47,10 @@ fn typed(task: types::Task) -> (Through, Through) {
             through::<question_answering::QuestionAnsweringRequest>,
             through::<question_answering::QuestionAnsweringResponse>,
         ),
+        Task::TableQuestionAnswering => (
+            through::<table_question_answering::TableQuestionAnsweringRequest>,
+            through::<table_question_answering::TableQuestionAnsweringResponse>,
+        ),
         Task::TextClassification => (
             through::<text_classification::TextClassificationRequest>,
             through::<text_classification::TextClassificationResponse>,

@@ -60,6 +60,8 @@ pub enum Task {
     QuestionAnswering,
     /// `summarization`.
     Summarization,
+    /// `table-question-answering`.
+    TableQuestionAnswering,
     /// `text-classification` (alias `sentiment-analysis`).
     TextClassification,
     /// `text-generation` (and the toolkit's `conversational`).
@@ -78,7 +80,7 @@ pub enum Task {
 
 impl Task {
     /// Every task with schemas, in the order of their ids.
-    pub const ALL: [Task; 14] = [
+    pub const ALL: [Task; 15] = [
         Task::FeatureExtraction,
         Task::FillMask,
         Task::ImageClassification,
@@ -86,6 +88,7 @@ impl Task {
         Task::ObjectDetection,
         Task::QuestionAnswering,
         Task::Summarization,
+        Task::TableQuestionAnswering,
         Task::TextClassification,
         Task::TextGeneration,
         Task::Text2TextGeneration,
@@ -105,6 +108,7 @@ impl Task {
             Task::ObjectDetection => "object-detection",
             Task::QuestionAnswering => "question-answering",
             Task::Summarization => "summarization",
+            Task::TableQuestionAnswering => "table-question-answering",
             Task::TextClassification => "text-classification",
             Task::TextGeneration => "text-generation",
             Task::Text2TextGeneration => "text2text-generation",

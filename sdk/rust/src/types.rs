@@ -396,6 +396,133 @@ pub mod question_answering {
     }
 }
 
+/// `table-question-answering`: transformers' `TableQuestionAnsweringPipeline` (TAPAS).
+pub mod table_question_answering {
+    use super::{BoolOrStrategy, OneOrMany};
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::fmt;
+
+    /// A table: column names with their cells, top to bottom, in the order of the columns (the
+    /// order is the model's column order, so it is kept as written).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Table(pub Vec<(String, Vec<String>)>);
+
+    impl Serialize for Table {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (name, cells) in &self.0 {
+                map.serialize_entry(name, cells)?;
+            }
+            map.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Table {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Columns;
+            impl<'de> Visitor<'de> for Columns {
+                type Value = Table;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an object of columns, each a list of string cells")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Table, A::Error> {
+                    let mut columns = Vec::new();
+                    while let Some((name, cells)) = map.next_entry::<String, Vec<String>>()? {
+                        columns.push((name, cells));
+                    }
+                    Ok(Table(columns))
+                }
+            }
+            d.deserialize_map(Columns)
+        }
+    }
+
+    /// One or more questions about one table.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TableQuery {
+        /// A question, or a list of questions about the same table.
+        pub query: OneOrMany<String>,
+        /// The table.
+        pub table: Table,
+    }
+
+    /// A request: the envelope, or the toolkit's form without `inputs`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub enum TableQuestionAnsweringRequest {
+        /// `{"inputs": {"query", "table"} | [...], "parameters": ...}`.
+        Envelope {
+            /// One table with its questions, or a list of them.
+            inputs: OneOrMany<TableQuery>,
+            /// The parameters.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            parameters: Option<TableQuestionAnsweringParameters>,
+        },
+        /// `{"query": ..., "table": ..., "parameters": ...}`.
+        Bare {
+            /// The questions and the table.
+            #[serde(flatten)]
+            item: TableQuery,
+            /// The parameters.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            parameters: Option<TableQuestionAnsweringParameters>,
+        },
+    }
+
+    /// The pipeline's parameters.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TableQuestionAnsweringParameters {
+        /// Answer the questions one after another, each seeing the previous answer's cells.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub sequential: Option<bool>,
+        /// `true`/`"longest"`, `"max_length"`, `false`/`"do_not_pad"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub padding: Option<BoolOrStrategy>,
+        /// `true`/`"drop_rows_to_fit"`, `false`/`"do_not_truncate"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub truncation: Option<BoolOrStrategy>,
+    }
+
+    /// One answer.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TableAnswer {
+        /// The cells joined by `", "`, after `"<AGGREGATOR> > "` when an operator applies.
+        pub answer: String,
+        /// `[row, column]` of each selected cell (0-based, the header excluded).
+        pub coordinates: Vec<(u64, u64)>,
+        /// The selected cells' texts.
+        pub cells: Vec<String>,
+        /// The aggregation operator, for models with an aggregation head.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub aggregator: Option<String>,
+    }
+
+    /// One answer for one question; a list for several questions or tables.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub enum TableQuestionAnsweringResponse {
+        /// One answer.
+        One(TableAnswer),
+        /// One result per question, or per table.
+        Many(Vec<TableQuestionAnsweringResult>),
+    }
+
+    /// One entry of a list of results.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub enum TableQuestionAnsweringResult {
+        /// One answer.
+        One(TableAnswer),
+        /// A table's answers, one per question.
+        Many(Vec<TableAnswer>),
+    }
+}
+
 /// `fill-mask`: transformers' `FillMaskPipeline`.
 pub mod fill_mask {
     use super::OneOrMany;

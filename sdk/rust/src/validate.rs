@@ -23,6 +23,9 @@ pub fn schema(task: Task) -> &'static str {
         Task::ObjectDetection => include_str!("../schemas/object-detection.schema.json"),
         Task::QuestionAnswering => include_str!("../schemas/question-answering.schema.json"),
         Task::Summarization => include_str!("../schemas/summarization.schema.json"),
+        Task::TableQuestionAnswering => {
+            include_str!("../schemas/table-question-answering.schema.json")
+        }
         Task::TextClassification => include_str!("../schemas/text-classification.schema.json"),
         Task::TextGeneration => include_str!("../schemas/text-generation.schema.json"),
         Task::Text2TextGeneration => include_str!("../schemas/text2text-generation.schema.json"),
