@@ -166,8 +166,34 @@ class DeployDryRun(unittest.TestCase):
         self.assertEqual(self.calls(), [])
 
 
+def commands(text):
+    """The infra/deploy.sh and infra/pack-model.sh lines of a Markdown text's bash blocks."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith(("infra/deploy.sh", "infra/pack-model.sh")):
+                lines.append(line)
+    return lines
+
+
 class DocsCommands(unittest.TestCase):
-    """Every infra/deploy.sh and infra/pack-model.sh line of docs/deploy.md runs here."""
+    """Every infra/deploy.sh and infra/pack-model.sh line of docs/deploy.md and of the README's
+    Deploy section runs here."""
+
+    def run_all(self, lines):
+        env = {"DRY_RUN": "1", "HF_DEPLOY_BUCKET": "my-bucket", "AWS_ACCOUNT_ID": ""}
+        for line in lines:
+            p = sh(["bash", "-c", line], env=env, check=False)
+            self.assertEqual(p.returncode, 0, f"{line}\n{p.stdout}\n{p.stderr}")
+
+    def test_the_readme_deploy_section_runs(self):
+        with open(os.path.join(ROOT, "README.md")) as f:
+            text = f.read()
+        section = text.split("## Deploy\n", 1)[1].split("\n## ", 1)[0]
+        lines = commands(section)
+        self.assertEqual(len(lines), 4, lines)
+        self.run_all(lines)
 
     def test_the_documented_commands_run(self):
         with open(os.path.join(ROOT, "docs", "deploy.md")) as f:
