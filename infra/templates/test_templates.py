@@ -21,6 +21,7 @@ from moto import mock_aws
 
 # moto logs each resource type it skips; the tests say which ones they expect
 logging.getLogger("moto").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGION = "us-east-1"
