@@ -1,7 +1,7 @@
 """Runs a Lambda function's bootstrap (from a cargo lambda zip) on this machine against a stand-in
 for the Lambda Runtime API, hands it one event, and reports what it answered and how long the cold
 start took; optionally in a cgroup limited to one vCPU (cgroup v1 `cpu` or v2 `cpu.max`), as
-docs/deploy.md measured it. With --hub-model DIR, a stand-in for the Hugging Face Hub serves DIR
+docs/deploy.md describes. With --hub-model DIR, a stand-in for the Hugging Face Hub serves DIR
 as the repository `local/model` (HF_ENDPOINT), so the function fetches its model into /tmp at
 cold start without a network.
 
