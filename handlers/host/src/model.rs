@@ -378,10 +378,7 @@ mod tests {
         std::fs::create_dir_all(model.join("code")).unwrap();
         std::fs::write(model.join("code/inference.py"), b"def model_fn(d): ...").unwrap();
         let e = c.model.load_options(&c.limits).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!("{}", model.join("code").display())),
-            "{e}"
-        );
+        assert!(e.contains(&model.join("code").display().to_string()), "{e}");
         assert!(e.contains("Remove code/ from model.tar.gz"), "{e}");
         // also when the model comes from the Hub: SageMaker still extracts the archive there
         let hub = [
