@@ -9,7 +9,9 @@
 #     build   IMAGE                      docker build one image: cpu | arm64 | cuda | lambda-proxy | async-lambda
 #     push    IMAGE                      create the ECR repository if needed, log in, push; prints the image URI
 #     model   MODEL_DIR NAME             pack MODEL_DIR (infra/pack-model.sh) and upload it to s3://$HF_DEPLOY_BUCKET/models/NAME/model.tar.gz
-#     zip     HANDLER [--arm64]          cargo lambda build --release --output-format zip: lambda-proxy (proxy only) | lambda-proxy-local | async-handler
+#     zip     HANDLER [--arm64] [--model DIR]   cargo lambda build --release --output-format zip: lambda-proxy
+#                                        (proxy only) | lambda-proxy-local | async-handler; --model adds DIR's
+#                                        files under model/ (/var/task/model on Lambda)
 #     upload  HANDLER                    copy its zip to s3://$HF_DEPLOY_BUCKET/lambda/HANDLER.zip
 #     stack   TEMPLATE STACK [Key=Value...]   create or update STACK from infra/templates/TEMPLATE
 #     invoke  STACK [JSON]               InvokeEndpoint on the stack's endpoint with the AWS CLI
@@ -106,18 +108,39 @@ case "$cmd" in
     echo "ModelDataUrl: s3://$bucket/models/$2/model.tar.gz"
     ;;
   zip)
-    [ $# -ge 1 ] || die "usage: deploy.sh zip lambda-proxy|lambda-proxy-local|async-handler [--arm64]"
+    [ $# -ge 1 ] || die "usage: deploy.sh zip lambda-proxy|lambda-proxy-local|async-handler [--arm64] [--model DIR]"
+    handler=$1; shift
     arch=()
-    if [ "${2:-}" = --arm64 ]; then arch=(--arm64); fi
-    case "$1" in
+    model=""
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --arm64) arch=(--arm64) ;;
+        --model) [ $# -ge 2 ] || die "--model needs a directory"; model=$2; shift ;;
+        *) die "unknown option $1" ;;
+      esac
+      shift
+    done
+    case "$handler" in
       # proxy only: no inference engine linked (the smallest zip)
       lambda-proxy) run cargo lambda build --release --locked "${arch[@]}" --output-format zip -p hf-inference-lambda --bin lambda-proxy --no-default-features ;;
       # with `local` routes: the model runs in the function
       lambda-proxy-local) run cargo lambda build --release --locked "${arch[@]}" --output-format zip -p hf-inference-lambda --bin lambda-proxy ;;
       async-handler) run cargo lambda build --release --locked "${arch[@]}" --output-format zip -p hf-inference-async --bin async-handler ;;
-      *) die "unknown handler $1" ;;
+      *) die "unknown handler $handler" ;;
     esac
-    echo "zip: target/lambda/${1%-local}/bootstrap.zip"
+    zip="target/lambda/${handler%-local}/bootstrap.zip"
+    if [ -n "$model" ]; then
+      [ -f "$model/config.json" ] || die "$model has no config.json"
+      [ ! -d "$model/code" ] || die "$model/code is custom inference code, which the handlers refuse at start"
+      run python3 -c 'import os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1], "a", zipfile.ZIP_DEFLATED)
+for n in sorted(os.listdir(sys.argv[2])):
+    p = os.path.join(sys.argv[2], n)
+    if os.path.isfile(p):
+        z.write(p, "model/" + n)
+z.close()' "$zip" "$model"
+    fi
+    echo "zip: $zip"
     ;;
   upload)
     [ $# -eq 1 ] || die "usage: deploy.sh upload lambda-proxy|async-handler"
