@@ -69,7 +69,13 @@ mod tests {
         assert!(after.passes >= before.passes + 2);
         assert!(after.input_tokens >= before.input_tokens + 52);
         assert!(after.generated_tokens >= before.generated_tokens + 2);
-        assert!(after.batch_buckets[2] > before.batch_buckets[2], "3 sequences: bucket <= 4");
-        assert!(after.batch_buckets[9] > before.batch_buckets[9], "1000: past the last bound");
+        assert!(
+            after.batch_buckets[2] > before.batch_buckets[2],
+            "3 sequences: bucket <= 4"
+        );
+        assert!(
+            after.batch_buckets[9] > before.batch_buckets[9],
+            "1000: past the last bound"
+        );
     }
 }

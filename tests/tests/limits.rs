@@ -18,8 +18,8 @@ async fn post(app: &axum::Router, body: String) -> (u16, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stride_that_would_multiply_the_text_is_refused_up_front() {
-    // ~1 MB of context: with a 60-token window moving 1 token at a time that would be about
-    // 250 000 windows (15 M tokens) built at once
+    // ~1 MB of context holds more tokens than a request may: refused before the rest of it
+    // is tokenized, stride or not
     let context = "the tower is tall ".repeat(60_000);
     let qa = hf_inference_tests::router_for("question-answering");
     let body = serde_json::json!({
@@ -28,11 +28,21 @@ async fn a_stride_that_would_multiply_the_text_is_refused_up_front() {
     });
     let (status, v) = post(&qa, body.to_string()).await;
     assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("HF_MAX_REQUEST_TOKENS"), "{v}");
+    // ~4 000 tokens fit, but a 64-token window moving a few tokens at a time would repeat them
+    // in hundreds of windows (tens of thousands of tokens) built at once
+    let short = "the tower is tall ".repeat(1_000);
+    let body = serde_json::json!({
+        "inputs": {"question": "How tall?", "context": short},
+        "parameters": {"max_seq_len": 64, "doc_stride": 50}
+    });
+    let (status, v) = post(&qa, body.to_string()).await;
+    assert_eq!(status, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("windows"), "{v}");
 
     let ner = hf_inference_tests::router_for("roberta-token-classification");
     let body = serde_json::json!({
-        "inputs": context,
+        "inputs": short,
         "parameters": {"aggregation_strategy": "simple", "stride": 60}
     });
     let (status, v) = post(&ner, body.to_string()).await;
@@ -58,7 +68,8 @@ fn truncating_a_long_text_from_a_prefix_matches_tokenizing_it_whole() {
     use tokenizers::utils::truncation::{TruncationDirection, TruncationParams};
 
     // prose with punctuation, runs of spaces, newlines, accents, CJK and a long word
-    let unit = "The  quick brown fox, naïvely, jumped over 12 lazy dogs!\n\u{4e2d}\u{6587}\u{5b57} \
+    let unit =
+        "The  quick brown fox, naïvely, jumped over 12 lazy dogs!\n\u{4e2d}\u{6587}\u{5b57} \
                 Ça va? internationalization-supercalifragilisticexpialidocious\t(end) ";
     let text = unit.repeat(400); // ~50 KB: far past the first prefix of any length below
     for name in [
@@ -74,7 +85,8 @@ fn truncating_a_long_text_from_a_prefix_matches_tokenizing_it_whole() {
             .resolve()
             .unwrap();
         let ours = TextTokenizer::load(&files, 0).unwrap();
-        let mut reference = tokenizers::Tokenizer::from_file(files.tokenizer.as_ref().unwrap()).unwrap();
+        let mut reference =
+            tokenizers::Tokenizer::from_file(files.tokenizer.as_ref().unwrap()).unwrap();
         reference.with_padding(None);
         for max_length in [8, 61, 512, 2000] {
             reference
@@ -98,7 +110,11 @@ fn truncating_a_long_text_from_a_prefix_matches_tokenizing_it_whole() {
                     ..TokenizeOptions::default()
                 };
                 let got = ours.encode(t, None, &opts).unwrap();
-                assert_eq!(got.ids, want.get_ids(), "{name}, max_length {max_length}, {at} bytes");
+                assert_eq!(
+                    got.ids,
+                    want.get_ids(),
+                    "{name}, max_length {max_length}, {at} bytes"
+                );
                 // a window with character offsets (token classification without a stride)
                 let want = reference.encode_char_offsets(t, true).unwrap();
                 let w = WindowOptions {
@@ -110,8 +126,16 @@ fn truncating_a_long_text_from_a_prefix_matches_tokenizing_it_whole() {
                 };
                 let got = ours.encode_windows(t, None, &w).unwrap();
                 assert_eq!(got.len(), 1);
-                assert_eq!(got[0].get_ids(), want.get_ids(), "{name}, windows, {max_length}");
-                assert_eq!(got[0].get_offsets(), want.get_offsets(), "{name}, offsets, {max_length}");
+                assert_eq!(
+                    got[0].get_ids(),
+                    want.get_ids(),
+                    "{name}, windows, {max_length}"
+                );
+                assert_eq!(
+                    got[0].get_offsets(),
+                    want.get_offsets(),
+                    "{name}, offsets, {max_length}"
+                );
             }
         }
     }
@@ -133,7 +157,10 @@ async fn texts_past_the_token_limit_are_refused_without_tokenizing_them_whole() 
     assert_eq!(status, 200, "{v}");
     let short = serde_json::json!({ "inputs": words[..4200], "parameters": {"truncation": true} });
     let (_, v_short) = post(&app, short.to_string()).await;
-    assert_eq!(v, v_short, "the answer depends only on the first 512 tokens");
+    assert_eq!(
+        v, v_short,
+        "the answer depends only on the first 512 tokens"
+    );
     // a long run without spaces: one [UNK] to WordPiece, refused past 64 bytes a token
     let run = "a".repeat(2_000_000);
     let body = serde_json::json!({ "inputs": run, "parameters": {"truncation": true} });

@@ -45,22 +45,58 @@ async fn metrics_count_requests_errors_latency_batches_and_tokens() {
     let (status, text) = call(&app, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
     let task = r#"task="text-classification""#;
-    assert_eq!(sample(&text, "hf_requests_total", &[task, r#"status="200""#]), Some(2.0), "{text}");
-    assert_eq!(sample(&text, "hf_requests_total", &[task, r#"status="400""#]), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "hf_requests_total", &[task, r#"status="200""#]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hf_requests_total", &[task, r#"status="400""#]),
+        Some(1.0),
+        "{text}"
+    );
     let kind: serde_json::Value = serde_json::from_str(&b).unwrap();
     let kind = format!(r#"type="{}""#, kind["type"].as_str().unwrap());
-    assert_eq!(sample(&text, "hf_request_errors_total", &[task, &kind]), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "hf_request_duration_seconds_count", &[task]), Some(3.0), "{text}");
+    assert_eq!(
+        sample(&text, "hf_request_errors_total", &[task, &kind]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hf_request_duration_seconds_count", &[task]),
+        Some(3.0),
+        "{text}"
+    );
     assert!(sample(&text, "hf_request_duration_seconds_sum", &[task]).unwrap() > 0.0);
     let sent = (r#"{"inputs": "I love this"}"#.len()
         + r#"{"inputs": ["I hate this", "meh"]}"#.len()
         + r#"{"inputs": 123}"#.len()) as f64;
-    assert_eq!(sample(&text, "hf_request_body_bytes_total", &[r#"direction="in""#]), Some(sent));
-    assert!(sample(&text, "hf_request_body_bytes_total", &[r#"direction="out""#]).unwrap() > 0.0);
+    assert_eq!(
+        sample(&text, "hf_request_body_bytes_total", &[r#"direction="in""#]),
+        Some(sent)
+    );
+    assert!(
+        sample(
+            &text,
+            "hf_request_body_bytes_total",
+            &[r#"direction="out""#]
+        )
+        .unwrap()
+            > 0.0
+    );
     assert_eq!(sample(&text, "hf_queue_depth", &[]), Some(0.0), "{text}");
     // the engine's counters are the process's (other tests run models too): at least ours
-    assert!(sample(&text, "hf_forward_passes_total", &[]).unwrap() >= 2.0, "{text}");
-    assert!(sample(&text, "hf_batch_size_count", &[]).unwrap() >= 2.0, "{text}");
+    assert!(
+        sample(&text, "hf_forward_passes_total", &[]).unwrap() >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "hf_batch_size_count", &[]).unwrap() >= 2.0,
+        "{text}"
+    );
     // "I love this" is 5 tokens with [CLS] and [SEP]; the list more
-    assert!(sample(&text, "hf_tokens_total", &[r#"kind="input""#]).unwrap() >= 10.0, "{text}");
+    assert!(
+        sample(&text, "hf_tokens_total", &[r#"kind="input""#]).unwrap() >= 10.0,
+        "{text}"
+    );
 }

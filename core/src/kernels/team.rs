@@ -390,7 +390,11 @@ mod tests {
     fn a_team_with_more_threads_than_cpus_yields_and_still_runs_every_task() {
         let cpus = settings().cpus;
         let crowded = Team::with_threads("test-crowded", cpus.ceil() as usize + 1).unwrap();
-        assert!(!crowded.shared.spin, "{} threads on {cpus} CPUs", crowded.threads());
+        assert!(
+            !crowded.shared.spin,
+            "{} threads on {cpus} CPUs",
+            crowded.threads()
+        );
         assert!(Team::with_threads("test-alone", 1).unwrap().shared.spin);
         let hits: Vec<AtomicU64> = (0..64).map(|_| AtomicU64::new(0)).collect();
         crowded.run(|| {

@@ -47,7 +47,11 @@ pub fn cgroup_cpus() -> Option<f64> {
 /// The settings for `requested` threads (`HF_NUM_THREADS`; `None` or 0: the default) given the
 /// cores the process may run on (`available_parallelism`: affinity and quota, rounded down)
 /// and the cgroup's quota.
-pub fn thread_settings(requested: Option<usize>, cores: usize, quota: Option<f64>) -> ThreadSettings {
+pub fn thread_settings(
+    requested: Option<usize>,
+    cores: usize,
+    quota: Option<f64>,
+) -> ThreadSettings {
     let cores = cores.max(1);
     // the quota binds when it is what rounded `cores` down; otherwise the affinity mask does
     let cpus = quota

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::body::HttpBody as _;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -92,7 +92,12 @@ impl Metrics {
                     "hf_batch_size",
                     "Sequences per encoder forward pass (concurrent requests merged).",
                 )
-                .buckets(hf_inference_core::stats::BATCH_BUCKETS.iter().map(|&b| b as f64).collect()),
+                .buckets(
+                    hf_inference_core::stats::BATCH_BUCKETS
+                        .iter()
+                        .map(|&b| b as f64)
+                        .collect(),
+                ),
             )
             .expect("a valid metric definition"),
             passes: prometheus::IntCounter::new(
@@ -174,7 +179,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Counts, times and (when asked) logs each invocation.
-pub(crate) async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let m = state.metrics();
     // SageMaker's inference id (`InvokeEndpoint`'s `InferenceId`), a request id, else ours
@@ -187,21 +196,19 @@ pub(crate) async fn observe(State(state): State<Arc<AppState>>, req: Request, ne
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<u64>().ok())
+        // a body whose size is known without a header (in-process callers)
+        .or_else(|| req.body().size_hint().exact());
     m.in_flight.inc();
     let resp = next.run(req).await;
     m.in_flight.dec();
     let latency = started.elapsed();
-    let task = state
-        .service()
-        .map_or("none", |s| s.pipeline().task().id());
+    let task = state.service().map_or("none", |s| s.pipeline().task().id());
     let status = resp.status();
     // a streamed answer's size is unknown when its head is sent
     let output_bytes = resp.body().size_hint().exact();
     let error = resp.extensions().get::<ErrorType>().map(|e| e.0);
-    m.requests
-        .with_label_values(&[task, status.as_str()])
-        .inc();
+    m.requests.with_label_values(&[task, status.as_str()]).inc();
     if let Some(kind) = error {
         m.errors.with_label_values(&[task, kind]).inc();
     } else if status != StatusCode::OK {

@@ -261,7 +261,12 @@ fn a_request_near_the_payload_limit_stays_within_its_memory_bound_and_gives_it_b
         let server = start(c.task, c.model);
         let pid = server.child.id();
         wait_healthy(&server.addr);
-        let (status, body) = http(&server.addr, "POST", "/invocations", c.warm.to_string().as_bytes());
+        let (status, body) = http(
+            &server.addr,
+            "POST",
+            "/invocations",
+            c.warm.to_string().as_bytes(),
+        );
         assert_eq!(status, 200, "{} warm-up: {body}", c.task);
         std::thread::sleep(Duration::from_millis(500));
         let idle = status_kib(pid, "VmRSS:");
@@ -280,13 +285,24 @@ fn a_request_near_the_payload_limit_stays_within_its_memory_bound_and_gives_it_b
             mib(after)
         );
         if status != c.status {
-            failures.push(format!("{} {}: status {status}, not {}: {:.300}", c.model, c.what, c.status, body));
+            failures.push(format!(
+                "{} {}: status {status}, not {}: {:.300}",
+                c.model, c.what, c.status, body
+            ));
         }
         if peak.saturating_sub(idle) >= PEAK_KIB {
-            failures.push(format!("{} {}: peak {} KiB above idle {idle} KiB", c.model, c.what, peak - idle));
+            failures.push(format!(
+                "{} {}: peak {} KiB above idle {idle} KiB",
+                c.model,
+                c.what,
+                peak - idle
+            ));
         }
         if after > idle + idle / 10 + SLACK_KIB {
-            failures.push(format!("{} {}: {after} KiB one second after, idle {idle} KiB", c.model, c.what));
+            failures.push(format!(
+                "{} {}: {after} KiB one second after, idle {idle} KiB",
+                c.model, c.what
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

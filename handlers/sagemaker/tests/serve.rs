@@ -447,9 +447,15 @@ fn writes_one_json_log_line_per_request_without_the_payload() {
     assert_eq!(f["status"], 200, "{line}");
     assert_eq!(f["input_bytes"], body.len(), "{line}");
     assert_eq!(f["output_bytes"], answer.len(), "{line}");
-    assert!(f["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{line}");
+    assert!(
+        f["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
     assert!(line["timestamp"].is_string(), "{line}");
-    assert!(!line.to_string().contains("zebra"), "the payload leaked: {line}");
+    assert!(
+        !line.to_string().contains("zebra"),
+        "the payload leaked: {line}"
+    );
     for other in &seen {
         assert!(!other.contains("zebra"), "the payload leaked: {other}");
     }
@@ -463,7 +469,9 @@ fn writes_one_json_log_line_per_request_without_the_payload() {
     );
     assert_eq!(status, 400);
     let line = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("a second line");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a second line");
         if line.contains("hf_inference::request") {
             break line;
         }
