@@ -28,7 +28,13 @@ async fn a_stride_that_would_multiply_the_text_is_refused_up_front() {
     });
     let (status, v) = post(&qa, body.to_string()).await;
     assert_eq!(status, 400, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("HF_MAX_REQUEST_TOKENS"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("HF_MAX_REQUEST_TOKENS"),
+        "{v}"
+    );
     // ~4 000 tokens fit, but a 64-token window moving a few tokens at a time would repeat them
     // in hundreds of windows (tens of thousands of tokens) built at once
     let short = "the tower is tall ".repeat(1_000);
