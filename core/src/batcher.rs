@@ -160,6 +160,10 @@ fn guarded(forward: &Forward, seqs: &[TokenSequence]) -> Result<Vec<Matrix>, Too
 }
 
 fn run_pass(pendings: Vec<Pending>, forward: &Forward) {
+    crate::stats::record_pass(
+        pendings.iter().map(|p| p.seqs.len()).sum(),
+        pendings.iter().map(tokens).sum(),
+    );
     if pendings.len() == 1 {
         for pending in pendings {
             let _ = pending.reply.send(guarded(forward, &pending.seqs));

@@ -50,6 +50,7 @@ pub mod schema;
 #[cfg(feature = "engine")]
 pub mod sentencepiece;
 pub mod service;
+pub mod stats;
 pub mod task;
 #[cfg(feature = "engine")]
 pub mod tokenize;

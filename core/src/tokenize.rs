@@ -66,6 +66,28 @@ fn marian_tokenizer(
 /// transformers' `VERY_LARGE_INTEGER` and friends: a `model_max_length` above this means "none".
 const NO_LIMIT: f64 = 1e12;
 
+/// The most tokens one text may be tokenized into before it is cut or refused, until a pipeline
+/// sets its own (`HF_MAX_REQUEST_TOKENS`, the same default).
+pub const DEFAULT_MAX_TOKENS: usize = 16_384;
+
+/// Bytes of text tokenized per wanted token on the first try at a long text: prose takes 3 to 6.
+const FIRST_BYTES_PER_TOKEN: usize = 8;
+
+/// The most bytes of text tokenized per wanted token. Text that averages more (a run of
+/// characters without a space, which a WordPiece vocabulary makes a single `[UNK]`) is refused
+/// rather than tokenized to its end: this is what bounds a request's memory by the limits and
+/// not by the body.
+pub const MAX_BYTES_PER_TOKEN: usize = 64;
+
+/// Tokens read past the ones kept from a prefix of a text: a cut can change how the last tokens
+/// before it are made (a byte-level BPE's trailing space, a word cut in two), never those
+/// further back.
+const PREFIX_MARGIN: usize = 16;
+
+/// How far back from a cut to look for the whitespace that makes it a word boundary; further
+/// than a WordPiece word may be long (`max_input_chars_per_word`, 100 characters).
+const WORD_SEARCH: usize = 1024;
+
 /// How to pad a single input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Padding {
@@ -114,6 +136,9 @@ pub struct TextTokenizer {
     clean_up_spaces: bool,
     /// Decoded text is stripped (`MarianTokenizer.convert_tokens_to_string`).
     strip_decoded: bool,
+    /// The most tokens one text may hold (`HF_MAX_REQUEST_TOKENS`): past them a text is cut
+    /// (truncation) or refused, before the rest of it is tokenized.
+    max_tokens: usize,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -205,7 +230,21 @@ impl TextTokenizer {
             subword_prefix,
             clean_up_spaces,
             strip_decoded: marian,
+            max_tokens: DEFAULT_MAX_TOKENS,
         })
+    }
+
+    /// Sets the most tokens one text may hold (`HF_MAX_REQUEST_TOKENS`; at least 1). Only so
+    /// much of a longer text is ever tokenized: with truncation the rest cannot reach the
+    /// answer, without it the request is refused.
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = max_tokens.max(1);
+        self
+    }
+
+    /// The most tokens one text may hold.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// The mask token (`tokenizer_config.json` `mask_token`) and its id, if the model has one.
@@ -303,7 +342,19 @@ impl TextTokenizer {
         pair: Option<&str>,
         opts: &TokenizeOptions,
     ) -> Result<TokenSequence, ToolkitError> {
-        let (first, second) = self.raw_pair(text, pair, false)?;
+        let limit = self.max_tokens;
+        // the tokens of each text that can reach the answer: a truncated text's first
+        // `max_length`, otherwise enough to know it is over the limit
+        let cut_at = match opts.truncation {
+            Some(_) => opts.max_length.or(self.model_max_length),
+            None => None,
+        }
+        .filter(|&max| max <= limit);
+        let need = cut_at.unwrap_or(limit) + 1;
+        let (first, second, complete) = self.raw_pair(text, pair, false, need)?;
+        if !complete && cut_at.is_none() {
+            return Err(too_many_tokens(limit));
+        }
         let (first, second) = match opts.truncation {
             None => (first, second),
             Some(strategy) => {
@@ -359,12 +410,40 @@ impl TextTokenizer {
     /// truncation and special tokens: no post-processor has run yet (it trims byte-level
     /// offsets and must do so once, after truncation), and the pair is segment 1 as
     /// `tokenizers` makes it (so overflow windows cut from it keep that segment).
+    ///
+    /// Only as much of each text is tokenized as it takes to make its first `need` tokens (see
+    /// [`Self::raw_prefix`]); the flag says whether both encodings hold their whole text.
     fn raw_pair(
         &self,
         text: &str,
         pair: Option<&str>,
         char_offsets: bool,
-    ) -> Result<(Encoding, Option<Encoding>), ToolkitError> {
+        need: usize,
+    ) -> Result<(Encoding, Option<Encoding>, bool), ToolkitError> {
+        let (first, mut complete) = self.raw_prefix(text, need, char_offsets)?;
+        let second = match pair {
+            Some(p) => {
+                let (mut e, whole) = self.raw_prefix(p, need, char_offsets)?;
+                e.set_type_ids(vec![1; e.len()]);
+                complete &= whole;
+                Some(e)
+            }
+            None => None,
+        };
+        Ok((first, second, complete))
+    }
+
+    /// The raw encoding of `text` as far as its first `need` tokens. A text short enough to be
+    /// sure to fit is tokenized whole (`true`). A longer one is tokenized from a prefix, cut
+    /// where a word ends, that makes more than `need` tokens (`PREFIX_MARGIN` more): those first
+    /// `need` are the whole text's first `need` (`false`). A prefix grows fourfold while it
+    /// makes too few, up to `MAX_BYTES_PER_TOKEN` bytes a token, past which the text is refused.
+    fn raw_prefix(
+        &self,
+        text: &str,
+        need: usize,
+        char_offsets: bool,
+    ) -> Result<(Encoding, bool), ToolkitError> {
         let encode = |t: &str| {
             if char_offsets {
                 self.raw.encode_char_offsets(t, false)
@@ -373,16 +452,28 @@ impl TextTokenizer {
             }
             .map_err(tokenizer_error)
         };
-        let first = encode(text)?;
-        let second = pair
-            .map(|p| {
-                encode(p).map(|mut e| {
-                    e.set_type_ids(vec![1; e.len()]);
-                    e
-                })
-            })
-            .transpose()?;
-        Ok((first, second))
+        let want = need.saturating_add(PREFIX_MARGIN);
+        let cap = want.saturating_mul(MAX_BYTES_PER_TOKEN);
+        let mut window = want.saturating_mul(FIRST_BYTES_PER_TOKEN);
+        loop {
+            if text.len() <= window {
+                return Ok((encode(text)?, true));
+            }
+            let mut enc = encode(&text[..word_cut(text, window)])?;
+            if enc.len() >= want {
+                enc.truncate(need, 0, TruncationDirection::Right);
+                drop(enc.take_overflowing());
+                return Ok((enc, false));
+            }
+            if window >= cap {
+                return Err(ToolkitError::InputTooLong(format!(
+                    "a text of {} bytes makes only {} tokens in its first {window} bytes: text this sparse in tokens (a long run of characters without spaces) is tokenized no further than {MAX_BYTES_PER_TOKEN} bytes per token that could be kept ({need}); shorten it",
+                    text.len(),
+                    enc.len()
+                )));
+            }
+            window = window.saturating_mul(4).min(cap);
+        }
     }
 
     /// The special tokens the post-processor adds to one text or a pair.
@@ -398,16 +489,30 @@ impl TextTokenizer {
     /// transformers' `tokenizer(text, pair, truncation=strategy, max_length=..., stride=...,
     /// return_overflowing_tokens=True, return_offsets_mapping=True)`, first window first. Offsets
     /// are in characters, as the Python bindings report them. `max_length: None` keeps one window.
+    ///
+    /// Only what the windows can hold is tokenized: a text with more tokens than the request may
+    /// hold (`max_tokens`) is refused before the rest of it is tokenized, and with `first_only`
+    /// only the first window's worth of tokens is made.
     pub fn encode_windows(
         &self,
         text: &str,
         pair: Option<&str>,
-        strategy: TruncationStrategy,
-        max_length: Option<usize>,
-        stride: usize,
-        max_tokens: usize,
+        w: &WindowOptions,
     ) -> Result<Vec<Encoding>, ToolkitError> {
-        let (first, second) = self.raw_pair(text, pair, true)?;
+        let WindowOptions {
+            strategy,
+            max_length,
+            stride,
+            max_tokens,
+            first_only,
+        } = *w;
+        let limit = max_tokens.min(self.max_tokens);
+        let cut_at = max_length.filter(|&m| first_only && m <= limit);
+        let (first, second, complete) =
+            self.raw_pair(text, pair, true, cut_at.unwrap_or(limit) + 1)?;
+        if !complete && cut_at.is_none() {
+            return Err(too_many_tokens(limit));
+        }
         let (first, second) = match max_length {
             None => (first, second),
             Some(max) => {
@@ -474,8 +579,91 @@ impl TextTokenizer {
         let overflow = enc.take_overflowing();
         let mut out = Vec::with_capacity(1 + overflow.len());
         out.push(enc);
-        out.extend(overflow);
+        if !first_only {
+            out.extend(overflow);
+        }
         Ok(out)
+    }
+}
+
+/// How [`TextTokenizer::encode_windows`] cuts a text into windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowOptions {
+    /// Which text of a pair is cut.
+    pub strategy: TruncationStrategy,
+    /// The most tokens of a window, special tokens included; `None`: one window, uncut.
+    pub max_length: Option<usize>,
+    /// Tokens each window repeats from the previous one.
+    pub stride: usize,
+    /// The most tokens the request may hold (`HF_MAX_REQUEST_TOKENS`).
+    pub max_tokens: usize,
+    /// Only the first window is wanted (the rest of the text is dropped, as truncation does).
+    pub first_only: bool,
+}
+
+/// The end of a prefix of `text` of at most `at` bytes, on a character boundary, and where a
+/// word ends (before the whitespace that follows it) when one ends within `WORD_SEARCH` bytes.
+fn word_cut(text: &str, at: usize) -> usize {
+    let floor_char = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let cut = floor_char(at.min(text.len()));
+    let from = floor_char(cut.saturating_sub(WORD_SEARCH));
+    let head = &text[from..cut];
+    match head.rfind(char::is_whitespace) {
+        Some(i) => {
+            let end = from + head[..i].trim_end_matches(char::is_whitespace).len();
+            if end > 0 {
+                end
+            } else {
+                cut
+            }
+        }
+        None => cut,
+    }
+}
+
+/// A text holds more tokens than one request may.
+fn too_many_tokens(limit: usize) -> ToolkitError {
+    ToolkitError::InputTooLong(format!(
+        "the input holds more than {limit} tokens, the limit per request (HF_MAX_REQUEST_TOKENS); shorten it, split it, or pass \"parameters\": {{\"truncation\": true}}"
+    ))
+}
+
+/// The tokens one request may still hold (`HF_MAX_REQUEST_TOKENS`), charged as its texts are
+/// tokenized, so a request of many texts stops at the first one past the limit instead of
+/// tokenizing them all first.
+#[derive(Debug, Clone)]
+pub struct TokenBudget {
+    limit: usize,
+    used: usize,
+}
+
+impl TokenBudget {
+    /// A budget of `limit` tokens.
+    pub fn new(limit: usize) -> Self {
+        Self { limit, used: 0 }
+    }
+
+    /// Charges `tokens`; past the limit, the request's `InputTooLong`.
+    pub fn charge(&mut self, tokens: usize) -> Result<(), ToolkitError> {
+        self.used = self.used.saturating_add(tokens);
+        if self.used > self.limit {
+            return Err(ToolkitError::InputTooLong(format!(
+                "the request holds more than {} tokens, the limit per request (HF_MAX_REQUEST_TOKENS); split it into smaller requests",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+
+    /// Charges a sequence's tokens and hands it back.
+    pub fn take(&mut self, seq: TokenSequence) -> Result<TokenSequence, ToolkitError> {
+        self.charge(seq.ids.len())?;
+        Ok(seq)
     }
 }
 

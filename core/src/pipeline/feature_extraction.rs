@@ -26,9 +26,10 @@ impl FeatureExtractionPipeline {
             OneOrMany::One(t) => (false, vec![t]),
             OneOrMany::Many(ts) => (true, ts),
         };
+        let mut budget = self.encoder.budget();
         let seqs = texts
             .iter()
-            .map(|t| self.encoder.tokenizer().encode(t, None, &opts))
+            .map(|t| budget.take(self.encoder.tokenizer().encode(t, None, &opts)?))
             .collect::<Result<Vec<_>, _>>()?;
         let items = self.encoder.run(seqs)?;
         Ok(PipelineOutput::Embeddings { batched, items })

@@ -91,9 +91,10 @@ impl FillMaskPipeline {
         };
         let tok = self.encoder.tokenizer();
         let (mask_token, mask_id) = (&self.mask.0, self.mask.1);
+        let mut budget = self.encoder.budget();
         let seqs = texts
             .iter()
-            .map(|t| tok.encode(t, None, &TokenizeOptions::default()))
+            .map(|t| budget.take(tok.encode(t, None, &TokenizeOptions::default())?))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, s) in seqs.iter().enumerate() {
             if !s.ids.contains(&mask_id) {

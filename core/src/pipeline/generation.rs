@@ -218,7 +218,8 @@ impl GenerationPipeline {
             Some(p) => read_json(p)?,
             None => Value::Null,
         };
-        let tokenizer = TextTokenizer::load(files, base.pad_token_id.unwrap_or(0))?;
+        let tokenizer = TextTokenizer::load(files, base.pad_token_id.unwrap_or(0))?
+            .with_max_tokens(opts.max_request_tokens);
         if base.pad_token_id.is_none() {
             base.pad_token_id = tokenizer_config
                 .get("pad_token")
@@ -516,13 +517,14 @@ impl GenerationPipeline {
         for item in items {
             let job = self.prepare_prompt(item, opts)?;
             total += job.ids.len();
+            // checked prompt by prompt: a request of many prompts stops at the first past it
+            if total > self.limits.max_input_tokens {
+                return Err(ToolkitError::InputTooLong(format!(
+                    "the request holds more than {} prompt tokens, the limit per request (HF_MAX_REQUEST_TOKENS)",
+                    self.limits.max_input_tokens
+                )));
+            }
             jobs.push(job);
-        }
-        if total > self.limits.max_input_tokens {
-            return Err(ToolkitError::InputTooLong(format!(
-                "the request holds {total} prompt tokens, more than the limit of {} per request (HF_MAX_REQUEST_TOKENS)",
-                self.limits.max_input_tokens
-            )));
         }
         let prefix_len = match opts.prefix.as_ref().or(self.prefix.as_ref()) {
             Some(p) if !p.is_empty() => {
@@ -683,7 +685,19 @@ impl GenerationPipeline {
                 )));
             }
         }
-        Ok(self.scheduler.run(search, sink, gone.clone())?.finish())
+        let prompt_len = search.prompt_len();
+        let seqs = self.scheduler.run(search, sink, gone.clone())?.finish();
+        // a decoder-only model's sequences start with the prompt
+        let skip = if self.model.is_encoder_decoder() {
+            0
+        } else {
+            prompt_len
+        };
+        crate::stats::record_generation(
+            prompt_len,
+            seqs.iter().map(|s| s.len().saturating_sub(skip)).sum(),
+        );
+        Ok(seqs)
     }
 
     /// A stop-string check over the tokenizer (`StopStringCriteria`: the sequence's text ends
@@ -800,13 +814,13 @@ impl GenerationPipeline {
                 .encode(&format!("{prefix}{t}"), None, &tok_opts)?
                 .ids;
             total += ids.len();
+            if total > self.limits.max_input_tokens {
+                return Err(ToolkitError::InputTooLong(format!(
+                    "the request holds more than {} input tokens, the limit per request (HF_MAX_REQUEST_TOKENS)",
+                    self.limits.max_input_tokens
+                )));
+            }
             encoded.push(ids);
-        }
-        if total > self.limits.max_input_tokens {
-            return Err(ToolkitError::InputTooLong(format!(
-                "the request holds {total} input tokens, more than the limit of {} per request (HF_MAX_REQUEST_TOKENS)",
-                self.limits.max_input_tokens
-            )));
         }
         let streaming = sink.is_some() && encoded.len() == 1;
         let name = self.name();

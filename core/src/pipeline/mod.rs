@@ -32,7 +32,7 @@ use crate::model::{self, DeviceChoice, HeadKind, Matrix, ModelConfig, ModelFiles
 use crate::model::{TextModel, TokenSequence};
 use crate::schema;
 use crate::task::{Task, TaskSpec};
-use crate::tokenize::TextTokenizer;
+use crate::tokenize::{TextTokenizer, TokenBudget};
 pub use feature_extraction::FeatureExtractionPipeline;
 pub use fill_mask::FillMaskPipeline;
 pub use generation::GenerationPipeline;
@@ -533,7 +533,7 @@ impl TextEncoder {
         };
         let batcher = Batcher::new(forward, limits)?;
         Ok(Self {
-            tokenizer,
+            tokenizer: tokenizer.with_max_tokens(opts.max_request_tokens),
             max_positions,
             batcher,
             config,
@@ -559,6 +559,12 @@ impl TextEncoder {
     /// The most tokens one request may hold (`HF_MAX_REQUEST_TOKENS`).
     pub fn max_request_tokens(&self) -> usize {
         self.max_request_tokens
+    }
+
+    /// A fresh budget of [`Self::max_request_tokens`], charged as a request's texts are
+    /// tokenized.
+    pub fn budget(&self) -> TokenBudget {
+        TokenBudget::new(self.max_request_tokens)
     }
 
     /// Checks lengths and the request budget, then runs the model on every sequence, batching

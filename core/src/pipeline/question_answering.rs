@@ -15,7 +15,7 @@ use crate::error::ToolkitError;
 use crate::model::token_head::TokenHead;
 use crate::model::TokenSequence;
 use crate::task::Task;
-use crate::tokenize::{Encoding, TruncationStrategy};
+use crate::tokenize::{Encoding, TruncationStrategy, WindowOptions};
 use crate::types::question_answering::{
     Answer, QuestionAnsweringParameters, QuestionAnsweringRequest, QuestionContext,
 };
@@ -111,15 +111,19 @@ impl QuestionAnsweringPipeline {
         let (batched, examples) = examples(req.inputs)?;
         let tok = self.encoder.tokenizer();
         let mut windows: Vec<Vec<Encoding>> = Vec::with_capacity(examples.len());
+        let mut budget = self.encoder.budget();
+        // transformers keeps every window of the context (`return_overflowing_tokens=True`)
+        let cut = WindowOptions {
+            strategy: TruncationStrategy::OnlySecond,
+            max_length: Some(settings.max_seq_len),
+            stride: settings.doc_stride,
+            max_tokens: self.encoder.max_request_tokens(),
+            first_only: false,
+        };
         for (question, context) in &examples {
-            windows.push(tok.encode_windows(
-                question,
-                Some(context),
-                TruncationStrategy::OnlySecond,
-                Some(settings.max_seq_len),
-                settings.doc_stride,
-                self.encoder.max_request_tokens(),
-            )?);
+            let w = tok.encode_windows(question, Some(context), &cut)?;
+            budget.charge(w.iter().map(Encoding::len).sum())?;
+            windows.push(w);
         }
         let seqs: Vec<TokenSequence> = windows.iter().flatten().map(TokenSequence::from).collect();
         let mut hidden = self.encoder.run(seqs)?.into_iter();

@@ -83,13 +83,16 @@ impl TextClassificationPipeline {
         };
         let opts = params.tokenize_options()?;
         let tok = self.encoder.tokenizer();
+        let mut budget = self.encoder.budget();
         let seqs = inputs
             .iter()
-            .map(|i| match i {
-                TextInput::Text(t) => tok.encode(t, None, &opts),
-                TextInput::Pair(TextPair { text, text_pair }) => {
-                    tok.encode(text, text_pair.as_deref(), &opts)
-                }
+            .map(|i| {
+                budget.take(match i {
+                    TextInput::Text(t) => tok.encode(t, None, &opts)?,
+                    TextInput::Pair(TextPair { text, text_pair }) => {
+                        tok.encode(text, text_pair.as_deref(), &opts)?
+                    }
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let logits = self.encoder.run(seqs)?;

@@ -12,7 +12,7 @@ use crate::error::ToolkitError;
 use crate::model::token_head::TokenHead;
 use crate::model::{Matrix, TokenSequence};
 use crate::task::Task;
-use crate::tokenize::{Encoding, TruncationStrategy};
+use crate::tokenize::{Encoding, TruncationStrategy, WindowOptions};
 use crate::types::token_classification::{
     EntityGroup, TokenClassificationParameters, TokenClassificationRequest, TokenPrediction,
 };
@@ -196,18 +196,18 @@ impl TokenClassificationPipeline {
         };
         let tok = self.encoder.tokenizer();
         let mut windows: Vec<Vec<Encoding>> = Vec::with_capacity(texts.len());
+        let mut budget = self.encoder.budget();
+        // without a stride transformers truncates (one window); with one it keeps them all
+        let cut = WindowOptions {
+            strategy: TruncationStrategy::LongestFirst,
+            max_length: Some(window),
+            stride: params.stride.unwrap_or(0),
+            max_tokens: self.encoder.max_request_tokens(),
+            first_only: params.stride.is_none(),
+        };
         for t in &texts {
-            let mut w = tok.encode_windows(
-                t,
-                None,
-                TruncationStrategy::LongestFirst,
-                Some(window),
-                params.stride.unwrap_or(0),
-                self.encoder.max_request_tokens(),
-            )?;
-            if params.stride.is_none() {
-                w.truncate(1);
-            }
+            let w = tok.encode_windows(t, None, &cut)?;
+            budget.charge(w.iter().map(Encoding::len).sum())?;
             windows.push(w);
         }
         let seqs: Vec<TokenSequence> = windows.iter().flatten().map(TokenSequence::from).collect();

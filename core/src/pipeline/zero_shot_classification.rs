@@ -96,10 +96,16 @@ impl ZeroShotClassificationPipeline {
             .map(|l| template.replacen("{}", l, 1))
             .collect();
         let tok = self.encoder.tokenizer();
-        let mut seqs = Vec::with_capacity(sequences.len() * labels.len());
+        let mut seqs = Vec::with_capacity(
+            sequences
+                .len()
+                .saturating_mul(labels.len())
+                .min(self.encoder.max_request_tokens()),
+        );
+        let mut budget = self.encoder.budget();
         for s in &sequences {
             for h in &hypotheses {
-                seqs.push(tok.encode(s, Some(h), &opts)?);
+                seqs.push(budget.take(tok.encode(s, Some(h), &opts)?)?);
             }
         }
         let logits = self.encoder.run(seqs)?;

@@ -81,7 +81,10 @@ pub(crate) fn build(parts: VisionParts<'_>) -> Result<Box<dyn Pipeline>, Toolkit
                 .unwrap_or(1) as u32;
             Network::Clip(
                 Box::new(model),
-                Box::new(TextTokenizer::load(parts.files, pad)?),
+                Box::new(
+                    TextTokenizer::load(parts.files, pad)?
+                        .with_max_tokens(parts.opts.max_request_tokens),
+                ),
             )
         }
     };

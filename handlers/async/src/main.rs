@@ -14,6 +14,17 @@ use hf_inference_host::{
     init_logging, load_service, LimitsArgs, LogFormat, ModelArgs, RuntimeArgs, RuntimeDefaults,
 };
 
+/// jemalloc, whose background thread gives freed memory back to the system within about half a
+/// second (`dirty_decay_ms`), so RSS returns near its idle level after a burst of large requests
+/// (glibc's malloc keeps what it grew to). Measured in docs/operations.md.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read from this symbol once when it starts.
+#[allow(unsafe_code, non_upper_case_globals)] // an exported symbol (jemalloc's `malloc_conf`)
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0\0";
+
 /// Jobs are long and few: two threads, and an hour before a request times out.
 const RUNTIME_DEFAULTS: RuntimeDefaults = RuntimeDefaults {
     workers: 2,
@@ -88,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let load = cli.model.load_options(&cli.limits)?;
     let runtime = cli.runtime.options(RUNTIME_DEFAULTS);
+    hf_inference_host::configure_threads(cli.runtime.num_threads);
     let service = tokio::task::spawn_blocking(move || load_service(&load, runtime)).await??;
     let handler = Arc::new(Handler::new(service, Arc::new(Stores::default()), cli.jobs));
     match command {

@@ -10,6 +10,7 @@
 //! - `RuntimeArgs`: the inference threads, queue and timeout (`SAGEMAKER_MODEL_SERVER_WORKERS`,
 //!   `HF_QUEUE_CAPACITY`, `SAGEMAKER_MODEL_SERVER_TIMEOUT`), with each front-end's own defaults;
 //! - `load_service`: load and warm up the model, then start the runtime;
+//! - `threads`: the compute threads (`HF_NUM_THREADS`, default the cgroup's CPU quota);
 //! - [`logging`]: text or JSON logs filtered by `RUST_LOG`;
 //! - [`Location`] and, with the `storage` feature, `storage`: local files and S3.
 //!
@@ -48,8 +49,12 @@ pub mod logging;
 mod model;
 #[cfg(feature = "storage")]
 pub mod storage;
+#[cfg(feature = "engine")]
+pub mod threads;
 
 pub use location::{Location, LocationError};
 pub use logging::{init_logging, LogFormat, LoggingError};
 #[cfg(feature = "engine")]
 pub use model::{load_service, LimitsArgs, ModelArgs, RuntimeArgs, RuntimeDefaults};
+#[cfg(feature = "engine")]
+pub use threads::configure_threads;

@@ -246,6 +246,11 @@ pub struct RuntimeArgs {
     /// async-handler 3600, lambda-proxy HF_PROXY_TIMEOUT_SECONDS.
     #[arg(long, env = "SAGEMAKER_MODEL_SERVER_TIMEOUT")]
     pub timeout: Option<u64>,
+
+    /// Compute threads one model call splits its work between. Default: one per CPU the
+    /// container may use (its cgroup CPU quota rounded down, at least 1), not the host's cores.
+    #[arg(long, env = "HF_NUM_THREADS")]
+    pub num_threads: Option<usize>,
 }
 
 /// A front-end's defaults for [`RuntimeArgs`].

@@ -9,11 +9,16 @@
 //! warmed (the toolkit says healthy before), errors carry their real status (415, 406, 413, 503…)
 //! instead of 400 for everything, and limits are enforced before a body is buffered.
 //!
+//! Operators get `GET /metrics` (Prometheus) and, when asked, one JSON log line per request
+//! ([`observe`]).
+//!
 //! The router needs a loaded model and sits behind the default `engine` feature; without it the
 //! crate holds only the response helpers ([`ApiError`], [`json_response`]) that a proxy shares
 //! with the container.
 
 pub mod emulation;
+#[cfg(feature = "engine")]
+pub mod observe;
 mod response;
 #[cfg(feature = "engine")]
 mod server;

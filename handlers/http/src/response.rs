@@ -10,6 +10,11 @@ use futures_util::StreamExt;
 use hf_inference_core::Answer;
 use hf_inference_core::ToolkitError;
 
+/// The error type of a failed request's response (`ToolkitError::kind`), for the request log
+/// line and the error counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorType(pub(crate) &'static str);
+
 /// A [`ToolkitError`] as an HTTP response with the JSON error body.
 #[derive(Debug)]
 pub struct ApiError(pub ToolkitError);
@@ -35,7 +40,9 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), error = %self.0, "request rejected");
         }
-        json_response(status, self.0.body_json())
+        let mut r = json_response(status, self.0.body_json());
+        r.extensions_mut().insert(ErrorType(self.0.kind()));
+        r
     }
 }
 

@@ -14,6 +14,7 @@ use hf_inference_core::lines::Framing;
 use hf_inference_core::{InferenceService, ToolkitError};
 
 use crate::emulation;
+use crate::observe::{self, Metrics};
 use crate::response::{answer_response, json_response, streamed, ApiError};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -36,6 +37,8 @@ pub struct HttpSettings {
     pub batch_strategy: String,
     /// Also answer SageMaker Runtime's own API paths (local development; see [`emulation`]).
     pub emulate_runtime: bool,
+    /// Write one log line per invocation (`HF_LOG_FORMAT=json`; see [`crate::observe`]).
+    pub log_requests: bool,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +50,7 @@ impl Default for HttpSettings {
             max_concurrent_transforms: None,
             emulate_runtime: false,
             batch_strategy: "MULTI_RECORD".into(),
+            log_requests: false,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct AppState {
     service: OnceLock<Arc<InferenceService>>,
     settings: HttpSettings,
     started: String,
+    metrics: Metrics,
 }
 
 impl AppState {
@@ -70,6 +75,7 @@ impl AppState {
             service: OnceLock::new(),
             settings,
             started,
+            metrics: Metrics::new(),
         })
     }
 
@@ -89,13 +95,25 @@ impl AppState {
     pub fn service(&self) -> Option<&Arc<InferenceService>> {
         self.service.get()
     }
+
+    /// The HTTP settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// The request metrics of `GET /metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }
 
 /// The router. The same router serves the container and, through `lambda_http`, Lambda.
 pub fn router(state: Arc<AppState>) -> Router {
+    let observed = axum::middleware::from_fn_with_state(Arc::clone(&state), observe::observe);
     let mut r = Router::new()
         .route("/ping", any(ping))
-        .route("/invocations", any(invocations))
+        .route("/invocations", any(invocations).layer(observed.clone()))
+        .route("/metrics", get(observe::metrics))
         .route("/execution-parameters", get(execution_parameters))
         .route("/models", get(models))
         .route("/models/{name}", get(describe_model))
@@ -104,11 +122,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         r = r
             .route(
                 "/endpoints/{name}/invocations",
-                axum::routing::post(emulation::invoke),
+                axum::routing::post(emulation::invoke).layer(observed.clone()),
             )
             .route(
                 "/endpoints/{name}/invocations-response-stream",
-                axum::routing::post(emulation::invoke_stream),
+                axum::routing::post(emulation::invoke_stream).layer(observed),
             );
     }
     r.fallback(not_found).with_state(state)

@@ -33,11 +33,13 @@ pub(crate) async fn load(
     let mut model = model.clone().with_default_dir(LAMBDA_MODEL_DIR);
     model.task = Some(task.id().to_owned());
     let load = model.load_options(limits)?;
+    let threads = runtime.num_threads;
     let runtime = runtime.options(RuntimeDefaults {
         workers: 2,
         queue_capacity: 16,
         timeout_secs: timeout.as_secs(),
     });
+    hf_inference_host::configure_threads(threads);
     let service = tokio::task::spawn_blocking(move || load_service(&load, runtime))
         .await
         .map_err(|e| ToolkitError::Internal(format!("the model loader stopped: {e}")))??;

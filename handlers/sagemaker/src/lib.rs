@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use hf_inference_core::{LoadOptions, RuntimeOptions, ToolkitError};
-use hf_inference_host::{LimitsArgs, ModelArgs, RuntimeArgs, RuntimeDefaults};
+use hf_inference_host::{LimitsArgs, LogFormat, ModelArgs, RuntimeArgs, RuntimeDefaults};
 use hf_inference_http::{router, AppState, HttpSettings};
 
 /// The container's configuration: every option also reads the environment variable the Python
@@ -79,6 +79,22 @@ pub struct Config {
     #[arg(long, env = "HF_EMULATE_SAGEMAKER_RUNTIME", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub emulate_sagemaker_runtime: bool,
+
+    /// Log lines as `text` or `json` (one object per line, and then one line per request: id,
+    /// task, status, latency, body sizes, never the payload). Default: `json` on SageMaker
+    /// (the process started with the argument `serve`, as SageMaker starts a container),
+    /// `text` otherwise.
+    #[arg(long, env = "HF_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+/// `HF_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// Plain text.
+    Text,
+    /// One JSON object per line, with a line per request.
+    Json,
 }
 
 impl Config {
@@ -128,6 +144,18 @@ impl Config {
             max_concurrent_transforms: self.max_concurrent_transforms.filter(|&n| n > 0),
             batch_strategy: self.batch_strategy.clone(),
             emulate_runtime: self.emulate_sagemaker_runtime,
+            log_requests: self.log_format() == LogFormat::Json,
+        }
+    }
+
+    /// The log format in force: `HF_LOG_FORMAT`, else JSON when started as SageMaker starts
+    /// a container (`docker run <image> serve`), else text.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            Some(LogFormatArg::Json) => LogFormat::Json,
+            Some(LogFormatArg::Text) => LogFormat::Text,
+            None if self.command.is_some() => LogFormat::Json,
+            None => LogFormat::Text,
         }
     }
 
@@ -158,6 +186,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (failed_tx, mut failed_rx) = tokio::sync::oneshot::channel::<ToolkitError>();
     let loader_state = state.clone();
     let runtime_options = config.runtime_options();
+    hf_inference_host::configure_threads(config.runtime.num_threads);
     std::thread::Builder::new()
         .name("model-loader".into())
         .spawn(move || {
@@ -244,6 +273,20 @@ mod tests {
         assert_eq!(c.model.model_dir(), PathBuf::from("/opt/ml/model"));
         assert_eq!(c.max_payload_mb, 6);
         assert_eq!(c.timeout(), 60);
+    }
+
+    #[test]
+    fn logs_are_json_on_sagemaker_or_when_asked() {
+        let sagemaker = Config::try_parse_from(["serve", "serve"]).unwrap();
+        assert_eq!(sagemaker.log_format(), LogFormat::Json);
+        assert!(sagemaker.http_settings("m".into()).log_requests);
+        let local = Config::try_parse_from(["serve"]).unwrap();
+        assert_eq!(local.log_format(), LogFormat::Text);
+        assert!(!local.http_settings("m".into()).log_requests);
+        let asked = Config::try_parse_from(["serve", "--log-format", "json"]).unwrap();
+        assert_eq!(asked.log_format(), LogFormat::Json);
+        let text = Config::try_parse_from(["serve", "serve", "--log-format", "text"]).unwrap();
+        assert_eq!(text.log_format(), LogFormat::Text);
     }
 
     #[test]

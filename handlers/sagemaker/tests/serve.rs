@@ -434,3 +434,90 @@ fn enforces_the_request_token_limit() {
     );
     assert_eq!(status, 200, "{body}");
 }
+
+/// `HF_LOG_FORMAT=json` (the default on SageMaker): one JSON line per request with its id, task,
+/// status, latency and body sizes, and never the payload.
+#[test]
+fn writes_one_json_log_line_per_request_without_the_payload() {
+    let dir = fixture("text-classification");
+    let mut server = start(&[
+        ("HF_TASK", "text-classification"),
+        ("HF_MODEL_DIR", dir.to_str().unwrap()),
+        ("HF_LOG_FORMAT", "json"),
+    ]);
+    let stderr = server.child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    wait_healthy(&server.addr);
+    let body = br#"{"inputs": "a secret payload: zebra-crossing-4711"}"#;
+    let (status, answer) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Amzn-RequestId", "req-abc-123"),
+        ],
+        body,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let mut seen = Vec::new();
+    let line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no request line in {seen:#?}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["target"] == "hf_inference::request" {
+            break v;
+        }
+        seen.push(line);
+    };
+    let f = &line["fields"];
+    assert_eq!(f["id"], "req-abc-123", "{line}");
+    assert_eq!(f["task"], "text-classification", "{line}");
+    assert_eq!(f["status"], 200, "{line}");
+    assert_eq!(f["input_bytes"], body.len(), "{line}");
+    assert_eq!(f["output_bytes"], answer.len(), "{line}");
+    assert!(
+        f["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
+    assert!(line["timestamp"].is_string(), "{line}");
+    assert!(
+        !line.to_string().contains("zebra"),
+        "the payload leaked: {line}"
+    );
+    for other in &seen {
+        assert!(!other.contains("zebra"), "the payload leaked: {other}");
+    }
+    // a failed request: its error type, still no payload
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"inputs": 4711, "zebra": true}"#,
+    );
+    assert_eq!(status, 400);
+    let line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a second line");
+        if line.contains("hf_inference::request") {
+            break line;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["fields"]["status"], 400, "{line}");
+    assert!(v["fields"]["error_type"].is_string(), "{line}");
+    assert!(v["fields"]["id"].is_string(), "{line}");
+    assert!(!line.contains("zebra"), "the payload leaked: {line}");
+}
