@@ -19,7 +19,7 @@ ARG HANDLER=async-handler
 ARG CARGO_ARGS=""
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3-pip nasm \
+ && apt-get install -y --no-install-recommends python3-pip nasm make \
  && rm -rf /var/lib/apt/lists/*
 RUN pip3 install --no-cache-dir --break-system-packages cargo-lambda==1.9.2 ziglang==0.17.1 \
  && rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
