@@ -72,8 +72,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== builds without the inference engine (the wire format alone; a proxy-only lambda-proxy)"
-cargo check --locked -p hf-inference-core --no-default-features
-cargo check --locked -p hf-inference-lambda --no-default-features
+# (clippy with -D warnings: code that only the engine reads must not warn in these builds)
+cargo clippy --locked -q -p hf-inference-core --no-default-features -- -D warnings
+cargo clippy --locked -q -p hf-inference-lambda --no-default-features -- -D warnings
 # what they link: the client types crate and the proxy-only lambda-proxy have no inference engine
 for spec in "hf-inference-types" "hf-inference-lambda --no-default-features"; do
   # shellcheck disable=SC2086

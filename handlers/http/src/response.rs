@@ -11,8 +11,10 @@ use hf_inference_core::Answer;
 use hf_inference_core::ToolkitError;
 
 /// The error type of a failed request's response (`ToolkitError::kind`), for the request log
-/// line and the error counters.
+/// line and the error counters (read by `observe`, an `engine` module: without it the field is
+/// only written).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub(crate) struct ErrorType(pub(crate) &'static str);
 
 /// A [`ToolkitError`] as an HTTP response with the JSON error body.
