@@ -42,8 +42,22 @@ async fn metrics_count_requests_errors_latency_batches_and_tokens() {
     }
     let (status, b) = call(&app, "POST", "/invocations", r#"{"inputs": 123}"#).await;
     assert_eq!(status, 400, "{b}");
-    let (status, text) = call(&app, "GET", "/metrics", "").await;
-    assert_eq!(status, 200);
+    // the queue's slot of the last request is given back just after its answer is sent, so a
+    // scrape right after may still count it: scrape until the gauge is back to 0 (a leak never
+    // gets there; generous bound, for a loaded machine)
+    let started = std::time::Instant::now();
+    let text = loop {
+        let (status, text) = call(&app, "GET", "/metrics", "").await;
+        assert_eq!(status, 200);
+        if sample(&text, "hf_queue_depth", &[]) == Some(0.0) {
+            break text;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "hf_queue_depth never went back to 0: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     let task = r#"task="text-classification""#;
     assert_eq!(
         sample(&text, "hf_requests_total", &[task, r#"status="200""#]),
@@ -84,7 +98,6 @@ async fn metrics_count_requests_errors_latency_batches_and_tokens() {
         .unwrap()
             > 0.0
     );
-    assert_eq!(sample(&text, "hf_queue_depth", &[]), Some(0.0), "{text}");
     // the engine's counters are the process's (other tests run models too): at least ours
     assert!(
         sample(&text, "hf_forward_passes_total", &[]).unwrap() >= 2.0,
