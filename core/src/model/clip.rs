@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{
     conv2d_no_bias, embedding, layer_norm, linear_no_bias, Conv2d, Conv2dConfig, Embedding,
-    LayerNorm, Linear,
+    LayerNorm, Linear, VarBuilder,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -79,7 +79,8 @@ fn default_projection() -> usize {
     512
 }
 
-fn dims(
+/// A tower's layer sizes, checked (CLIP and SigLIP).
+pub(super) fn dims(
     hidden: usize,
     heads: usize,
     intermediate: usize,
@@ -98,6 +99,17 @@ fn dims(
         eps,
         act,
     })
+}
+
+/// A tower's `encoder.layers.{i}` under `tower` (CLIP and SigLIP name them alike).
+pub(super) fn encoder_layers(
+    tower: &VarBuilder,
+    n: usize,
+    dims: LayerDims,
+) -> candle_core::Result<Vec<PreNormLayer>> {
+    (0..n)
+        .map(|i| PreNormLayer::load(tower.pp(format!("encoder.layers.{i}")), &CLIP_NAMES, dims))
+        .collect()
 }
 
 /// A loaded CLIP.
@@ -164,14 +176,8 @@ impl Clip {
         )?;
         let text = vb.pp("text_model");
         let vision = vb.pp("vision_model");
-        let text_layers = (0..t.num_hidden_layers)
-            .map(|i| PreNormLayer::load(text.pp(format!("encoder.layers.{i}")), &CLIP_NAMES, tdims))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let vision_layers = (0..v.num_hidden_layers)
-            .map(|i| {
-                PreNormLayer::load(vision.pp(format!("encoder.layers.{i}")), &CLIP_NAMES, vdims)
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let text_layers = encoder_layers(&text, t.num_hidden_layers, tdims)?;
+        let vision_layers = encoder_layers(&vision, v.num_hidden_layers, vdims)?;
         let patches = (v.image_size / v.patch_size).pow(2);
         let patch_cfg = Conv2dConfig {
             stride: v.patch_size,

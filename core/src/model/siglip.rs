@@ -14,8 +14,9 @@ use candle_nn::{
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::clip::{dims, encoder_layers};
 use super::config::Activation;
-use super::layers::{activate, attend, split_heads, LayerDims, PreNormLayer, CLIP_NAMES};
+use super::layers::{activate, attend, split_heads, LayerDims, PreNormLayer};
 use super::loader::{var_builder, ModelFiles};
 use crate::error::ToolkitError;
 use crate::vision::PixelValues;
@@ -77,27 +78,6 @@ struct VisionConfig {
 struct Config {
     text_config: TextConfig,
     vision_config: VisionConfig,
-}
-
-fn dims(
-    hidden: usize,
-    heads: usize,
-    intermediate: usize,
-    eps: f64,
-    act: Activation,
-) -> Result<LayerDims, ToolkitError> {
-    if heads == 0 || !hidden.is_multiple_of(heads) {
-        return Err(ToolkitError::model_load(
-            "config.json: hidden_size must be a multiple of num_attention_heads",
-        ));
-    }
-    Ok(LayerDims {
-        hidden,
-        heads,
-        intermediate,
-        eps,
-        act,
-    })
 }
 
 /// `SiglipMultiheadAttentionPoolingHead`: `torch.nn.MultiheadAttention` of a learned probe over
@@ -228,14 +208,8 @@ impl Siglip {
         )?;
         let text = vb.pp("text_model");
         let vision = vb.pp("vision_model");
-        let text_layers = (0..t.num_hidden_layers)
-            .map(|i| PreNormLayer::load(text.pp(format!("encoder.layers.{i}")), &CLIP_NAMES, tdims))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let vision_layers = (0..v.num_hidden_layers)
-            .map(|i| {
-                PreNormLayer::load(vision.pp(format!("encoder.layers.{i}")), &CLIP_NAMES, vdims)
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let text_layers = encoder_layers(&text, t.num_hidden_layers, tdims)?;
+        let vision_layers = encoder_layers(&vision, v.num_hidden_layers, vdims)?;
         let patches = (v.image_size / v.patch_size).pow(2);
         let patch_cfg = Conv2dConfig {
             stride: v.patch_size,
