@@ -19,7 +19,10 @@ use serde::Deserialize;
 use super::config::Activation;
 use super::layers::{first_token, EncoderLayer, LayerDims};
 use crate::error::ToolkitError;
-use crate::tokenize::tapas::CHANNELS;
+
+/// The number of token type id channels: segment, column, row, previous answer, column rank,
+/// inverse column rank, numeric relation (the tokenizer writes them, the model embeds them).
+pub const CHANNELS: usize = 7;
 
 const CLOSE_ENOUGH_TO_LOG_ZERO: f32 = -10000.0;
 const EPSILON_ZERO_DIVISION: f32 = 1e-10;

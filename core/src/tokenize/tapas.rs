@@ -20,9 +20,7 @@ use tokenizers::Tokenizer;
 
 use super::tapas_numeric::{self as numeric, NumericValue};
 use crate::error::ToolkitError;
-
-/// The number of token type id channels.
-pub const CHANNELS: usize = 7;
+pub use crate::model::tapas::CHANNELS;
 
 /// A table: column names and cells, row-major (every row as long as `columns`).
 #[derive(Debug, Clone, PartialEq, Eq)]
